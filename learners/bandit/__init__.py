@@ -1,0 +1,1 @@
+"""Contextual bandits over catalog actions."""

@@ -1,0 +1,66 @@
+"""Vowpal Wabbit text format for catalog actions and logged context features.
+
+Only this module and :mod:`learners.bandit.vw_bandit` know VW's conventions: namespace letters,
+``name:value`` features, labels ``0:cost:probability`` with ``cost = -reward``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from learners.catalog import Action
+from learners.features import Namespaces, sanitize
+
+# The first letter of a namespace is what VW's interaction flags (-q TM) refer to.
+CONTEXT_NAMESPACES = {"task": "T", "description": "D", "caller": "C", "free": "F"}
+ACTION_NAMESPACES = ("M", "P", "L")
+
+
+def _feature(name: str, value: float) -> str:
+    if value == 1.0:
+        return name
+    return f"{name}:{value:.6g}"
+
+
+def format_shared(namespaces: Namespaces) -> str:
+    """The ``shared`` line of a multi-line example; independent of feature order."""
+    parts = ["shared"]
+    for name in sorted(namespaces):
+        letter = CONTEXT_NAMESPACES.get(name, name[:1].upper())
+        features = namespaces[name]
+        if features:
+            body = " ".join(_feature(k, features[k]) for k in sorted(features))
+            parts.append(f"|{letter} {body}")
+    return " ".join(parts)
+
+
+def format_action(action: Action) -> str:
+    """One action line: model (M), temperature (P) and template (L) namespaces."""
+    model = action.model
+    template = action.template
+    model_features = [
+        f"m={sanitize(model.name)}",
+        f"log_in_price:{math.log1p(model.input_price_per_mtok):.6g}",
+        f"log_out_price:{math.log1p(model.output_price_per_mtok):.6g}",
+        f"log_latency:{math.log1p(model.typical_latency_s):.6g}",
+    ]
+    if model.tier:
+        model_features.append(f"tier={sanitize(model.tier)}")
+    temperature = [f"t={action.temperature:g}", f"temp:{action.temperature:.6g}"]
+    template_features = [
+        f"tpl={sanitize(template.name)}",
+        f"prompt_k:{template.prompt_tokens / 1000:.6g}",
+        f"out_factor:{template.output_factor:.6g}",
+    ]
+    if template.style:
+        template_features.append(f"style={sanitize(template.style)}")
+    if template.languages:
+        template_features.append("lang_specific")
+    return (
+        f"|M {' '.join(model_features)} |P {' '.join(temperature)} |L {' '.join(template_features)}"
+    )
+
+
+def format_label(reward: float, propensity: float) -> str:
+    """The cost label VW expects on the chosen action: cost = -reward."""
+    return f"0:{-reward:.6g}:{propensity:.6g}"

@@ -1,0 +1,240 @@
+"""One feature pipeline for serving, training and replay.
+
+``extract_features`` is a pure function of a :class:`DecisionContext`; its result is logged with
+every decision so that learning uses exactly what was known when the decision was made
+(DESIGN.md rule 3). Features are grouped into namespaces (VW's notion, also convenient for
+tabular models): ``task``, ``description`` (word tokens), ``caller`` and ``free``.
+
+Categorical values become indicator features ``name=value`` with value 1.0; numeric values keep
+their value. Names never contain whitespace, ``:`` or ``|``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import msgspec
+
+from learners.context import DecisionContext, Task
+
+MAX_DESCRIPTION_TOKENS = 64
+_TOKEN = re.compile(r"[a-z][a-z0-9_+#.-]{1,29}")
+_UNSAFE = re.compile(r"[\s:|]+")
+_STOPWORDS = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "of",
+        "to",
+        "in",
+        "for",
+        "on",
+        "with",
+        "by",
+        "is",
+        "are",
+        "be",
+        "it",
+        "this",
+        "that",
+        "as",
+        "at",
+        "from",
+        "into",
+        "using",
+        "use",
+        "should",
+        "must",
+        "will",
+        "can",
+        "we",
+        "you",
+        "i",
+        "our",
+        "your",
+        "its",
+        "their",
+        "has",
+        "have",
+    ]
+)
+# Words that signal harder engineering work; the complexity heuristic counts them.
+TECHNICAL_TERMS = frozenset(
+    [
+        "async",
+        "await",
+        "concurrency",
+        "concurrent",
+        "thread",
+        "threads",
+        "lock",
+        "mutex",
+        "distributed",
+        "cluster",
+        "cache",
+        "caching",
+        "database",
+        "sql",
+        "transaction",
+        "transactions",
+        "migration",
+        "migrations",
+        "schema",
+        "index",
+        "queue",
+        "stream",
+        "streaming",
+        "websocket",
+        "oauth",
+        "jwt",
+        "auth",
+        "authentication",
+        "authorization",
+        "encryption",
+        "security",
+        "crypto",
+        "kubernetes",
+        "docker",
+        "microservice",
+        "microservices",
+        "grpc",
+        "graphql",
+        "rest",
+        "api",
+        "parser",
+        "compiler",
+        "recursion",
+        "recursive",
+        "algorithm",
+        "optimize",
+        "optimization",
+        "performance",
+        "realtime",
+        "real-time",
+        "retry",
+        "idempotent",
+        "consistency",
+        "replication",
+        "sharding",
+        "pagination",
+        "validation",
+        "serialization",
+        "protocol",
+        "scheduler",
+        "pipeline",
+        "etl",
+        "ml",
+        "model",
+        "inference",
+    ]
+)
+_REQUIREMENT_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.MULTILINE)
+_MODAL = re.compile(r"\b(?:must|should|shall|needs? to|has to|required)\b", re.IGNORECASE)
+
+Namespaces = dict[str, dict[str, float]]
+
+
+class ContextFeatures(msgspec.Struct, frozen=True):
+    """Logged features of one decision, by namespace."""
+
+    namespaces: Namespaces
+    complexity: float
+
+
+def sanitize(token: str) -> str:
+    """A feature-name-safe version of ``token`` (no whitespace, ``:`` or ``|``)."""
+    return _UNSAFE.sub("_", token.strip().lower())[:96] or "_"
+
+
+def description_tokens(text: str) -> list[str]:
+    """Distinct lower-case word tokens of ``text`` in order of first use, without stopwords."""
+    seen: dict[str, None] = {}
+    for token in _TOKEN.findall(text.lower()):
+        token = token.rstrip(".-")
+        if len(token) > 1 and token not in _STOPWORDS and token not in seen:
+            seen[token] = None
+            if len(seen) >= MAX_DESCRIPTION_TOKENS:
+                break
+    return list(seen)
+
+
+def count_requirements(task: Task) -> int:
+    """Explicit requirements: listed ones, bullet or numbered lines, and must/should clauses."""
+    text = task.description
+    return len(task.requirements) + len(_REQUIREMENT_LINE.findall(text)) + len(_MODAL.findall(text))
+
+
+def count_technical_terms(text: str) -> int:
+    return sum(1 for token in description_tokens(text) if token in TECHNICAL_TERMS)
+
+
+def estimate_complexity(task: Task) -> float:
+    """Heuristic task complexity in [0, 10].
+
+    ``1 + 1.6·ln(1 + words/15) + 0.45·min(requirements, 8) + 0.6·min(technical terms, 6)``,
+    clipped to [0, 10]: a one-line request scores about 1-2, a multi-paragraph spec with many
+    requirements and technical terms 8-10. It is a prior for cold start; trained complexity
+    models replace it as soon as there is history.
+    """
+    words = len(task.description.split()) + sum(len(r.split()) for r in task.requirements)
+    requirements = count_requirements(task)
+    terms = count_technical_terms(task.description + " " + " ".join(task.requirements))
+    score = 1.0 + 1.6 * math.log1p(words / 15.0) + 0.45 * min(requirements, 8)
+    score += 0.6 * min(terms, 6)
+    return round(min(max(score, 0.0), 10.0), 3)
+
+
+def extract_features(context: DecisionContext) -> ContextFeatures:
+    """Features of ``context``; pure and independent of dict ordering."""
+    task = context.task
+    complexity = estimate_complexity(task)
+    words = len(task.description.split())
+    task_ns: dict[str, float] = {
+        f"type={sanitize(task.type)}": 1.0,
+        f"lang={sanitize(task.language)}": 1.0,
+        f"objective={sanitize(context.objective)}": 1.0,
+        "complexity": complexity / 10.0,
+        "log_words": math.log1p(words) / 8.0,
+        "requirements": math.log1p(count_requirements(task)) / 3.0,
+    }
+    if task.framework:
+        task_ns[f"framework={sanitize(task.framework)}"] = 1.0
+    caller_ns: dict[str, float] = {}
+    caller = context.caller
+    if caller.project_id:
+        caller_ns[f"project={sanitize(caller.project_id)}"] = 1.0
+    if caller.user_id:
+        caller_ns[f"user={sanitize(caller.user_id)}"] = 1.0
+    if caller.agent:
+        caller_ns[f"agent={sanitize(caller.agent)}"] = 1.0
+    if caller.rag is not None:
+        rag = caller.rag
+        caller_ns["rag_examples"] = math.log1p(rag.examples) / 3.0
+        if rag.avg_similarity is not None:
+            caller_ns["rag_similarity"] = rag.avg_similarity
+        if rag.avg_quality is not None:
+            caller_ns["rag_quality"] = rag.avg_quality / 10.0
+    free_ns: dict[str, float] = {}
+    for name, value in context.features.items():
+        key = sanitize(name)
+        if isinstance(value, bool):
+            if value:
+                free_ns[key] = 1.0
+        elif isinstance(value, int | float):
+            free_ns[key] = float(value)
+        else:
+            free_ns[f"{key}={sanitize(value)}"] = 1.0
+    namespaces: Namespaces = {
+        "task": task_ns,
+        "description": {token: 1.0 for token in description_tokens(task.description)},
+        "caller": caller_ns,
+        "free": free_ns,
+    }
+    return ContextFeatures(
+        namespaces={name: feats for name, feats in namespaces.items() if feats},
+        complexity=complexity,
+    )

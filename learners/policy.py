@@ -1,0 +1,146 @@
+"""The online policy: a VW bandit plus outcome statistics, a deterministic fold over outcomes.
+
+State is a pure function of the ordered outcomes it learned from (DESIGN.md rule 2), so a
+snapshot plus the outcomes after it reproduces the state of a process that never stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from collections.abc import Sequence
+
+import msgspec
+
+from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit
+from learners.bandit.vw_format import format_shared
+from learners.catalog import Catalog
+from learners.features import ContextFeatures
+from learners.online_stats import ActionPrediction, OutcomeStats
+from learners.reward import Verdict
+
+FEATURE_VERSION = "1"
+POLICY_NAME = "vw-cb-explore-adf"
+
+
+class LearnEvent(msgspec.Struct, frozen=True):
+    """One logged outcome joined with what was logged at its decision."""
+
+    seq: int
+    catalog_fingerprint: str
+    features: ContextFeatures
+    allowed: list[int]
+    chosen_position: int
+    propensity: float
+    reward: float
+    verdict: Verdict
+    quality: float | None
+    generation_time_s: float | None
+    prior_time_s: float
+
+
+class _Snapshot(msgspec.Struct, frozen=True):
+    fingerprint: str
+    vw_model: bytes
+    stats: bytes
+    learned: int
+
+
+class OnlinePolicy:
+    """Chooses probabilities over allowed actions and learns from logged outcomes."""
+
+    def __init__(self, *, settings: BanditSettings, catalogs: dict[str, Catalog]) -> None:
+        self.settings = settings
+        self._catalogs = dict(catalogs)
+        self._lines = {fp: ActionLines(cat) for fp, cat in self._catalogs.items()}
+        self._bandit = VWBandit(settings=settings)
+        self._stats = OutcomeStats()
+        self._learned = 0
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the learner configuration; snapshots only restore into the same one."""
+        text = f"{FEATURE_VERSION}|{self._bandit.arguments}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def learned(self) -> int:
+        """Number of outcomes folded in so far."""
+        return self._learned
+
+    @property
+    def version(self) -> str:
+        return f"{self.fingerprint}.{self._learned}"
+
+    def add_catalog(self, catalog: Catalog) -> None:
+        if catalog.fingerprint not in self._catalogs:
+            self._catalogs[catalog.fingerprint] = catalog
+            self._lines[catalog.fingerprint] = ActionLines(catalog)
+
+    def has_catalog(self, fingerprint: str) -> bool:
+        return fingerprint in self._catalogs
+
+    def probabilities(
+        self, features: ContextFeatures, catalog: Catalog, allowed: Sequence[int]
+    ) -> list[float]:
+        """Probability of each allowed action (same order as ``allowed``)."""
+        lines = self._lines[catalog.fingerprint].select(allowed)
+        return self._bandit.probabilities(format_shared(features.namespaces), lines)
+
+    def predict(self, catalog: Catalog, index: int, prior_time_s: float) -> ActionPrediction:
+        action = catalog.actions[index]
+        return self._stats.predict_one(
+            model=action.model.name, action_id=action.id, prior_time_s=prior_time_s
+        )
+
+    def learn(self, event: LearnEvent) -> None:
+        """Fold in one outcome using the features and propensity logged at decision time."""
+        lines = self._lines[event.catalog_fingerprint].select(event.allowed)
+        self._bandit.learn(
+            format_shared(event.features.namespaces),
+            lines,
+            event.chosen_position,
+            event.reward,
+            event.propensity,
+        )
+        catalog = self._catalogs[event.catalog_fingerprint]
+        action = catalog.actions[event.allowed[event.chosen_position]]
+        success = {Verdict.APPROVED: 1.0, Verdict.MODIFIED: 0.5, Verdict.REJECTED: 0.0}
+        self._stats.learn_one(
+            model=action.model.name,
+            action_id=action.id,
+            success=success[event.verdict],
+            quality=event.quality,
+            time_s=event.generation_time_s,
+            prior_time_s=event.prior_time_s,
+        )
+        self._learned += 1
+
+    def snapshot(self) -> bytes:
+        """Serialised state; :meth:`restore` on a policy with the same fingerprint reloads it."""
+        snap = _Snapshot(
+            fingerprint=self.fingerprint,
+            vw_model=self._bandit.save(),
+            stats=pickle.dumps(self._stats, protocol=pickle.HIGHEST_PROTOCOL),
+            learned=self._learned,
+        )
+        return msgspec.msgpack.encode(snap)
+
+    def restore(self, data: bytes) -> bool:
+        """Load a snapshot made by this configuration; False (state untouched) otherwise."""
+        snap = msgspec.msgpack.decode(data, type=_Snapshot)
+        if snap.fingerprint != self.fingerprint:
+            return False
+        bandit = VWBandit(settings=self.settings, model_data=snap.vw_model)
+        # Snapshots are written by this service into its own database, never taken from users.
+        stats = pickle.loads(snap.stats)
+        if not isinstance(stats, OutcomeStats):
+            return False
+        self._bandit.close()
+        self._bandit = bandit
+        self._stats = stats
+        self._learned = snap.learned
+        return True
+
+    def close(self) -> None:
+        self._bandit.close()

@@ -1,0 +1,1 @@
+"""Offline tools: simulation, replay (off-policy evaluation), training, import/export, bench."""

@@ -1,0 +1,1 @@
+"""The adaptive router service (Litestar): route decisions, feedback, the event log."""

@@ -1,0 +1,115 @@
+"""The one wiring point of the service: ``create_app(settings) -> Litestar``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Request
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from learners.policy import OnlinePolicy
+from router.auth import Authenticator
+from router.controllers.health import health, ready
+from router.controllers.v1 import V1Controller
+from router.errors import create_problem_details_plugin, unexpected_error_handlers
+from router.services.learning import LearnerService
+from router.services.routing import RoutingService
+from router.settings import Settings
+from router.storage.database import create_engine, migrate
+from router.storage.repository import EventLog
+
+logger = logging.getLogger("router")
+MAX_BODY_BYTES = 1_048_576
+
+
+def provide_routing(state: State) -> RoutingService:
+    routing: RoutingService = state.routing
+    return routing
+
+
+def provide_tenant(request: Request[object, object, State], state: State) -> str:
+    authenticator: Authenticator = state.authenticator
+    return authenticator.tenant_for(request.headers)
+
+
+def provide_auth_mode(state: State) -> str:
+    authenticator: Authenticator = state.authenticator
+    return "api-keys" if authenticator.enabled else "single-tenant, no authentication"
+
+
+def create_app(settings: Settings, *, migrate_on_start: bool = True) -> Litestar:
+    """Assemble the service; resources open and close in the lifespan."""
+    catalog = settings.catalog
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        engine = create_engine(
+            settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size
+        )
+        try:
+            if migrate_on_start:
+                await migrate(engine)
+            log = EventLog(engine)
+            await log.ensure_catalog(catalog)
+            key_hashes = await log.sync_api_keys(
+                settings.auth.api_keys, [settings.auth.default_tenant]
+            )
+            authenticator = Authenticator(
+                key_hashes=key_hashes, default_tenant=settings.auth.default_tenant
+            )
+            policy = OnlinePolicy(settings=settings.bandit, catalogs=await log.load_catalogs())
+            learner = LearnerService(policy=policy, log=log, settings=settings.learning)
+            await learner.start()
+            app.state.authenticator = authenticator
+            app.state.routing = RoutingService(
+                catalog=catalog,
+                profiles=settings.profiles,
+                default_profile=settings.default_profile,
+                learner=learner,
+                log=log,
+            )
+            if authenticator.enabled:
+                logger.info("API keys configured: %d tenants", len(set(key_hashes.values())))
+            else:
+                logger.warning(
+                    "no API key configured: single-tenant mode without authentication "
+                    "(tenant %r); set ROUTER__AUTH__API_KEYS to require keys",
+                    settings.auth.default_tenant,
+                )
+            logger.info(
+                "router ready: %d catalog actions, %d outcomes learned, storage %s",
+                len(catalog),
+                learner.applied_seq,
+                engine.url.render_as_string(hide_password=True),
+            )
+            tail = asyncio.create_task(learner.tail_forever(), name="learner-tail")
+            try:
+                yield
+            finally:
+                tail.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await tail
+                await learner.checkpoint()
+                policy.close()
+        finally:
+            await engine.dispose()
+
+    return Litestar(
+        route_handlers=[V1Controller, health, ready],
+        lifespan=[lifespan],
+        dependencies={
+            "routing": Provide(provide_routing, sync_to_thread=False),
+            "tenant": Provide(provide_tenant, sync_to_thread=False),
+            "auth_mode": Provide(provide_auth_mode, sync_to_thread=False),
+        },
+        plugins=[create_problem_details_plugin()],
+        exception_handlers=unexpected_error_handlers(),
+        openapi_config=OpenAPIConfig(title="Adaptive Router", version="1.0.0", path="/schema"),
+        request_max_body_size=MAX_BODY_BYTES,
+    )

@@ -1,0 +1,1 @@
+"""HTTP controllers: validate and translate, nothing else."""

@@ -1,0 +1,139 @@
+"""HTTP bodies of API v1 (msgspec Structs); limits are part of the contract (README "Limits")."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from learners.catalog import Temperature
+from learners.context import CallerContext, Features, OptionalShort, Task
+from learners.reward import Verdict
+
+MAX_CODE_CHARS = 200_000
+MAX_CONSTRAINT_ITEMS = 64
+
+NonNegative = Annotated[float, Meta(ge=0.0, le=1e9)]
+RequestId = Annotated[str, Meta(min_length=1, max_length=128)]
+DecisionId = Annotated[str, Meta(min_length=1, max_length=64)]
+Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
+
+
+class Constraints(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Restrictions of one request; every listed name must exist in the catalog."""
+
+    models: Annotated[list[OptionalShort], Meta(max_length=MAX_CONSTRAINT_ITEMS)] | None = None
+    templates: Annotated[list[OptionalShort], Meta(max_length=MAX_CONSTRAINT_ITEMS)] | None = None
+    temperatures: Annotated[list[Temperature], Meta(max_length=MAX_CONSTRAINT_ITEMS)] | None = None
+    max_cost_usd: Annotated[float, Meta(gt=0.0, le=1e6)] | None = None
+    max_latency_s: Annotated[float, Meta(gt=0.0, le=1e6)] | None = None
+
+
+class RouteRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    task: Task
+    request_id: RequestId | None = None
+    context: CallerContext = CallerContext()
+    features: Features = {}
+    constraints: Constraints = Constraints()
+    objective: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+
+
+class PolicyInfo(msgspec.Struct, frozen=True):
+    name: str
+    version: str
+
+
+class Predictions(msgspec.Struct, frozen=True):
+    success_probability: float
+    quality: float
+    complexity: float
+    time_s: float
+    time_interval_s: tuple[float, float]
+    cost_usd: float
+    source: str
+
+
+class Risk(msgspec.Struct, frozen=True):
+    level: str
+    factors: list[str]
+
+
+class Alternative(msgspec.Struct, frozen=True):
+    model: str
+    temperature: float
+    template: str
+    probability: float
+
+
+class RouteResponse(msgspec.Struct, frozen=True):
+    decision_id: str
+    model: str
+    temperature: float
+    template: str
+    propensity: float
+    explored: bool
+    policy: PolicyInfo
+    predictions: Predictions
+    risk: Risk
+    alternatives: list[Alternative]
+
+
+class FeedbackRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    decision_id: DecisionId
+    outcome: Verdict
+    quality: Annotated[float, Meta(ge=0.0, le=10.0)] | None = None
+    generation_time_s: NonNegative | None = None
+    cost_usd: NonNegative | None = None
+    tokens: Annotated[int, Meta(ge=0, le=100_000_000)] | None = None
+    regenerations: Annotated[int, Meta(ge=0, le=1000)] = 0
+    code: Annotated[str, Meta(max_length=MAX_CODE_CHARS)] | None = None
+    reward: Probability | None = None
+
+
+class FeedbackResponse(msgspec.Struct, frozen=True):
+    decision_id: str
+    reward: float
+    reward_source: str
+    duplicate: bool
+    sequence: int
+    learned: bool
+
+
+class OutcomeView(msgspec.Struct, frozen=True):
+    outcome: Verdict
+    reward: float
+    reward_source: str
+    sequence: int
+    quality: float | None
+    generation_time_s: float | None
+    cost_usd: float | None
+    tokens: int | None
+    regenerations: int
+
+
+class DecisionView(msgspec.Struct, frozen=True):
+    """A logged decision as ``GET /v1/decisions/{id}`` shows it."""
+
+    decision_id: str
+    created_at: str
+    request_id: str | None
+    objective: str
+    request: RouteRequest
+    response: RouteResponse
+    allowed_actions: list[str]
+    probabilities: list[float]
+    outcome: OutcomeView | None
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    status: str
+    database: str
+    learned_outcomes: int
+    log_outcomes: int
+    catalog_actions: int
+    auth: str

@@ -1,0 +1,1 @@
+"""Services: where the service decides; controllers only translate."""

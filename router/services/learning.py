@@ -1,0 +1,132 @@
+"""Keeps this process's online policy equal to the fold of the outcome log.
+
+On start: restore the newest checkpoint of this learner configuration, then apply every outcome
+after it. On feedback in this process: apply before responding. Outcomes written by other
+processes are applied by a background tail (every ``tail_interval_s``). Checkpoints are written
+every N outcomes or T seconds, and at shutdown; they are only a cache of the fold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from learners.policy import LearnEvent, OnlinePolicy
+from router.settings import LearningSettings
+from router.storage.repository import EventLog
+
+logger = logging.getLogger(__name__)
+
+# A missing sequence number can be a transaction that has not committed yet (PostgreSQL hands
+# out numbers before commit) or one that rolled back. Wait this long before skipping it.
+GAP_TIMEOUT_S = 5.0
+BATCH = 1000
+
+
+class LearnerService:
+    def __init__(self, *, policy: OnlinePolicy, log: EventLog, settings: LearningSettings) -> None:
+        self.policy = policy
+        self.log = log
+        self.settings = settings
+        self.applied_seq = 0
+        self._lock = asyncio.Lock()
+        self._checkpointed_seq = 0
+        self._checkpointed_at = time.monotonic()
+        self._gap_since: float | None = None
+
+    @property
+    def learner_name(self) -> str:
+        return self.policy.fingerprint
+
+    async def start(self) -> None:
+        """Restore the newest compatible checkpoint, then catch up with the log."""
+        newest = await self.log.latest_checkpoint(self.learner_name)
+        if newest is not None:
+            last_seq, state = newest
+            if self.policy.restore(state):
+                self.applied_seq = last_seq
+                self._checkpointed_seq = last_seq
+                logger.info("restored learner checkpoint at outcome %d", last_seq)
+        await self.catch_up()
+
+    async def catch_up(self) -> int:
+        """Apply every outcome in the log after ``applied_seq``; returns how many."""
+        async with self._lock:
+            applied = 0
+            while True:
+                events = await self.log.learn_events_after(self.applied_seq, BATCH)
+                count = await self._apply_contiguous(events)
+                applied += count
+                if count < BATCH:
+                    break
+            await self._maybe_checkpoint()
+            return applied
+
+    async def apply(self, event: LearnEvent) -> bool:
+        """Apply an outcome this process just wrote; True once it (and all before) is learned."""
+        async with self._lock:
+            if event.seq == self.applied_seq + 1:
+                await self._learn(event)
+            elif event.seq > self.applied_seq:
+                events = await self.log.learn_events_after(
+                    self.applied_seq, event.seq - self.applied_seq
+                )
+                await self._apply_contiguous(events)
+            await self._maybe_checkpoint()
+            return self.applied_seq >= event.seq
+
+    async def _apply_contiguous(self, events: list[LearnEvent]) -> int:
+        count = 0
+        for event in events:
+            if event.seq != self.applied_seq + 1:
+                now = time.monotonic()
+                if self._gap_since is None:
+                    self._gap_since = now
+                if now - self._gap_since < GAP_TIMEOUT_S:
+                    break
+                logger.warning(
+                    "skipping outcome numbers %d-%d", self.applied_seq + 1, event.seq - 1
+                )
+            await self._learn(event)
+            count += 1
+        return count
+
+    async def _learn(self, event: LearnEvent) -> None:
+        if not self.policy.has_catalog(event.catalog_fingerprint):
+            for catalog in (await self.log.load_catalogs()).values():
+                self.policy.add_catalog(catalog)
+        self.policy.learn(event)
+        self.applied_seq = event.seq
+        self._gap_since = None
+
+    async def _maybe_checkpoint(self) -> None:
+        new = self.applied_seq - self._checkpointed_seq
+        if new <= 0:
+            return
+        overdue = time.monotonic() - self._checkpointed_at >= self.settings.checkpoint_every_s
+        if new >= self.settings.checkpoint_every_outcomes or overdue:
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        state = self.policy.snapshot()
+        await self.log.save_checkpoint(
+            self.learner_name, self.applied_seq, state, self.settings.checkpoints_kept
+        )
+        self._checkpointed_seq = self.applied_seq
+        self._checkpointed_at = time.monotonic()
+
+    async def checkpoint(self) -> None:
+        """Write a checkpoint now if anything was learned since the last one."""
+        async with self._lock:
+            if self.applied_seq > self._checkpointed_seq:
+                await self._checkpoint()
+
+    async def tail_forever(self) -> None:
+        """Background task: apply outcomes other processes wrote."""
+        while True:
+            await asyncio.sleep(self.settings.tail_interval_s)
+            try:
+                await self.catch_up()
+            except Exception:
+                logger.exception("applying new outcomes from the log failed; retrying")

@@ -1,0 +1,285 @@
+"""Route decisions and feedback: the service layer between controllers and learners/storage."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+
+from learners.bandit.sampling import draw_index, seed_from_id
+from learners.catalog import Catalog
+from learners.context import DecisionContext
+from learners.estimates import estimate_action_cost
+from learners.features import extract_features
+from learners.policy import POLICY_NAME, LearnEvent, OnlinePolicy
+from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
+from router.errors import DecisionNotFoundError, RequestConflictError, UnknownProfileError
+from router.schemas import (
+    Alternative,
+    DecisionView,
+    FeedbackRequest,
+    FeedbackResponse,
+    OutcomeView,
+    PolicyInfo,
+    RouteRequest,
+    RouteResponse,
+)
+from router.services.allowed import allowed_actions
+from router.services.learning import LearnerService
+from router.services.predictions import assess_risk, build_predictions
+from router.storage.repository import DecisionRecord, DuplicateKeyError, EventLog, StoredFeatures
+
+ALTERNATIVES = 3
+
+
+def decision_id_for(tenant_id: str, request_id: str | None) -> str:
+    """Deterministic in (tenant, request_id) when the caller sends one (DESIGN.md rule 4)."""
+    if request_id is None:
+        return uuid.uuid4().hex
+    return hashlib.sha256(f"{tenant_id}\x00{request_id}".encode()).hexdigest()[:32]
+
+
+class RoutingService:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        profiles: dict[str, RewardProfile],
+        default_profile: str,
+        learner: LearnerService,
+        log: EventLog,
+    ) -> None:
+        self.catalog = catalog
+        self.profiles = profiles
+        self.default_profile = default_profile
+        self.learner = learner
+        self.log = log
+
+    @property
+    def policy(self) -> OnlinePolicy:
+        return self.learner.policy
+
+    async def route(self, tenant_id: str, request: RouteRequest) -> RouteResponse:
+        request_json = msgspec.json.encode(request)
+        request_hash = hashlib.sha256(request_json).hexdigest()
+        decision_id = decision_id_for(tenant_id, request.request_id)
+        if request.request_id is not None:
+            existing = await self.log.get_decision(tenant_id, decision_id)
+            if existing is not None:
+                return self._replayed(existing, request_hash)
+        objective = request.objective or self.default_profile
+        if objective not in self.profiles:
+            known = ", ".join(sorted(self.profiles))
+            raise UnknownProfileError(
+                f"unknown objective {objective!r}; known: {known}", field="objective"
+            )
+        context = DecisionContext(
+            task=request.task,
+            caller=request.context,
+            features=dict(request.features),
+            objective=objective,
+        )
+        features = extract_features(context)
+        rag_examples = request.context.rag.examples if request.context.rag else 0
+        allowed = allowed_actions(
+            self.catalog, request.task, request.constraints, features.complexity, rag_examples
+        )
+        probabilities = self.policy.probabilities(features, self.catalog, allowed)
+        position = draw_index(probabilities, seed_from_id(decision_id))
+        greedy = max(range(len(probabilities)), key=probabilities.__getitem__)
+        action = self.catalog.actions[allowed[position]]
+        estimate = estimate_action_cost(action, request.task, features.complexity, rag_examples)
+        online = self.policy.predict(self.catalog, action.index, estimate.latency_s)
+        predictions = build_predictions(online, estimate, features.complexity)
+        explored = position != greedy
+        response = RouteResponse(
+            decision_id=decision_id,
+            model=action.model.name,
+            temperature=action.temperature,
+            template=action.template.name,
+            propensity=probabilities[position],
+            explored=explored,
+            policy=PolicyInfo(name=POLICY_NAME, version=self.policy.version),
+            predictions=predictions,
+            risk=assess_risk(
+                predictions,
+                online.observations,
+                action,
+                request.constraints.max_cost_usd,
+                explored,
+                probabilities[position],
+            ),
+            alternatives=self._alternatives(allowed, probabilities, position),
+        )
+        values = {
+            "id": decision_id,
+            "tenant_id": tenant_id,
+            "request_id": request.request_id,
+            "request_hash": request_hash,
+            "created_at": datetime.now(UTC),
+            "catalog_fingerprint": self.catalog.fingerprint,
+            "objective": objective,
+            "request": msgspec.json.decode(request_json),
+            "features": msgspec.to_builtins(
+                StoredFeatures(
+                    namespaces=features.namespaces,
+                    complexity=features.complexity,
+                    prior_time_s=estimate.latency_s,
+                )
+            ),
+            "allowed": allowed,
+            "probabilities": probabilities,
+            "chosen_action": action.id,
+            "chosen_position": position,
+            "propensity": probabilities[position],
+            "explored": explored,
+            "policy_name": POLICY_NAME,
+            "policy_version": self.policy.version,
+            "model_versions": {"batch": None, "online": self.policy.version},
+            "learner_seq": self.learner.applied_seq,
+            "response": msgspec.to_builtins(response),
+        }
+        try:
+            await self.log.insert_decision(values)
+        except DuplicateKeyError:
+            # The same request_id raced with itself: the first decision stands.
+            existing = await self.log.get_decision(tenant_id, decision_id)
+            if existing is None:
+                raise
+            return self._replayed(existing, request_hash)
+        return response
+
+    def _replayed(self, existing: DecisionRecord, request_hash: str) -> RouteResponse:
+        if existing.request_hash != request_hash:
+            raise RequestConflictError(
+                "this request_id was already used with a different request body",
+                field="request_id",
+            )
+        return msgspec.convert(existing.response, RouteResponse)
+
+    def _alternatives(
+        self, allowed: list[int], probabilities: list[float], chosen: int
+    ) -> list[Alternative]:
+        order = sorted(range(len(allowed)), key=lambda i: (-probabilities[i], i))
+        result = []
+        for i in order:
+            if i == chosen:
+                continue
+            action = self.catalog.actions[allowed[i]]
+            result.append(
+                Alternative(
+                    model=action.model.name,
+                    temperature=action.temperature,
+                    template=action.template.name,
+                    probability=probabilities[i],
+                )
+            )
+            if len(result) == ALTERNATIVES:
+                break
+        return result
+
+    async def feedback(self, tenant_id: str, request: FeedbackRequest) -> FeedbackResponse:
+        decision = await self.log.get_decision(tenant_id, request.decision_id)
+        if decision is None:
+            raise DecisionNotFoundError(
+                f"no decision {request.decision_id!r} for this tenant", field="decision_id"
+            )
+        if request.reward is not None:
+            reward, source = request.reward, "explicit"
+        else:
+            profile = self.profiles.get(decision.objective) or self.profiles[self.default_profile]
+            outcome = Outcome(
+                verdict=request.outcome,
+                quality=request.quality,
+                generation_time_s=request.generation_time_s,
+                cost_usd=request.cost_usd,
+                regenerations=request.regenerations,
+            )
+            reward, source = compute_reward(outcome, profile), f"profile:{decision.objective}"
+        values = {
+            "decision_id": decision.id,
+            "tenant_id": tenant_id,
+            "created_at": datetime.now(UTC),
+            "verdict": request.outcome.value,
+            "quality": request.quality,
+            "generation_time_s": request.generation_time_s,
+            "cost_usd": request.cost_usd,
+            "tokens": request.tokens,
+            "regenerations": request.regenerations,
+            "code": request.code,
+            "reward": reward,
+            "reward_source": source,
+        }
+        try:
+            seq = await self.log.insert_outcome(values)
+        except DuplicateKeyError:
+            stored = await self.log.get_outcome(decision.id)
+            if stored is None:
+                raise
+            return FeedbackResponse(
+                decision_id=decision.id,
+                reward=stored.reward,
+                reward_source=stored.reward_source,
+                duplicate=True,
+                sequence=stored.seq,
+                learned=self.learner.applied_seq >= stored.seq,
+            )
+        stored_features = decision.stored_features()
+        event = LearnEvent(
+            seq=seq,
+            catalog_fingerprint=decision.catalog_fingerprint,
+            features=stored_features.context_features(),
+            allowed=decision.allowed,
+            chosen_position=decision.chosen_position,
+            propensity=decision.propensity,
+            reward=reward,
+            verdict=request.outcome,
+            quality=request.quality,
+            generation_time_s=request.generation_time_s,
+            prior_time_s=stored_features.prior_time_s,
+        )
+        learned = await self.learner.apply(event)
+        return FeedbackResponse(
+            decision_id=decision.id,
+            reward=reward,
+            reward_source=source,
+            duplicate=False,
+            sequence=seq,
+            learned=learned,
+        )
+
+    async def describe(self, tenant_id: str, decision_id: str) -> DecisionView:
+        decision = await self.log.get_decision(tenant_id, decision_id)
+        if decision is None:
+            raise DecisionNotFoundError(
+                f"no decision {decision_id!r} for this tenant", field="decision_id"
+            )
+        outcome = await self.log.get_outcome(decision_id)
+        catalog = self.catalog
+        if decision.catalog_fingerprint != catalog.fingerprint:
+            catalog = (await self.log.load_catalogs())[decision.catalog_fingerprint]
+        return DecisionView(
+            decision_id=decision.id,
+            created_at=decision.created_at.isoformat(),
+            request_id=decision.request_id,
+            objective=decision.objective,
+            request=msgspec.convert(decision.request, RouteRequest),
+            response=msgspec.convert(decision.response, RouteResponse),
+            allowed_actions=[catalog.actions[i].id for i in decision.allowed],
+            probabilities=decision.probabilities,
+            outcome=None
+            if outcome is None
+            else OutcomeView(
+                outcome=Verdict(outcome.verdict),
+                reward=outcome.reward,
+                reward_source=outcome.reward_source,
+                sequence=outcome.seq,
+                quality=outcome.quality,
+                generation_time_s=outcome.generation_time_s,
+                cost_usd=outcome.cost_usd,
+                tokens=outcome.tokens,
+                regenerations=outcome.regenerations,
+            ),
+        )

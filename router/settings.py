@@ -1,0 +1,152 @@
+"""Settings: one TOML file decoded by msgspec, plus ``ROUTER__SECTION__KEY`` overrides.
+
+``load_settings(path, environ)`` is the only way settings are made; it is pure (the environment
+is passed in), so tests build their own settings without touching ``os.environ``. A file may
+hold only a catalog (``temperatures``, ``[[models]]``, ``[[templates]]``); every other section has
+defaults. Secrets (API keys) come only from the environment: ``ROUTER__AUTH__API_KEYS`` holds a
+JSON object mapping each key to its tenant id.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from learners.bandit.vw_bandit import BanditSettings
+from learners.catalog import Catalog, CatalogError, ModelSpec, Temperature, TemplateSpec
+from learners.reward import DEFAULT_PROFILES, RewardProfile
+
+ENV_PREFIX = "ROUTER__"
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
+
+
+class SettingsError(ValueError):
+    """The configuration is invalid; the message names the key and the reason."""
+
+
+class LearningSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Checkpointing and log tailing of the online learners."""
+
+    checkpoint_every_outcomes: Annotated[int, Meta(ge=1)] = 500
+    checkpoint_every_s: Annotated[float, Meta(gt=0.0)] = 60.0
+    checkpoints_kept: Annotated[int, Meta(ge=1, le=100)] = 3
+    tail_interval_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 0.25
+
+
+class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    url: Annotated[str, Meta(min_length=1)] = "sqlite+aiosqlite:///router.db"
+    echo: bool = False
+    pool_size: Annotated[int, Meta(ge=1, le=200)] = 10
+
+
+class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8000
+    workers: Annotated[int, Meta(ge=1, le=64)] = 1
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """API keys map to tenants. No keys: single-tenant mode without authentication."""
+
+    api_keys: dict[Annotated[str, Meta(min_length=8)], Annotated[str, Meta(min_length=1)]] = {}
+    default_tenant: Annotated[str, Meta(min_length=1, max_length=64)] = "default"
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Everything the service reads at start; see configs/default.toml for the documented keys."""
+
+    models: list[ModelSpec]
+    templates: list[TemplateSpec]
+    temperatures: tuple[Temperature, ...] = (0.0, 0.2, 0.5, 0.8)
+    reward_profiles: dict[str, RewardProfile] = {}
+    default_profile: str = "balanced"
+    bandit: BanditSettings = BanditSettings()
+    learning: LearningSettings = LearningSettings()
+    storage: StorageSettings = StorageSettings()
+    server: ServerSettings = ServerSettings()
+    auth: AuthSettings = AuthSettings()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The expanded catalog; build it once at start and pass it along."""
+        return Catalog(models=self.models, templates=self.templates, temperatures=self.temperatures)
+
+    @property
+    def profiles(self) -> dict[str, RewardProfile]:
+        """Configured reward profiles, with the built-in ones for any name not configured."""
+        return {**DEFAULT_PROFILES, **self.reward_profiles}
+
+
+def load_settings(path: str | Path | None, environ: Mapping[str, str]) -> Settings:
+    """Settings from the TOML file at ``path`` (default config when None) and ``environ``."""
+    config_path = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        raw: dict[str, Any] = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SettingsError(f"config file {config_path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {config_path} is not valid TOML: {exc}") from exc
+    apply_overrides(raw, environ)
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"{config_path}: {_config_path_message(exc)}") from exc
+    try:
+        settings.catalog  # noqa: B018 - expanding the catalog validates it
+    except CatalogError as exc:
+        raise SettingsError(f"{config_path}: {exc}") from exc
+    if settings.default_profile not in settings.profiles:
+        raise SettingsError(
+            f"{config_path}: default_profile: unknown reward profile {settings.default_profile!r}"
+        )
+    return settings
+
+
+def apply_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Set ``raw[section][key]`` from each ``ROUTER__SECTION__KEY`` variable.
+
+    Values are TOML/JSON literals when they parse as such (``8001``, ``true``, ``[0.2]``,
+    ``{"k": "tenant"}``) and plain strings otherwise; msgspec then checks their types.
+    """
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if not keys:
+            continue
+        node = raw
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise SettingsError(f"{name}: {key!r} is not a section")
+            node = child
+        node[keys[-1]] = _parse_literal(environ[name])
+
+
+def _parse_literal(text: str) -> Any:
+    stripped = text.strip()
+    if stripped[:1] in ("[", "{"):
+        try:
+            return msgspec.json.decode(stripped)
+        except msgspec.DecodeError:
+            return text
+    try:
+        return tomllib.loads(f"v = {stripped}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _config_path_message(exc: msgspec.ValidationError) -> str:
+    # msgspec says "... - at `$.bandit.epsilon`"; turn the JSON path into a config key.
+    message = str(exc)
+    if " - at `$" in message:
+        reason, _, where = message.partition(" - at `$")
+        key = where.rstrip("`").lstrip(".") or "(top level)"
+        return f"{key}: {reason}"
+    return message

@@ -1,0 +1,1 @@
+"""Durable event log: SQLAlchemy 2 async models, engine, migrations and the repository."""

@@ -1,0 +1,113 @@
+"""Tables of the event log. Decisions and outcomes are the source of truth (DESIGN.md rule 2)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKey(Base):
+    """An API key, stored only as its SHA-256 hash."""
+
+    __tablename__ = "api_keys"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CatalogVersion(Base):
+    """Each catalog the service has run with, so logged action indices stay meaningful."""
+
+    __tablename__ = "catalog_versions"
+
+    fingerprint: Mapped[str] = mapped_column(String(32), primary_key=True)
+    catalog: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Decision(Base):
+    """One answer of ``/v1/route`` with everything off-policy evaluation needs."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (UniqueConstraint("tenant_id", "request_id", name="uq_decisions_request"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    catalog_fingerprint: Mapped[str] = mapped_column(ForeignKey("catalog_versions.fingerprint"))
+    objective: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON)
+    allowed: Mapped[list[Any]] = mapped_column(JSON)
+    probabilities: Mapped[list[Any]] = mapped_column(JSON)
+    chosen_action: Mapped[str] = mapped_column(String(300))
+    chosen_position: Mapped[int] = mapped_column(Integer)
+    propensity: Mapped[float] = mapped_column(Float)
+    explored: Mapped[bool] = mapped_column(Boolean)
+    policy_name: Mapped[str] = mapped_column(String(64))
+    policy_version: Mapped[str] = mapped_column(String(64))
+    model_versions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    learner_seq: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Outcome(Base):
+    """Feedback on a decision; ``seq`` orders the fold the online learners are."""
+
+    __tablename__ = "outcomes"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    decision_id: Mapped[str] = mapped_column(ForeignKey("decisions.id"), unique=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    verdict: Mapped[str] = mapped_column(String(16))
+    quality: Mapped[float | None] = mapped_column(Float)
+    generation_time_s: Mapped[float | None] = mapped_column(Float)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    tokens: Mapped[int | None] = mapped_column(Integer)
+    regenerations: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str | None] = mapped_column(Text)
+    reward: Mapped[float] = mapped_column(Float)
+    reward_source: Mapped[str] = mapped_column(String(64))
+
+
+class Checkpoint(Base):
+    """A cache of online-learner state that includes every outcome up to ``last_seq``."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (Index("ix_checkpoints_learner_seq", "learner", "last_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    learner: Mapped[str] = mapped_column(String(64))
+    last_seq: Mapped[int] = mapped_column(Integer)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

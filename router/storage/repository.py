@@ -1,0 +1,296 @@
+"""The event log's queries. Database errors become :mod:`router.errors` here, nowhere else."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from learners.catalog import Catalog
+from learners.features import ContextFeatures
+from learners.policy import LearnEvent
+from learners.reward import Verdict
+from router.errors import StorageUnavailableError
+from router.storage.models import (
+    ApiKey,
+    CatalogVersion,
+    Checkpoint,
+    Decision,
+    Outcome,
+    Tenant,
+)
+
+
+class StoredFeatures(msgspec.Struct, frozen=True):
+    """The ``features`` column: context features plus the chosen action's time prior."""
+
+    namespaces: dict[str, dict[str, float]]
+    complexity: float
+    prior_time_s: float
+
+    def context_features(self) -> ContextFeatures:
+        return ContextFeatures(namespaces=self.namespaces, complexity=self.complexity)
+
+
+class DecisionRecord(msgspec.Struct, frozen=True):
+    id: str
+    tenant_id: str
+    request_id: str | None
+    request_hash: str
+    created_at: datetime
+    catalog_fingerprint: str
+    objective: str
+    request: dict[str, Any]
+    features: dict[str, Any]
+    allowed: list[int]
+    probabilities: list[float]
+    chosen_action: str
+    chosen_position: int
+    propensity: float
+    response: dict[str, Any]
+
+    def stored_features(self) -> StoredFeatures:
+        return msgspec.convert(self.features, StoredFeatures)
+
+
+class OutcomeRecord(msgspec.Struct, frozen=True):
+    seq: int
+    decision_id: str
+    verdict: str
+    quality: float | None
+    generation_time_s: float | None
+    cost_usd: float | None
+    tokens: int | None
+    regenerations: int
+    reward: float
+    reward_source: str
+
+
+class DuplicateKeyError(Exception):
+    """An insert collided with an existing primary or unique key."""
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventLog:
+    """Decisions, outcomes, checkpoints, catalogs and tenants in one SQL database."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.begin() as connection:
+                yield connection
+        except IntegrityError as exc:
+            raise DuplicateKeyError(str(exc.orig)) from exc
+        except (OperationalError, DBAPIError) as exc:
+            raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
+
+    async def ping(self) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(select(1))
+
+    # --- catalogs and tenants -------------------------------------------------------------
+
+    async def ensure_catalog(self, catalog: Catalog) -> None:
+        async with self._transaction() as conn:
+            found = await conn.scalar(
+                select(CatalogVersion.fingerprint).where(
+                    CatalogVersion.fingerprint == catalog.fingerprint
+                )
+            )
+            if found is None:
+                await conn.execute(
+                    insert(CatalogVersion).values(
+                        fingerprint=catalog.fingerprint,
+                        catalog=catalog.to_json(),
+                        created_at=_now(),
+                    )
+                )
+
+    async def load_catalogs(self) -> dict[str, Catalog]:
+        async with self._transaction() as conn:
+            rows = await conn.execute(select(CatalogVersion.fingerprint, CatalogVersion.catalog))
+            return {fp: Catalog.from_json(raw) for fp, raw in rows}
+
+    async def sync_api_keys(
+        self, api_keys: Mapping[str, str], tenants: list[str]
+    ) -> dict[str, str]:
+        """Store tenants and hashed keys; return every stored key hash with its tenant."""
+        async with self._transaction() as conn:
+            known = set((await conn.scalars(select(Tenant.id))).all())
+            for tenant in sorted({*tenants, *api_keys.values()} - known):
+                await conn.execute(insert(Tenant).values(id=tenant, created_at=_now()))
+            stored = dict((await conn.execute(select(ApiKey.key_hash, ApiKey.tenant_id))).all())
+            for key, tenant in api_keys.items():
+                key_hash = hash_api_key(key)
+                if key_hash not in stored:
+                    await conn.execute(
+                        insert(ApiKey).values(
+                            key_hash=key_hash, tenant_id=tenant, created_at=_now()
+                        )
+                    )
+                    stored[key_hash] = tenant
+            return stored
+
+    # --- decisions -----------------------------------------------------------------------
+
+    async def insert_decision(self, values: dict[str, Any]) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(insert(Decision), [values])
+
+    async def get_decision(self, tenant_id: str, decision_id: str) -> DecisionRecord | None:
+        async with self._transaction() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        Decision.id,
+                        Decision.tenant_id,
+                        Decision.request_id,
+                        Decision.request_hash,
+                        Decision.created_at,
+                        Decision.catalog_fingerprint,
+                        Decision.objective,
+                        Decision.request,
+                        Decision.features,
+                        Decision.allowed,
+                        Decision.probabilities,
+                        Decision.chosen_action,
+                        Decision.chosen_position,
+                        Decision.propensity,
+                        Decision.response,
+                    ).where(Decision.id == decision_id, Decision.tenant_id == tenant_id)
+                )
+            ).first()
+        if row is None:
+            return None
+        return msgspec.convert(row._asdict(), DecisionRecord, from_attributes=True)
+
+    # --- outcomes ------------------------------------------------------------------------
+
+    async def insert_outcome(self, values: dict[str, Any]) -> int:
+        """Append an outcome; returns its sequence number. Raises DuplicateKeyError when the
+        decision already has one."""
+        async with self._transaction() as conn:
+            result = await conn.execute(insert(Outcome).returning(Outcome.seq), values)
+            return int(result.scalar_one())
+
+    async def get_outcome(self, decision_id: str) -> OutcomeRecord | None:
+        async with self._transaction() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        Outcome.seq,
+                        Outcome.decision_id,
+                        Outcome.verdict,
+                        Outcome.quality,
+                        Outcome.generation_time_s,
+                        Outcome.cost_usd,
+                        Outcome.tokens,
+                        Outcome.regenerations,
+                        Outcome.reward,
+                        Outcome.reward_source,
+                    ).where(Outcome.decision_id == decision_id)
+                )
+            ).first()
+        return None if row is None else msgspec.convert(row._asdict(), OutcomeRecord)
+
+    async def max_seq(self) -> int:
+        async with self._transaction() as conn:
+            value = await conn.scalar(select(func.max(Outcome.seq)))
+            return int(value or 0)
+
+    async def learn_events_after(self, seq: int, limit: int = 1000) -> list[LearnEvent]:
+        """Outcomes with a sequence number above ``seq``, in order, joined with their
+        decision's logged features and propensity."""
+        query = (
+            select(
+                Outcome.seq,
+                Decision.catalog_fingerprint,
+                Decision.features,
+                Decision.allowed,
+                Decision.chosen_position,
+                Decision.propensity,
+                Outcome.reward,
+                Outcome.verdict,
+                Outcome.quality,
+                Outcome.generation_time_s,
+            )
+            .join(Decision, Decision.id == Outcome.decision_id)
+            .where(Outcome.seq > seq)
+            .order_by(Outcome.seq)
+            .limit(limit)
+        )
+        async with self._transaction() as conn:
+            rows = (await conn.execute(query)).all()
+        events = []
+        for row in rows:
+            stored = msgspec.convert(row.features, StoredFeatures)
+            events.append(
+                LearnEvent(
+                    seq=row.seq,
+                    catalog_fingerprint=row.catalog_fingerprint,
+                    features=stored.context_features(),
+                    allowed=list(row.allowed),
+                    chosen_position=row.chosen_position,
+                    propensity=row.propensity,
+                    reward=row.reward,
+                    verdict=Verdict(row.verdict),
+                    quality=row.quality,
+                    generation_time_s=row.generation_time_s,
+                    prior_time_s=stored.prior_time_s,
+                )
+            )
+        return events
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    async def save_checkpoint(self, learner: str, last_seq: int, state: bytes, keep: int) -> None:
+        async with self._transaction() as conn:
+            newest = await conn.scalar(
+                select(func.max(Checkpoint.last_seq)).where(Checkpoint.learner == learner)
+            )
+            if newest is not None and newest >= last_seq:
+                return  # another process already saved this state or a newer one
+            await conn.execute(
+                insert(Checkpoint).values(
+                    learner=learner, last_seq=last_seq, state=state, created_at=_now()
+                )
+            )
+            old = (
+                await conn.scalars(
+                    select(Checkpoint.id)
+                    .where(Checkpoint.learner == learner)
+                    .order_by(Checkpoint.last_seq.desc())
+                    .offset(keep)
+                )
+            ).all()
+            if old:
+                await conn.execute(delete(Checkpoint).where(Checkpoint.id.in_(old)))
+
+    async def latest_checkpoint(self, learner: str) -> tuple[int, bytes] | None:
+        async with self._transaction() as conn:
+            row = (
+                await conn.execute(
+                    select(Checkpoint.last_seq, Checkpoint.state)
+                    .where(Checkpoint.learner == learner)
+                    .order_by(Checkpoint.last_seq.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else (int(row[0]), bytes(row[1]))
