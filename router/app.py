@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,7 +21,7 @@ from router.controllers.v1 import V1Controller
 from router.errors import create_problem_details_plugin, unexpected_error_handlers
 from router.services.learning import LearnerService
 from router.services.routing import RoutingService
-from router.settings import Settings
+from router.settings import Settings, load_settings
 from router.storage.database import create_engine, migrate
 from router.storage.repository import EventLog
 
@@ -43,7 +44,13 @@ def provide_auth_mode(state: State) -> str:
     return "api-keys" if authenticator.enabled else "single-tenant, no authentication"
 
 
-def create_app(settings: Settings, *, migrate_on_start: bool = True) -> Litestar:
+def create_app_from_environ() -> Litestar:
+    """Factory for ASGI servers: config path from ``ROUTER_CONFIG``, overrides from the
+    environment. Used by ``router serve`` so that every worker process builds its own app."""
+    return create_app(load_settings(os.environ.get("ROUTER_CONFIG"), os.environ))
+
+
+def create_app(settings: Settings) -> Litestar:
     """Assemble the service; resources open and close in the lifespan."""
     catalog = settings.catalog
 
@@ -53,7 +60,7 @@ def create_app(settings: Settings, *, migrate_on_start: bool = True) -> Litestar
             settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size
         )
         try:
-            if migrate_on_start:
+            if settings.storage.migrate_on_start:
                 await migrate(engine)
             log = EventLog(engine)
             await log.ensure_catalog(catalog)

@@ -120,7 +120,10 @@ def _validation_to_problem(exc: ValidationException) -> ProblemDetailsException:
         match = _MSGSPEC_PATH.match(message)
         reason = match.group("reason") if match else message
         path = match.group("path") if match else None
-        field = _json_field(path) if path is not None else str(item.get("key") or "(body)")
+        key = str(item.get("key") or "")
+        # Litestar names the whole body "data"; callers know it as the body.
+        body_key = "(body)" if key in ("", "data") else key
+        field = _json_field(path) if path is not None else body_key
         unknown = _UNKNOWN_FIELD.search(reason)
         if unknown is not None:
             field = unknown.group(1) if field == "(body)" else f"{field}.{unknown.group(1)}"

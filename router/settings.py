@@ -42,6 +42,7 @@ class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     url: Annotated[str, Meta(min_length=1)] = "sqlite+aiosqlite:///router.db"
     echo: bool = False
     pool_size: Annotated[int, Meta(ge=1, le=200)] = 10
+    migrate_on_start: bool = True
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

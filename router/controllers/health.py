@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 
 from router.errors import StorageUnavailableError
 from router.schemas import Health, Readiness
@@ -15,7 +16,9 @@ async def health() -> Health:
 
 
 @get("/ready", summary="Storage reachable and learner caught up", tags=["operations"])
-async def ready(routing: RoutingService, auth_mode: str) -> Response[Readiness]:
+async def ready(
+    routing: NamedDependency[RoutingService], auth_mode: NamedDependency[str]
+) -> Response[Readiness]:
     try:
         await routing.log.ping()
         log_outcomes = await routing.log.max_seq()

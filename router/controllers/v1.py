@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, Parameter
 
 from router.schemas import (
     DecisionView,
@@ -23,13 +24,19 @@ class V1Controller(Controller):
 
     @post("/route", status_code=200, summary="Choose model, temperature and template")
     async def route(
-        self, data: RouteRequest, tenant: str, routing: RoutingService
+        self,
+        data: JSONBody[RouteRequest],
+        tenant: NamedDependency[str],
+        routing: NamedDependency[RoutingService],
     ) -> RouteResponse:
         return await routing.route(tenant, data)
 
     @post("/feedback", status_code=200, summary="Report the outcome of a decision")
     async def feedback(
-        self, data: FeedbackRequest, tenant: str, routing: RoutingService
+        self,
+        data: JSONBody[FeedbackRequest],
+        tenant: NamedDependency[str],
+        routing: NamedDependency[RoutingService],
     ) -> FeedbackResponse:
         return await routing.feedback(tenant, data)
 
@@ -37,7 +44,7 @@ class V1Controller(Controller):
     async def decision(
         self,
         decision_id: Annotated[str, Parameter(max_length=64)],
-        tenant: str,
-        routing: RoutingService,
+        tenant: NamedDependency[str],
+        routing: NamedDependency[RoutingService],
     ) -> DecisionView:
         return await routing.describe(tenant, decision_id)

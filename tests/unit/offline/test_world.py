@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-
 import msgspec
 import numpy as np
 import pytest
 
-from learners.catalog import Catalog, ModelSpec, TemplateSpec
+from learners.catalog import Catalog
 from learners.context import CallerContext, Features, Task
 from learners.reward import DEFAULT_PROFILES, Verdict
 from offline.world import SimTask, World, WorldError
 
 BALANCED = DEFAULT_PROFILES["balanced"]
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "default.toml"
 
 
 class _RouteRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -26,21 +22,6 @@ class _RouteRequest(msgspec.Struct, forbid_unknown_fields=True):
     features: Features
     objective: str
     request_id: str | None = None
-
-
-def _default_catalog() -> Catalog:
-    # The default config's catalog, read without importing the service package.
-    raw = tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8"))
-    return Catalog(
-        models=msgspec.convert(raw["models"], list[ModelSpec]),
-        templates=msgspec.convert(raw["templates"], list[TemplateSpec]),
-        temperatures=raw["temperatures"],
-    )
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return _default_catalog()
 
 
 def _tasks(world: World, n: int, seed: int, start: int = 0) -> list[SimTask]:
@@ -71,9 +52,9 @@ def test_different_seed_different_hidden_structure(catalog: Catalog) -> None:
 
 
 def test_own_generator_when_no_rng_given(catalog: Catalog) -> None:
-    assert World(catalog=catalog, seed=9).sample_task() == World(
-        catalog=catalog, seed=9
-    ).sample_task()
+    assert (
+        World(catalog=catalog, seed=9).sample_task() == World(catalog=catalog, seed=9).sample_task()
+    )
 
 
 def test_probabilities_and_outcomes_are_valid(catalog: Catalog) -> None:
@@ -121,8 +102,9 @@ def test_oracle_needs_an_allowed_action(catalog: Catalog) -> None:
 
 def test_drift_lowers_the_drifted_model_after_drift_at_only(catalog: Catalog) -> None:
     plain = World(catalog=catalog, seed=4)
-    drifted = World(catalog=catalog, seed=4, drift_model="code-specialist", drift_at=100,
-                    drift_drop=0.35)
+    drifted = World(
+        catalog=catalog, seed=4, drift_model="code-specialist", drift_at=100, drift_drop=0.35
+    )
     tasks = _tasks(plain, 200, seed=5)
     before, after = tasks[:100], tasks[100:]
     useful_drops: list[float] = []
@@ -190,8 +172,11 @@ def test_learning_problem_has_clear_gaps(catalog: Catalog) -> None:
     """Uniform < best fixed action < per-task oracle, by clear margins."""
     world = World(catalog=catalog, seed=0)
     tasks = _tasks(world, 2000, seed=1)
-    general = {(a.model.name, a.temperature): a for a in reversed(catalog.actions)
-               if not a.template.languages}
+    general = {
+        (a.model.name, a.temperature): a
+        for a in reversed(catalog.actions)
+        if not a.template.languages
+    }
     rewards = np.zeros((len(tasks), len(catalog)))
     uniform, oracle = np.zeros(len(tasks)), np.zeros(len(tasks))
     for i, task in enumerate(tasks):
@@ -200,8 +185,11 @@ def test_learning_problem_has_clear_gaps(catalog: Catalog) -> None:
         uniform[i] = np.mean([row[j] for j in allowed])
         oracle[i] = max(row[j] for j in allowed)
         for action in catalog.actions:
-            fallback = action if action.allows_language(task.language) else general[
-                (action.model.name, action.temperature)]
+            fallback = (
+                action
+                if action.allows_language(task.language)
+                else general[(action.model.name, action.temperature)]
+            )
             rewards[i, action.index] = row[fallback.index]
     best_fixed = rewards.mean(axis=0).max()
     assert 0.45 <= uniform.mean() <= 0.57

@@ -1,0 +1,90 @@
+"""The ``router`` command: serve, simulate, bench.
+
+Offline commands import their modules lazily so that ``router serve`` loads only the service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from router.settings import SettingsError, load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    overrides: dict[str, str] = {}
+    if args.database_url:
+        overrides["ROUTER__STORAGE__URL"] = args.database_url
+    if args.config:
+        overrides["ROUTER_CONFIG"] = args.config
+    environ = {**os.environ, **overrides}
+    try:
+        settings = load_settings(environ.get("ROUTER_CONFIG"), environ)
+    except SettingsError as exc:
+        print(f"router: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    workers = args.workers or settings.server.workers
+    # Migrate once here so that worker processes never race on the schema.
+    from router.storage.database import create_engine, migrate
+
+    async def _migrate() -> None:
+        engine = create_engine(settings.storage.url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(_migrate())
+    os.environ.update(overrides)
+    os.environ["ROUTER__STORAGE__MIGRATE_ON_START"] = "false"
+    uvicorn.run(
+        "router.app:create_app_from_environ",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.server.log_level,
+        access_log=False,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="router", description="Adaptive router for LLM codegen")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--config", help="TOML config (default: configs/default.toml)")
+    serve.add_argument("--host", help="bind address (default from config: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default from config: 8000)")
+    serve.add_argument("--database-url", help="SQLAlchemy async URL of the event log")
+    serve.add_argument("--workers", type=int, help="worker processes (default from config: 1)")
+    serve.set_defaults(handler=_serve)
+
+    from offline import bench, simulate
+
+    sim = commands.add_parser("simulate", help="drive the router with a simulated world")
+    simulate.configure_parser(sim)
+    sim.set_defaults(handler=simulate.run)
+
+    ben = commands.add_parser("bench", help="HTTP and in-process latency benchmark")
+    bench.configure_parser(ben)
+    ben.set_defaults(handler=bench.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
