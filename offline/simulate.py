@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import tempfile
 import uuid
@@ -277,6 +278,7 @@ def run(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     from router.settings import load_settings  # lazy: the CLI, not the library, needs router
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns progress
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
     with tempfile.TemporaryDirectory(prefix="router-sim-") as tmp:
         environ = {} if args.url else {"ROUTER__STORAGE__URL": f"sqlite+aiosqlite:///{tmp}/sim.db"}
@@ -294,6 +296,7 @@ async def _run(args: argparse.Namespace) -> int:
                 report = await _simulate(client, world, args, profile)
         else:
             from litestar.testing import AsyncTestClient
+
             from router.app import create_app
 
             async with AsyncTestClient(create_app(settings)) as test_client:

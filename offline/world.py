@@ -176,8 +176,8 @@ class World:
     n_projects, n_users : sizes of the project and user populations.
     """
 
-    # Success logit before any effect; tuned so the default catalog gives uniform ≈ 0.5,
-    # best fixed action ≈ 0.68, oracle ≈ 0.82 under the balanced profile.
+    # Success logit before any effect; tuned so that the default catalog under the balanced
+    # profile gives uniform ≈ 0.53, best fixed action ≈ 0.67, per-task oracle ≈ 0.82.
     INTERCEPT = -0.75
     LANGUAGE_TEMPLATE_BONUS = 0.7
 
@@ -226,7 +226,6 @@ class World:
             task_type={k: kind.get(k, 0.0) + float(rng.normal(0.0, 0.1)) for k in TASK_TYPES},
         )
 
-    # ----------------------------------------------------------------- tasks
     def sample_task(self, rng: np.random.Generator | None = None, step: int = 0) -> SimTask:
         """A task drawn from the world's distribution; ``step`` is its decision number."""
         rng = self._rng if rng is None else rng
@@ -259,7 +258,6 @@ class World:
             complexity=round(complexity, 3), luck=float(rng.normal(0.0, 0.35 * self.noise)),
         )
 
-    # ----------------------------------------------------------------- truth
     def allowed_actions(self, task: SimTask) -> list[Action]:
         """Catalog actions whose template allows the task's language."""
         return [a for a in self.catalog.actions if a.allows_language(task.language)]

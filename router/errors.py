@@ -141,15 +141,22 @@ def _validation_to_problem(exc: ValidationException) -> ProblemDetailsException:
 
 
 def _http_to_problem(exc: HTTPException) -> ProblemDetailsException:
-    slug = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
-        exc.status_code, "http-error"
-    )
+    slug = {
+        400: "malformed-body",
+        404: "not-found",
+        405: "method-not-allowed",
+        413: "body-too-large",
+    }.get(exc.status_code, "http-error")
+    # Litestar reports bodies that are not valid JSON (bad syntax, NaN, numbers out of range)
+    # as a bare 400; the offending field is then the body itself.
+    extra = {"field": "(body)"} if exc.status_code in (400, 413) else None
     return ProblemDetailsException(
         status_code=exc.status_code,
         type_=TYPE_PREFIX + slug,
         title=exc.detail,
         detail=exc.detail,
         headers=exc.headers,
+        extra=extra,
     )
 
 
