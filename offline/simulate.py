@@ -119,7 +119,7 @@ class SimulationReport(msgspec.Struct, frozen=True):
         ax.set_ylabel(f"expected reward (moving average of {span})")
         ax.set_title("Router against oracle, best fixed action and uniform choice")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
+        ax.legend(loc="best", fontsize="small")
         fig.savefig(Path(path), format="png", dpi=110)
 
 

@@ -135,5 +135,6 @@ class Readiness(msgspec.Struct, frozen=True):
     database: str
     learned_outcomes: int
     log_outcomes: int
+    restored_checkpoint_seq: int
     catalog_actions: int
     auth: str

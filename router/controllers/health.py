@@ -31,6 +31,7 @@ async def ready(
         database=database,
         learned_outcomes=routing.learner.applied_seq,
         log_outcomes=log_outcomes,
+        restored_checkpoint_seq=routing.learner.restored_seq,
         catalog_actions=len(routing.catalog),
         auth=auth_mode,
     )

@@ -34,6 +34,7 @@ class LearnerService:
         self._checkpointed_seq = 0
         self._checkpointed_at = time.monotonic()
         self._gap_since: float | None = None
+        self.restored_seq = 0
 
     @property
     def learner_name(self) -> str:
@@ -47,6 +48,7 @@ class LearnerService:
             if self.policy.restore(state):
                 self.applied_seq = last_seq
                 self._checkpointed_seq = last_seq
+                self.restored_seq = last_seq
                 logger.info("restored learner checkpoint at outcome %d", last_seq)
         await self.catch_up()
 
