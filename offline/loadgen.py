@@ -7,7 +7,8 @@ read from a file with one body per line:
 - cycled (``unique=False``): route and echo bodies, a few hundred distinct ones;
 - each used once (``unique=True``): feedback bodies, one per pre-created decision. If the run needs
   more bodies than the file holds, it starts over and the result says ``exhausted`` so that the
-  caller can rerun with more (a repeated feedback is the cheap duplicate path, not the measured one).
+  caller can rerun with more (a repeated feedback is the cheap duplicate path, not the one
+  measured).
 
 ``wrk`` is driven by a generated Lua script and its ``--latency`` report is parsed
 (:func:`parse_wrk_output`). The fallback (``python -m offline.loadgen``) writes raw HTTP/1.1 on
@@ -365,7 +366,7 @@ async def _connection(
             if not keep_alive:
                 writer.close()
                 writer = reader = None
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             counters.socket_errors += 1
             if writer is not None:
                 writer.close()

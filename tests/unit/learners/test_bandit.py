@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+
+from learners.bandit.sampling import draw_index, normalize, seed_from_id
+from learners.bandit.vw_bandit import BanditSettings, VWBandit, vw_arguments
+from learners.bandit.vw_format import format_label, format_shared
+
+SHARED = format_shared({"task": {"type=backend": 1.0, "complexity": 0.4}})
+LINES = [f"|M m=model{i} |P t=0.2 |L tpl=plain" for i in range(6)]
+
+
+def test_draws_are_reproducible_and_follow_the_distribution() -> None:
+    probabilities = normalize([0.1, 0.0, 0.6, 0.3])
+    seed = seed_from_id("decision-1")
+    assert draw_index(probabilities, seed) == draw_index(probabilities, seed)
+    counts = [0, 0, 0, 0]
+    for i in range(20_000):
+        counts[draw_index(probabilities, seed_from_id(f"d{i}"))] += 1
+    assert counts[1] == 0
+    assert counts[2] / 20_000 == pytest.approx(0.6, abs=0.02)
+
+
+def test_normalize_rejects_an_empty_or_zero_vector() -> None:
+    with pytest.raises(ValueError, match="positive entry"):
+        normalize([0.0, 0.0])
+
+
+def test_label_is_cost_equal_to_minus_reward() -> None:
+    assert format_label(0.75, 0.5) == "0:-0.75:0.5"
+
+
+def test_shared_line_is_independent_of_feature_order() -> None:
+    a = format_shared({"task": {"b": 1.0, "a": 0.5}, "caller": {"x": 1.0}})
+    b = format_shared({"caller": {"x": 1.0}, "task": {"a": 0.5, "b": 1.0}})
+    assert a == b == "shared |C x |T a:0.5 b"
+
+
+@pytest.mark.parametrize("exploration", ["epsilon", "squarecb", "cover", "bag", "softmax"])
+def test_every_exploration_learns_the_rewarded_action(exploration: str) -> None:
+    bandit = VWBandit(settings=BanditSettings(exploration=exploration, epsilon=0.1))  # type: ignore[arg-type]
+    assert exploration in vw_arguments(bandit.settings)
+    for _ in range(60):
+        for chosen in range(len(LINES)):
+            bandit.learn(SHARED, LINES, chosen, 1.0 if chosen == 3 else 0.0, 1 / len(LINES))
+    probabilities = bandit.probabilities(SHARED, LINES)
+    assert sum(probabilities) == pytest.approx(1.0)
+    assert max(range(len(LINES)), key=probabilities.__getitem__) == 3
+    bandit.close()
+
+
+def test_save_and_restore_give_identical_state() -> None:
+    settings = BanditSettings(exploration="squarecb")
+    original = VWBandit(settings=settings)
+    for step in range(50):
+        original.learn(SHARED, LINES, step % 6, float(step % 6 == 2), 0.2)
+    restored = VWBandit(settings=settings, model_data=original.save())
+    for step in range(20):
+        for bandit in (original, restored):
+            bandit.learn(SHARED, LINES, step % 6, float(step % 6 == 4), 0.3)
+    assert original.probabilities(SHARED, LINES) == restored.probabilities(SHARED, LINES)
+
+
+def test_learn_rejects_bad_propensity_and_index() -> None:
+    bandit = VWBandit(settings=BanditSettings())
+    with pytest.raises(ValueError, match="propensity"):
+        bandit.learn(SHARED, LINES, 0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="chosen index"):
+        bandit.learn(SHARED, LINES, 6, 1.0, 0.5)

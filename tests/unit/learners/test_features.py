@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from learners.context import CallerContext, DecisionContext, Rag, Task
+from learners.features import (
+    count_requirements,
+    description_tokens,
+    estimate_complexity,
+    extract_features,
+    sanitize,
+)
+
+
+def test_complexity_grows_with_size_requirements_and_technical_terms() -> None:
+    small = Task(type="x", language="python", description="add two numbers")
+    big = Task(
+        type="backend",
+        language="python",
+        description=(
+            "Build a distributed job scheduler with a postgres database, retry and idempotent "
+            "handlers, oauth authentication, caching and websocket streaming.\n"
+            "- must survive restarts\n- should shard queues\n1. expose a REST api\n"
+        )
+        * 3,
+        requirements=["p99 under 50ms", "audit log"],
+    )
+    assert estimate_complexity(small) < 3.0
+    assert estimate_complexity(big) > 7.0
+    assert 0.0 <= estimate_complexity(big) <= 10.0
+
+
+def test_requirements_count_bullets_numbers_and_modals() -> None:
+    task = Task(
+        type="x",
+        language="go",
+        description="Intro\n- one\n* two\n1. three\nIt must log and should retry.",
+        requirements=["a", "b"],
+    )
+    assert count_requirements(task) == 2 + 3 + 2
+
+
+def test_tokens_are_distinct_lowercase_without_stopwords() -> None:
+    assert description_tokens("The API and the api, using Redis") == ["api", "redis"]
+
+
+def test_sanitize_removes_vw_separators() -> None:
+    assert sanitize("a b:c|d") == "a_b_c_d"
+
+
+def test_features_do_not_depend_on_dict_order_or_mutate_input() -> None:
+    task = Task(type="Backend", language="Python", description="Build an API", framework="FastAPI")
+    caller = CallerContext(project_id="p 1", agent="impl", rag=Rag(examples=3, avg_similarity=0.7))
+    first = DecisionContext(task=task, caller=caller, features={"a": 1.0, "b": "x", "c": True})
+    second = DecisionContext(task=task, caller=caller, features={"c": True, "b": "x", "a": 1.0})
+    features = extract_features(first)
+    assert features == extract_features(second)
+    assert first.features == {"a": 1.0, "b": "x", "c": True}
+    ns = features.namespaces
+    assert ns["task"]["type=backend"] == 1.0
+    assert ns["task"]["framework=fastapi"] == 1.0
+    assert ns["caller"]["project=p_1"] == 1.0
+    assert ns["caller"]["rag_similarity"] == 0.7
+    assert ns["free"] == {"a": 1.0, "b=x": 1.0, "c": 1.0}
+    assert "api" in ns["description"]
