@@ -20,7 +20,7 @@ from learners.context import DecisionContext, Task
 
 MAX_DESCRIPTION_TOKENS = 64
 _TOKEN = re.compile(r"[a-z][a-z0-9_+#.-]{1,29}")
-_UNSAFE = re.compile(r"[\s:|]+")
+_UNSAFE = re.compile(r"[^\w.=+#/@-]+")
 _STOPWORDS = frozenset(
     [
         "the",
@@ -146,8 +146,15 @@ class ContextFeatures(msgspec.Struct, frozen=True):
 
 
 def sanitize(token: str) -> str:
-    """A feature-name-safe version of ``token`` (no whitespace, ``:`` or ``|``)."""
+    """A feature-name-safe version of ``token``: word characters and ``.=+#/@-`` only (no
+    whitespace, ``:``, ``|`` or control characters, which VW's text parser treats specially)."""
     return _UNSAFE.sub("_", token.strip().lower())[:96] or "_"
+
+
+def squash(value: float) -> float:
+    """sign(v)·ln(1 + |v|), rounded to 6 decimals: free-form numbers of any scale (1e9 bytes,
+    1e-200 noise) become well-conditioned features for SGD learners."""
+    return round(math.copysign(math.log1p(abs(value)), value), 6)
 
 
 def description_tokens(text: str) -> list[str]:
@@ -225,7 +232,9 @@ def extract_features(context: DecisionContext) -> ContextFeatures:
             if value:
                 free_ns[key] = 1.0
         elif isinstance(value, int | float):
-            free_ns[key] = float(value)
+            squashed = squash(float(value))
+            if squashed != 0.0:
+                free_ns[key] = squashed
         else:
             free_ns[f"{key}={sanitize(value)}"] = 1.0
     namespaces: Namespaces = {

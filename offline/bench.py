@@ -125,12 +125,11 @@ _LANGUAGES: dict[str, list[str | None]] = {
 }
 _TYPES = ["backend", "frontend", "data-pipeline", "devops", "testing", "refactor", "migration"]
 _AGENTS = ["implementation", "review", "testing", "planning"]
-_WORDS = tuple(
+_DESCRIPTION_TEXT = (
     "build an endpoint that validates input stores records in the database handles pagination "
     "retries failed calls with backoff emits metrics caches results invalidates stale entries "
     "parses configuration files streams large uploads checks permissions per tenant writes "
     "integration tests refactors the legacy module keeps backward compatibility documents the api"
-    .split()
 )
 _REQUIREMENTS = [
     "authentication", "rate limiting", "unit tests", "type hints", "async io", "logging",
@@ -141,13 +140,14 @@ _REQUIREMENTS = [
 def generate_route_bodies(n: int, seed: int) -> list[dict[str, object]]:
     """``n`` distinct, varied ``POST /v1/route`` bodies (no constraints: the whole catalog)."""
     rng = random.Random(seed)
+    words = _DESCRIPTION_TEXT.split()
     bodies: list[dict[str, object]] = []
     for i in range(n):
         language = rng.choice(list(_LANGUAGES))
         task: dict[str, object] = {
             "type": rng.choice(_TYPES),
             "language": language,
-            "description": f"task {i}: " + " ".join(rng.choices(_WORDS, k=rng.randint(6, 80))),
+            "description": f"task {i}: " + " ".join(rng.choices(words, k=rng.randint(6, 80))),
             "requirements": rng.sample(_REQUIREMENTS, k=rng.randint(0, 5)),
         }
         framework = rng.choice(_LANGUAGES[language])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import tempfile
 import uuid
@@ -281,7 +282,10 @@ async def _run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns progress
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
     with tempfile.TemporaryDirectory(prefix="router-sim-") as tmp:
-        environ = {} if args.url else {"ROUTER__STORAGE__URL": f"sqlite+aiosqlite:///{tmp}/sim.db"}
+        # ROUTER__... variables configure the in-process service (e.g. the exploration method).
+        environ = dict(os.environ)
+        if not args.url:
+            environ["ROUTER__STORAGE__URL"] = f"sqlite+aiosqlite:///{tmp}/sim.db"
         settings = load_settings(args.config, environ)
         profile = settings.profiles.get(args.profile)
         if profile is None:

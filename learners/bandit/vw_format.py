@@ -14,12 +14,13 @@ from learners.features import Namespaces, sanitize
 # The first letter of a namespace is what VW's interaction flags (-q TM) refer to.
 CONTEXT_NAMESPACES = {"task": "T", "description": "D", "caller": "C", "free": "F"}
 ACTION_NAMESPACES = ("M", "P", "L")
+MIN_PROPENSITY = 1e-6
 
 
 def _feature(name: str, value: float) -> str:
     if value == 1.0:
         return name
-    return f"{name}:{value:.6g}"
+    return f"{name}:{value:.6f}"
 
 
 def format_shared(namespaces: Namespaces) -> str:
@@ -63,4 +64,6 @@ def format_action(action: Action) -> str:
 
 def format_label(reward: float, propensity: float) -> str:
     """The cost label VW expects on the chosen action: cost = -reward."""
-    return f"0:{-reward:.6g}:{propensity:.6g}"
+    # Fixed-point cost: exponents such as -2.8e-129 would underflow VW's float parser. The
+    # propensity is floored at MIN_PROPENSITY for the same reason (and to bound the IPS weight).
+    return f"0:{-reward:.6f}:{max(propensity, MIN_PROPENSITY):.9g}"

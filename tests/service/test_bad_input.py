@@ -22,32 +22,67 @@ ROUTE_CASES: list[tuple[str, bytes | dict[str, Any], int, str]] = [
     ("empty language", with_task(language=""), 422, "task.language"),
     ("description too long", with_task(description="x" * 20_001), 422, "task.description"),
     ("too many requirements", with_task(requirements=["r"] * 51), 422, "task.requirements"),
-    ("too many features", {**with_task(), "features": {f"f{i}": i for i in range(65)}}, 422,
-     "features"),
+    (
+        "too many features",
+        {**with_task(), "features": {f"f{i}": i for i in range(65)}},
+        422,
+        "features",
+    ),
     ("bad feature name", {**with_task(), "features": {"a b": 1}}, 422, "features"),
     # msgspec elides dict keys in its error path, so the field reads "features[...]".
     ("huge feature value", {**with_task(), "features": {"x": 1e13}}, 422, "features[...]"),
-    ("rag similarity above 1", {**with_task(), "context": {"rag": {"avg_similarity": 1.5}}}, 422,
-     "context.rag.avg_similarity"),
-    ("unknown model", {**with_task(), "constraints": {"models": ["small-fast", "gpt-x"]}}, 422,
-     "constraints.models[1]"),
-    ("unknown template", {**with_task(), "constraints": {"templates": ["nope"]}}, 422,
-     "constraints.templates[0]"),
-    ("temperature not in catalog", {**with_task(), "constraints": {"temperatures": [0.3]}}, 422,
-     "constraints.temperatures[0]"),
-    ("negative budget", {**with_task(), "constraints": {"max_cost_usd": -1}}, 422,
-     "constraints.max_cost_usd"),
-    ("no action left", {**with_task(), "constraints": {"models": ["frontier-large"],
-                                                         "max_cost_usd": 1e-6}}, 422,
-     "constraints"),
+    (
+        "rag similarity above 1",
+        {**with_task(), "context": {"rag": {"avg_similarity": 1.5}}},
+        422,
+        "context.rag.avg_similarity",
+    ),
+    (
+        "unknown model",
+        {**with_task(), "constraints": {"models": ["small-fast", "gpt-x"]}},
+        422,
+        "constraints.models[1]",
+    ),
+    (
+        "unknown template",
+        {**with_task(), "constraints": {"templates": ["nope"]}},
+        422,
+        "constraints.templates[0]",
+    ),
+    (
+        "temperature not in catalog",
+        {**with_task(), "constraints": {"temperatures": [0.3]}},
+        422,
+        "constraints.temperatures[0]",
+    ),
+    (
+        "negative budget",
+        {**with_task(), "constraints": {"max_cost_usd": -1}},
+        422,
+        "constraints.max_cost_usd",
+    ),
+    (
+        "no action left",
+        {**with_task(), "constraints": {"models": ["frontier-large"], "max_cost_usd": 1e-6}},
+        422,
+        "constraints",
+    ),
     ("unknown objective", {**with_task(), "objective": "speed"}, 422, "objective"),
     ("request_id too long", {**with_task(), "request_id": "r" * 129}, 422, "request_id"),
     ("not an object", b"[1, 2]", 422, "(body)"),
     ("malformed JSON", b'{"task": ', 400, "(body)"),
-    ("NaN literal", b'{"task": {"type": "x", "language": "py", "description": NaN}}', 400,
-     "(body)"),
-    ("infinite number", b'{"task": {"type": "x", "language": "py", "description": "d"}, '
-     b'"features": {"x": 1e999}}', 400, "(body)"),
+    (
+        "NaN literal",
+        b'{"task": {"type": "x", "language": "py", "description": NaN}}',
+        400,
+        "(body)",
+    ),
+    (
+        "infinite number",
+        b'{"task": {"type": "x", "language": "py", "description": "d"}, "features": {"x": 1e999}}',
+        400,
+        "(body)",
+    ),
 ]
 
 
@@ -75,8 +110,7 @@ FEEDBACK_CASES: list[tuple[str, dict[str, Any], int, str]] = [
     ("quality above 10", {"outcome": "approved", "quality": 10.5}, 422, "quality"),
     ("quality below 0", {"outcome": "approved", "quality": -0.1}, 422, "quality"),
     ("negative cost", {"outcome": "approved", "cost_usd": -0.01}, 422, "cost_usd"),
-    ("negative time", {"outcome": "approved", "generation_time_s": -2}, 422,
-     "generation_time_s"),
+    ("negative time", {"outcome": "approved", "generation_time_s": -2}, 422, "generation_time_s"),
     ("negative tokens", {"outcome": "approved", "tokens": -5}, 422, "tokens"),
     ("reward above 1", {"outcome": "approved", "reward": 1.01}, 422, "reward"),
     ("reward below 0", {"outcome": "approved", "reward": -0.5}, 422, "reward"),
@@ -118,7 +152,8 @@ async def test_unknown_decision_is_404(client: AsyncTestClient[Any]) -> None:
 
 async def test_oversized_body_is_413(client: AsyncTestClient[Any]) -> None:
     response = await client.post(
-        "/v1/route", content=b"{" + b" " * 1_100_000 + b"}",
+        "/v1/route",
+        content=b"{" + b" " * 1_100_000 + b"}",
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 413

@@ -82,8 +82,14 @@ class Service:
         }
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "router.cli", "serve", "--port", str(self.port),
-                "--database-url", f"sqlite+aiosqlite:///{db}",
+                sys.executable,
+                "-m",
+                "router.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--database-url",
+                f"sqlite+aiosqlite:///{db}",
             ],
             env=env,
             stdout=subprocess.DEVNULL,

@@ -27,13 +27,14 @@ def test_normalize_rejects_an_empty_or_zero_vector() -> None:
 
 
 def test_label_is_cost_equal_to_minus_reward() -> None:
-    assert format_label(0.75, 0.5) == "0:-0.75:0.5"
+    assert format_label(0.75, 0.5) == "0:-0.750000:0.5"
+    assert format_label(2.8e-129, 1e-300) == "0:-0.000000:1e-06"
 
 
 def test_shared_line_is_independent_of_feature_order() -> None:
     a = format_shared({"task": {"b": 1.0, "a": 0.5}, "caller": {"x": 1.0}})
     b = format_shared({"caller": {"x": 1.0}, "task": {"a": 0.5, "b": 1.0}})
-    assert a == b == "shared |C x |T a:0.5 b"
+    assert a == b == "shared |C x |T a:0.500000 b"
 
 
 @pytest.mark.parametrize("exploration", ["epsilon", "squarecb", "cover", "bag", "softmax"])

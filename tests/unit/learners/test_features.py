@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from learners.context import CallerContext, DecisionContext, Rag, Task
 from learners.features import (
     count_requirements,
@@ -42,8 +44,17 @@ def test_tokens_are_distinct_lowercase_without_stopwords() -> None:
     assert description_tokens("The API and the api, using Redis") == ["api", "redis"]
 
 
-def test_sanitize_removes_vw_separators() -> None:
+def test_sanitize_removes_vw_separators_and_control_characters() -> None:
     assert sanitize("a b:c|d") == "a_b_c_d"
+    assert sanitize("x\x01\x12y") == "x_y"
+    assert sanitize("Déjà-vu") == "déjà-vu"
+
+
+def test_free_numbers_are_squashed() -> None:
+    task = Task(type="x", language="go", description="d")
+    context = DecisionContext(task=task, features={"big": 1e9, "tiny": 1e-200, "neg": -3.0})
+    free = extract_features(context).namespaces["free"]
+    assert free == {"big": pytest.approx(20.723266), "neg": pytest.approx(-1.386294)}
 
 
 def test_features_do_not_depend_on_dict_order_or_mutate_input() -> None:
@@ -59,5 +70,5 @@ def test_features_do_not_depend_on_dict_order_or_mutate_input() -> None:
     assert ns["task"]["framework=fastapi"] == 1.0
     assert ns["caller"]["project=p_1"] == 1.0
     assert ns["caller"]["rag_similarity"] == 0.7
-    assert ns["free"] == {"a": 1.0, "b=x": 1.0, "c": 1.0}
+    assert ns["free"] == {"a": 0.693147, "b=x": 1.0, "c": 1.0}
     assert "api" in ns["description"]

@@ -19,11 +19,11 @@ def test_default_config_has_a_realistic_catalog() -> None:
 def test_catalog_only_config_is_valid(tmp_path: Path) -> None:
     config = tmp_path / "models.toml"
     config.write_text(
-        'temperatures = [0.2]\n'
+        "temperatures = [0.2]\n"
         '[[models]]\nname = "a"\ninput_price_per_mtok = 1\noutput_price_per_mtok = 2\n'
-        'typical_latency_s = 3\n'
+        "typical_latency_s = 3\n"
         '[[models]]\nname = "b"\ninput_price_per_mtok = 0\noutput_price_per_mtok = 0\n'
-        'typical_latency_s = 9\n'
+        "typical_latency_s = 9\n"
         '[[templates]]\nname = "plain"\n'
     )
     settings = load_settings(config, {})
@@ -64,9 +64,9 @@ def test_bad_catalog_fails_at_start(tmp_path: Path) -> None:
     config = tmp_path / "dup.toml"
     config.write_text(
         '[[models]]\nname = "a"\ninput_price_per_mtok = 1\noutput_price_per_mtok = 2\n'
-        'typical_latency_s = 3\n'
+        "typical_latency_s = 3\n"
         '[[models]]\nname = "a"\ninput_price_per_mtok = 1\noutput_price_per_mtok = 2\n'
-        'typical_latency_s = 3\n'
+        "typical_latency_s = 3\n"
         '[[templates]]\nname = "plain"\n'
     )
     with pytest.raises(SettingsError, match="models: name 'a' appears twice"):
