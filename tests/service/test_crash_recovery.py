@@ -16,7 +16,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +122,8 @@ class Service:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path / "router.db"
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "router.db"
 
 
 async def probe_probabilities(client: httpx.AsyncClient) -> list[list[float]]:
@@ -170,7 +169,8 @@ async def test_sigkill_loses_no_feedback_and_no_learning(db: Path, tmp_path: Pat
         logged = [row[0] for row in conn.execute("SELECT decision_id FROM outcomes ORDER BY seq")]
         checkpoints = conn.execute("SELECT max(last_seq) FROM checkpoints").fetchone()[0]
     assert set(acknowledged) <= set(logged)
-    assert checkpoints is not None and 0 < checkpoints < len(logged)
+    assert checkpoints is not None
+    assert 0 < checkpoints < len(logged)
 
     # Twin B: the same decisions and the same logged outcomes, in order, with no crash.
     twin_settings = make_settings(f"sqlite+aiosqlite:///{tmp_path}/twin.db")
