@@ -84,8 +84,8 @@ class OnlinePolicy:
         self, features: ContextFeatures, catalog: Catalog, allowed: Sequence[int]
     ) -> list[float]:
         """Probability of each allowed action (same order as ``allowed``)."""
-        lines = self._lines[catalog.fingerprint].select(allowed)
-        return self._bandit.probabilities(format_shared(features.namespaces), lines)
+        table = self._lines[catalog.fingerprint]
+        return self._bandit.probabilities(format_shared(features.namespaces), table, allowed)
 
     def predict(self, catalog: Catalog, index: int, prior_time_s: float) -> ActionPrediction:
         action = catalog.actions[index]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -90,12 +91,20 @@ class EventLog:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time; queueing writers here, in order, avoids its busy
+        # handler's sleep-and-retry back-off, which turned contention into second-long tails.
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def _transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+        lock = self._write_lock if write else None
         try:
-            async with self.engine.begin() as connection:
-                yield connection
+            if lock is None:
+                async with self.engine.begin() as connection:
+                    yield connection
+            else:
+                async with lock, self.engine.begin() as connection:
+                    yield connection
         except IntegrityError as exc:
             raise DuplicateKeyError(str(exc.orig)) from exc
         except (OperationalError, DBAPIError) as exc:
@@ -108,7 +117,7 @@ class EventLog:
     # --- catalogs and tenants -------------------------------------------------------------
 
     async def ensure_catalog(self, catalog: Catalog) -> None:
-        async with self._transaction() as conn:
+        async with self._transaction(write=True) as conn:
             found = await conn.scalar(
                 select(CatalogVersion.fingerprint).where(
                     CatalogVersion.fingerprint == catalog.fingerprint
@@ -132,7 +141,7 @@ class EventLog:
         self, api_keys: Mapping[str, str], tenants: list[str]
     ) -> dict[str, str]:
         """Store tenants and hashed keys; return every stored key hash with its tenant."""
-        async with self._transaction() as conn:
+        async with self._transaction(write=True) as conn:
             known = set((await conn.scalars(select(Tenant.id))).all())
             for tenant in sorted({*tenants, *api_keys.values()} - known):
                 await conn.execute(insert(Tenant).values(id=tenant, created_at=_now()))
@@ -151,7 +160,7 @@ class EventLog:
     # --- decisions -----------------------------------------------------------------------
 
     async def insert_decision(self, values: dict[str, Any]) -> None:
-        async with self._transaction() as conn:
+        async with self._transaction(write=True) as conn:
             await conn.execute(insert(Decision), [values])
 
     async def get_decision(self, tenant_id: str, decision_id: str) -> DecisionRecord | None:
@@ -186,7 +195,7 @@ class EventLog:
     async def insert_outcome(self, values: dict[str, Any]) -> int:
         """Append an outcome; returns its sequence number. Raises DuplicateKeyError when the
         decision already has one."""
-        async with self._transaction() as conn:
+        async with self._transaction(write=True) as conn:
             result = await conn.execute(insert(Outcome).returning(Outcome.seq), values)
             return int(result.scalar_one())
 
@@ -261,7 +270,7 @@ class EventLog:
     # --- checkpoints ---------------------------------------------------------------------
 
     async def save_checkpoint(self, learner: str, last_seq: int, state: bytes, keep: int) -> None:
-        async with self._transaction() as conn:
+        async with self._transaction(write=True) as conn:
             newest = await conn.scalar(
                 select(func.max(Checkpoint.last_seq)).where(Checkpoint.learner == learner)
             )

@@ -3,11 +3,27 @@ from __future__ import annotations
 import pytest
 
 from learners.bandit.sampling import draw_index, normalize, seed_from_id
-from learners.bandit.vw_bandit import BanditSettings, VWBandit, vw_arguments
+from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit, vw_arguments
 from learners.bandit.vw_format import format_label, format_shared
+from learners.catalog import Catalog, ModelSpec, TemplateSpec
 
 SHARED = format_shared({"task": {"type=backend": 1.0, "complexity": 0.4}})
-LINES = [f"|M m=model{i} |P t=0.2 |L tpl=plain" for i in range(6)]
+CATALOG = Catalog(
+    models=[
+        ModelSpec(
+            name=f"model{i}",
+            input_price_per_mtok=i,
+            output_price_per_mtok=i,
+            typical_latency_s=1 + i,
+        )
+        for i in range(6)
+    ],
+    templates=[TemplateSpec(name="plain")],
+    temperatures=[0.2],
+)
+TABLE = ActionLines(CATALOG)
+LINES = list(TABLE.lines)
+ALL = list(range(len(LINES)))
 
 
 def test_draws_are_reproducible_and_follow_the_distribution() -> None:
@@ -44,7 +60,7 @@ def test_every_exploration_learns_the_rewarded_action(exploration: str) -> None:
     for _ in range(60):
         for chosen in range(len(LINES)):
             bandit.learn(SHARED, LINES, chosen, 1.0 if chosen == 3 else 0.0, 1 / len(LINES))
-    probabilities = bandit.probabilities(SHARED, LINES)
+    probabilities = bandit.probabilities(SHARED, TABLE, ALL)
     assert sum(probabilities) == pytest.approx(1.0)
     assert max(range(len(LINES)), key=probabilities.__getitem__) == 3
     bandit.close()
@@ -59,7 +75,7 @@ def test_save_and_restore_give_identical_state() -> None:
     for step in range(20):
         for bandit in (original, restored):
             bandit.learn(SHARED, LINES, step % 6, float(step % 6 == 4), 0.3)
-    assert original.probabilities(SHARED, LINES) == restored.probabilities(SHARED, LINES)
+    assert original.probabilities(SHARED, TABLE, ALL) == restored.probabilities(SHARED, TABLE, ALL)
 
 
 def test_learn_rejects_bad_propensity_and_index() -> None:
@@ -68,3 +84,19 @@ def test_learn_rejects_bad_propensity_and_index() -> None:
         bandit.learn(SHARED, LINES, 0, 1.0, 0.0)
     with pytest.raises(ValueError, match="chosen index"):
         bandit.learn(SHARED, LINES, 6, 1.0, 0.5)
+
+
+def test_reused_action_examples_predict_like_freshly_parsed_text() -> None:
+    bandit = VWBandit(settings=BanditSettings(exploration="epsilon", epsilon=0.1))
+    subsets = [[0, 2, 5], ALL, [4], [1, 3]]
+    for step in range(200):
+        subset = subsets[step % len(subsets)]
+        shared = format_shared({"task": {f"type=t{step % 3}": 1.0}, "description": {"w": 1.0}})
+        cached = bandit.probabilities(shared, TABLE, subset)
+        lines = TABLE.select(subset)
+        fresh = bandit._workspace.predict([shared, *lines])
+        assert cached == pytest.approx([p / sum(fresh) for p in fresh], abs=1e-12)
+        chosen = step % len(subset)
+        reward = 1.0 if subset[chosen] == (step % 3) else 0.0
+        bandit.learn(shared, lines, chosen, reward, cached[chosen])
+    assert len(set(bandit.probabilities(SHARED, TABLE, ALL))) > 1
