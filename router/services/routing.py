@@ -29,6 +29,7 @@ from router.schemas import (
 from router.services.allowed import allowed_actions
 from router.services.learning import LearnerService
 from router.services.predictions import assess_risk, build_predictions
+from router.storage.batching import DecisionWriter
 from router.storage.repository import DecisionRecord, DuplicateKeyError, EventLog, StoredFeatures
 
 ALTERNATIVES = 3
@@ -51,6 +52,7 @@ class RoutingService:
         learner: LearnerService,
         log: EventLog,
     ) -> None:
+        self.writer = DecisionWriter(log)
         self.catalog = catalog
         self.profiles = profiles
         self.default_profile = default_profile
@@ -142,7 +144,7 @@ class RoutingService:
             "response": msgspec.to_builtins(response),
         }
         try:
-            await self.log.insert_decision(values)
+            await self.writer.insert(values)
         except DuplicateKeyError:
             # The same request_id raced with itself: the first decision stands.
             existing = await self.log.get_decision(tenant_id, decision_id)

@@ -159,9 +159,10 @@ class EventLog:
 
     # --- decisions -----------------------------------------------------------------------
 
-    async def insert_decision(self, values: dict[str, Any]) -> None:
+    async def insert_decisions(self, rows: list[dict[str, Any]]) -> None:
+        """Insert decision rows in one transaction (all or none)."""
         async with self._transaction(write=True) as conn:
-            await conn.execute(insert(Decision), [values])
+            await conn.execute(insert(Decision), rows)
 
     async def get_decision(self, tenant_id: str, decision_id: str) -> DecisionRecord | None:
         async with self._transaction() as conn:
