@@ -93,11 +93,22 @@ class Catalog:
                     actions.append(Action(len(actions), model, float(temperature), template))
         self.actions: tuple[Action, ...] = tuple(actions)
         self._by_id = {a.id: a for a in actions}
+        self._by_language: dict[str, tuple[int, ...]] = {}
         self.model_names = frozenset(m.name for m in models)
         self.template_names = frozenset(t.name for t in templates)
         self.fingerprint = hashlib.sha256(
             msgspec.json.encode([models, templates, list(temperatures)])
         ).hexdigest()[:16]
+
+    def indices_for_language(self, language: str) -> tuple[int, ...]:
+        """Indices of the actions whose template allows ``language`` (cached per language)."""
+        key = language.lower()
+        cached = self._by_language.get(key)
+        if cached is None:
+            cached = tuple(a.index for a in self.actions if a.allows_language(key))
+            if len(self._by_language) < 10_000:  # open vocabulary: bound the cache
+                self._by_language[key] = cached
+        return cached
 
     def __len__(self) -> int:
         return len(self.actions)

@@ -16,34 +16,41 @@ def allowed_actions(
     models = _names("models", constraints.models, catalog.model_names)
     templates = _names("templates", constraints.templates, catalog.template_names)
     temperatures = _temperatures(catalog, constraints.temperatures)
-    language = task.language
-    allowed: list[int] = []
-    language_ok = 0
-    for action in catalog.actions:
-        if not action.allows_language(language):
-            continue
-        language_ok += 1
-        if models is not None and action.model.name not in models:
-            continue
-        if templates is not None and action.template.name not in templates:
-            continue
-        if temperatures is not None and action.temperature not in temperatures:
-            continue
-        if constraints.max_cost_usd is not None or constraints.max_latency_s is not None:
-            estimate = estimate_action_cost(action, task, complexity, rag_examples)
-            if (
-                constraints.max_cost_usd is not None
-                and estimate.cost_usd > constraints.max_cost_usd
-            ):
+    candidates = catalog.indices_for_language(task.language)
+    unconstrained = (
+        models is None
+        and templates is None
+        and temperatures is None
+        and constraints.max_cost_usd is None
+        and constraints.max_latency_s is None
+    )
+    if unconstrained:
+        allowed = list(candidates)
+    else:
+        allowed = []
+        for index in candidates:
+            action = catalog.actions[index]
+            if models is not None and action.model.name not in models:
                 continue
-            if (
-                constraints.max_latency_s is not None
-                and estimate.latency_s > constraints.max_latency_s
-            ):
+            if templates is not None and action.template.name not in templates:
                 continue
-        allowed.append(action.index)
+            if temperatures is not None and action.temperature not in temperatures:
+                continue
+            if constraints.max_cost_usd is not None or constraints.max_latency_s is not None:
+                estimate = estimate_action_cost(action, task, complexity, rag_examples)
+                if (
+                    constraints.max_cost_usd is not None
+                    and estimate.cost_usd > constraints.max_cost_usd
+                ):
+                    continue
+                if (
+                    constraints.max_latency_s is not None
+                    and estimate.latency_s > constraints.max_latency_s
+                ):
+                    continue
+            allowed.append(index)
     if not allowed:
-        raise NoAllowedActionError(_why_empty(constraints, language_ok), field="constraints")
+        raise NoAllowedActionError(_why_empty(constraints, len(candidates)), field="constraints")
     return allowed
 
 
