@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -95,6 +96,10 @@ def create_app(settings: Settings) -> Litestar:
                 learner.applied_seq,
                 engine.url.render_as_string(hide_password=True),
             )
+            # Start-up objects (catalog, parsed VW examples, SQLAlchemy and Litestar internals)
+            # live for the whole process: keep them out of the cyclic GC's later passes.
+            gc.collect()
+            gc.freeze()
             tail = asyncio.create_task(learner.tail_forever(), name="learner-tail")
             try:
                 yield
