@@ -1,9 +1,10 @@
 """A bare Litestar + msgspec app: the reference that ``router bench`` compares the router with.
 
-``POST /echo`` decodes a body of the same shape as a ``POST /v1/route`` request into msgspec
-Structs (unknown fields rejected) and returns it, so it costs what the framework, the server and
-JSON decoding and encoding cost and nothing else. ``python -m offline.echo_app`` serves it with
-the server settings ``router serve`` uses (uvicorn, one worker, access log off).
+``POST /echo`` decodes a body into the same msgspec Struct as ``POST /v1/route`` (the router's
+``RouteRequest``, with its limits and unknown fields rejected) and returns it, so it costs what
+the framework, the server and JSON decoding and encoding cost and nothing else.
+``python -m offline.echo_app`` serves it with the server settings ``router serve`` uses
+(uvicorn, one worker, access log off).
 """
 
 from __future__ import annotations
@@ -13,46 +14,9 @@ from collections.abc import Sequence
 
 import msgspec
 from litestar import Litestar, get, post
+from litestar.params import JSONBody
 
-
-class EchoTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    type: str
-    language: str
-    description: str
-    framework: str | None = None
-    requirements: list[str] = []
-
-
-class EchoRag(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    examples: int = 0
-    avg_similarity: float | None = None
-    avg_quality: float | None = None
-
-
-class EchoContext(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    project_id: str | None = None
-    user_id: str | None = None
-    agent: str | None = None
-    rag: EchoRag | None = None
-
-
-class EchoConstraints(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    models: list[str] | None = None
-    templates: list[str] | None = None
-    temperatures: list[float] | None = None
-    max_cost_usd: float | None = None
-    max_latency_s: float | None = None
-
-
-class EchoRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The shape of a route request, without the router's limits and vocabulary checks."""
-
-    task: EchoTask
-    request_id: str | None = None
-    context: EchoContext = EchoContext()
-    features: dict[str, bool | float | str] = {}
-    constraints: EchoConstraints = EchoConstraints()
-    objective: str | None = None
+from router.schemas import RouteRequest
 
 
 class EchoReady(msgspec.Struct, frozen=True):
@@ -60,7 +24,7 @@ class EchoReady(msgspec.Struct, frozen=True):
 
 
 @post("/echo", status_code=200)
-async def echo(data: EchoRequest) -> EchoRequest:
+async def echo(data: JSONBody[RouteRequest]) -> RouteRequest:
     return data
 
 
