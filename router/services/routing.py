@@ -123,7 +123,7 @@ class RoutingService:
             "created_at": datetime.now(UTC),
             "catalog_fingerprint": self.catalog.fingerprint,
             "objective": objective,
-            "request": msgspec.json.decode(request_json),
+            "request": msgspec.to_builtins(request),
             "features": msgspec.to_builtins(
                 StoredFeatures(
                     namespaces=features.namespaces,
@@ -183,11 +183,7 @@ class RoutingService:
         return result
 
     async def feedback(self, tenant_id: str, request: FeedbackRequest) -> FeedbackResponse:
-        decision = await self.log.get_decision(tenant_id, request.decision_id)
-        if decision is None:
-            raise DecisionNotFoundError(
-                f"no decision {request.decision_id!r} for this tenant", field="decision_id"
-            )
+        decision = await self._decision_or_404(tenant_id, request.decision_id)
         if request.reward is not None:
             reward, source = request.reward, "explicit"
         else:
@@ -252,12 +248,16 @@ class RoutingService:
             learned=learned,
         )
 
-    async def describe(self, tenant_id: str, decision_id: str) -> DecisionView:
+    async def _decision_or_404(self, tenant_id: str, decision_id: str) -> DecisionRecord:
         decision = await self.log.get_decision(tenant_id, decision_id)
         if decision is None:
             raise DecisionNotFoundError(
                 f"no decision {decision_id!r} for this tenant", field="decision_id"
             )
+        return decision
+
+    async def describe(self, tenant_id: str, decision_id: str) -> DecisionView:
+        decision = await self._decision_or_404(tenant_id, decision_id)
         outcome = await self.log.get_outcome(decision_id)
         catalog = self.catalog
         if decision.catalog_fingerprint != catalog.fingerprint:
