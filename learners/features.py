@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -138,6 +139,26 @@ _MODAL = re.compile(r"\b(?:must|should|shall|needs? to|has to|required)\b", re.I
 Namespaces = dict[str, dict[str, float]]
 
 
+class ContextRecord(msgspec.Struct, frozen=True):
+    """The decision context as named raw values: the input of the batch models' table
+    (:mod:`learners.tabular`). Logged with every decision, with the history known then."""
+
+    task_type: str
+    language: str
+    framework: str | None
+    agent: str | None
+    objective: str
+    description_words: int
+    requirements: int
+    technical_terms: int
+    complexity: float
+    rag_examples: int | None
+    rag_similarity: float | None
+    rag_quality: float | None
+    hour: int
+    weekday: int
+
+
 class ContextFeatures(msgspec.Struct, frozen=True):
     """Logged features of one decision, by namespace."""
 
@@ -179,6 +200,13 @@ def count_technical_terms(text: str) -> int:
     return sum(1 for token in description_tokens(text) if token in TECHNICAL_TERMS)
 
 
+def complexity_score(words: int, requirements: int, terms: int) -> float:
+    """The complexity heuristic of :func:`estimate_complexity` from its three counts."""
+    score = 1.0 + 1.6 * math.log1p(words / 15.0) + 0.45 * min(requirements, 8)
+    score += 0.6 * min(terms, 6)
+    return round(min(max(score, 0.0), 10.0), 3)
+
+
 def estimate_complexity(task: Task) -> float:
     """Heuristic task complexity in [0, 10].
 
@@ -190,9 +218,34 @@ def estimate_complexity(task: Task) -> float:
     words = len(task.description.split()) + sum(len(r.split()) for r in task.requirements)
     requirements = count_requirements(task)
     terms = count_technical_terms(task.description + " " + " ".join(task.requirements))
-    score = 1.0 + 1.6 * math.log1p(words / 15.0) + 0.45 * min(requirements, 8)
-    score += 0.6 * min(terms, 6)
-    return round(min(max(score, 0.0), 10.0), 3)
+    return complexity_score(words, requirements, terms)
+
+
+def context_record(context: DecisionContext, at: datetime) -> ContextRecord:
+    """Named raw values of ``context`` for a decision at ``at`` (hour and weekday in UTC)."""
+    task = context.task
+    words = len(task.description.split())
+    all_words = words + sum(len(r.split()) for r in task.requirements)
+    requirements = count_requirements(task)
+    terms = count_technical_terms(task.description + " " + " ".join(task.requirements))
+    rag = context.caller.rag
+    utc = at.astimezone(UTC) if at.tzinfo is not None else at
+    return ContextRecord(
+        task_type=task.type.lower(),
+        language=task.language.lower(),
+        framework=task.framework.lower() if task.framework else None,
+        agent=context.caller.agent.lower() if context.caller.agent else None,
+        objective=context.objective,
+        description_words=words,
+        requirements=requirements,
+        technical_terms=terms,
+        complexity=complexity_score(all_words, requirements, terms),
+        rag_examples=None if rag is None else rag.examples,
+        rag_similarity=None if rag is None else rag.avg_similarity,
+        rag_quality=None if rag is None else rag.avg_quality,
+        hour=utc.hour,
+        weekday=utc.weekday(),
+    )
 
 
 def extract_features(context: DecisionContext) -> ContextFeatures:

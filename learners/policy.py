@@ -16,10 +16,11 @@ from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit
 from learners.bandit.vw_format import format_shared
 from learners.catalog import Catalog
 from learners.features import ContextFeatures
+from learners.history import HistoryStats, OutcomeFacts
 from learners.online_stats import ActionPrediction, OutcomeStats
 from learners.reward import Verdict
 
-FEATURE_VERSION = "1"
+FEATURE_VERSION = "2"
 POLICY_NAME = "vw-cb-explore-adf"
 
 
@@ -37,6 +38,7 @@ class LearnEvent(msgspec.Struct, frozen=True):
     quality: float | None
     generation_time_s: float | None
     prior_time_s: float
+    facts: OutcomeFacts | None = None
 
 
 class _Snapshot(msgspec.Struct, frozen=True):
@@ -44,6 +46,7 @@ class _Snapshot(msgspec.Struct, frozen=True):
     vw_model: bytes
     stats: bytes
     learned: int
+    history: bytes = b""
 
 
 class OnlinePolicy:
@@ -55,7 +58,13 @@ class OnlinePolicy:
         self._lines = {fp: ActionLines(cat) for fp, cat in self._catalogs.items()}
         self._bandit = VWBandit(settings=settings)
         self._stats = OutcomeStats()
+        self._history = HistoryStats()
         self._learned = 0
+
+    @property
+    def history(self) -> HistoryStats:
+        """Windowed outcome aggregates (historical features), folded with the bandit."""
+        return self._history
 
     @property
     def fingerprint(self) -> str:
@@ -114,6 +123,8 @@ class OnlinePolicy:
             time_s=event.generation_time_s,
             prior_time_s=event.prior_time_s,
         )
+        if event.facts is not None:
+            self._history.learn_one(event.facts)
         self._learned += 1
 
     def snapshot(self) -> bytes:
@@ -123,6 +134,7 @@ class OnlinePolicy:
             vw_model=self._bandit.save(),
             stats=pickle.dumps(self._stats, protocol=pickle.HIGHEST_PROTOCOL),
             learned=self._learned,
+            history=pickle.dumps(self._history, protocol=pickle.HIGHEST_PROTOCOL),
         )
         return msgspec.msgpack.encode(snap)
 
@@ -134,11 +146,13 @@ class OnlinePolicy:
         bandit = VWBandit(settings=self.settings, model_data=snap.vw_model)
         # Snapshots are written by this service into its own database, never taken from users.
         stats = pickle.loads(snap.stats)
-        if not isinstance(stats, OutcomeStats):
+        history = pickle.loads(snap.history) if snap.history else None
+        if not isinstance(stats, OutcomeStats) or not isinstance(history, HistoryStats):
             return False
         self._bandit.close()
         self._bandit = bandit
         self._stats = stats
+        self._history = history
         self._learned = snap.learned
         return True
 

@@ -21,9 +21,11 @@ from router.controllers.health import health, ready
 from router.controllers.v1 import V1Controller
 from router.errors import create_problem_details_plugin, unexpected_error_handlers
 from router.services.learning import LearnerService
+from router.services.models import ModelService
 from router.services.routing import RoutingService
 from router.settings import Settings, load_settings
 from router.storage.database import create_engine, migrate
+from router.storage.registry import ModelRegistry
 from router.storage.repository import EventLog
 
 logger = logging.getLogger("router")
@@ -74,6 +76,12 @@ def create_app(settings: Settings) -> Litestar:
             policy = OnlinePolicy(settings=settings.bandit, catalogs=await log.load_catalogs())
             learner = LearnerService(policy=policy, log=log, settings=settings.learning)
             await learner.start()
+            for tenant_id, project_id, first in await log.project_first_decisions():
+                policy.history.observe_decision(tenant_id, project_id, first)
+            models = ModelService(
+                ModelRegistry(engine), poll_interval_s=settings.batch.poll_interval_s
+            )
+            await models.refresh()
             app.state.authenticator = authenticator
             app.state.routing = RoutingService(
                 catalog=catalog,
@@ -81,6 +89,8 @@ def create_app(settings: Settings) -> Litestar:
                 default_profile=settings.default_profile,
                 learner=learner,
                 log=log,
+                models=models,
+                batch_settings=settings.batch,
             )
             if authenticator.enabled:
                 logger.info("API keys configured: %d tenants", len(set(key_hashes.values())))
@@ -100,13 +110,18 @@ def create_app(settings: Settings) -> Litestar:
             # live for the whole process: keep them out of the cyclic GC's later passes.
             gc.collect()
             gc.freeze()
-            tail = asyncio.create_task(learner.tail_forever(), name="learner-tail")
+            tasks = [
+                asyncio.create_task(learner.tail_forever(), name="learner-tail"),
+                asyncio.create_task(models.refresh_forever(), name="model-refresh"),
+            ]
             try:
                 yield
             finally:
-                tail.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await tail
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 await learner.checkpoint()
                 policy.close()
         finally:

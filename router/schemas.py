@@ -89,6 +89,7 @@ class FeedbackRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     regenerations: Annotated[int, Meta(ge=0, le=1000)] = 0
     code: Annotated[str, Meta(max_length=MAX_CODE_CHARS)] | None = None
     reward: Probability | None = None
+    complexity: Annotated[float, Meta(ge=0.0, le=10.0)] | None = None
 
 
 class FeedbackResponse(msgspec.Struct, frozen=True):

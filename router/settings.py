@@ -18,6 +18,7 @@ import msgspec
 from msgspec import Meta
 
 from learners.bandit.vw_bandit import BanditSettings
+from learners.batch.settings import TrainSettings
 from learners.catalog import Catalog, CatalogError, ModelSpec, Temperature, TemplateSpec
 from learners.reward import DEFAULT_PROFILES, RewardProfile
 
@@ -36,6 +37,20 @@ class LearningSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     checkpoint_every_s: Annotated[float, Meta(gt=0.0)] = 60.0
     checkpoints_kept: Annotated[int, Meta(ge=1, le=100)] = 3
     tail_interval_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 0.25
+
+
+class BatchSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Serving of the batch models (config section ``[batch]``).
+
+    With ``conservative`` on, a decision whose greedy action the success model rates high-risk
+    is re-drawn among the safer actions: temperature at most ``conservative_max_temperature``
+    and one of the ``conservative_templates`` best-ranked templates.
+    """
+
+    poll_interval_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0
+    conservative: bool = True
+    conservative_max_temperature: Annotated[float, Meta(ge=0.0, le=2.0)] = 0.2
+    conservative_templates: Annotated[int, Meta(ge=1, le=100)] = 2
 
 
 class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -69,6 +84,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     default_profile: str = "balanced"
     bandit: BanditSettings = BanditSettings()
     learning: LearningSettings = LearningSettings()
+    batch: BatchSettings = BatchSettings()
+    training: TrainSettings = TrainSettings()
     storage: StorageSettings = StorageSettings()
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()

@@ -1,12 +1,15 @@
 """The route response's ``predictions`` and ``risk`` for the chosen action.
 
-Until batch models are trained (issue 3), predictions come from the online outcome statistics
-shrunk to catalog priors (``source`` says ``prior`` or ``online``). Risk levels follow the
-success probability: ``low`` at or above 0.70, ``medium`` at or above 0.45, ``high`` below.
+With a current batch-model version, predictions come from it (``source`` is
+``batch:<version>``) and risk factors from the success model's per-feature contributions. Before
+any version is promoted, predictions come from the online outcome statistics shrunk to catalog
+priors (``source`` says ``prior`` or ``online``). Risk levels follow the success probability:
+``low`` at or above 0.70, ``medium`` at or above 0.45, ``high`` below.
 """
 
 from __future__ import annotations
 
+from learners.batch.models import Contribution
 from learners.catalog import Action
 from learners.estimates import CostEstimate
 from learners.online_stats import ActionPrediction
@@ -71,3 +74,27 @@ def assess_risk(
     if explored:
         factors.append(f"exploratory choice (drawn with probability {propensity:.3f})")
     return Risk(level=risk_level(p), factors=factors)
+
+
+def assess_batch_risk(
+    predictions: Predictions,
+    contributions: list[Contribution],
+    action: Action,
+    max_cost_usd: float | None,
+    explored: bool,
+    propensity: float,
+    strategy: str | None,
+) -> Risk:
+    """Risk from the success model: the level from its calibrated probability, the factors
+    from its per-feature contributions for the chosen action (the ones that lower the
+    prediction first), then budget, exploration and any conservative strategy applied."""
+    factors = [c.describe() for c in sorted(contributions, key=lambda c: c.log_odds)]
+    if max_cost_usd is not None and predictions.cost_usd >= BUDGET_SHARE * max_cost_usd:
+        factors.append(
+            f"estimated cost ${predictions.cost_usd:.4f} is close to max_cost_usd ${max_cost_usd:g}"
+        )
+    if explored:
+        factors.append(f"exploratory choice (drawn with probability {propensity:.3f})")
+    if strategy is not None:
+        factors.append(strategy)
+    return Risk(level=risk_level(predictions.success_probability), factors=factors)

@@ -10,9 +10,10 @@ import msgspec
 
 from learners.bandit.sampling import draw_index, seed_from_id
 from learners.catalog import Catalog
+from learners.code_metrics import compute_code_metrics
 from learners.context import DecisionContext
 from learners.estimates import estimate_action_cost
-from learners.features import extract_features
+from learners.features import context_record, extract_features
 from learners.policy import POLICY_NAME, LearnEvent, OnlinePolicy
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
 from router.errors import DecisionNotFoundError, RequestConflictError, UnknownProfileError
@@ -27,10 +28,24 @@ from router.schemas import (
     RouteResponse,
 )
 from router.services.allowed import allowed_actions
+from router.services.batch import BatchView
 from router.services.learning import LearnerService
-from router.services.predictions import assess_risk, build_predictions
+from router.services.models import ModelService
+from router.services.predictions import (
+    assess_batch_risk,
+    assess_risk,
+    build_predictions,
+    risk_level,
+)
+from router.settings import BatchSettings
 from router.storage.batching import DecisionWriter
-from router.storage.repository import DecisionRecord, DuplicateKeyError, EventLog, StoredFeatures
+from router.storage.repository import (
+    DecisionRecord,
+    DuplicateKeyError,
+    EventLog,
+    StoredFeatures,
+    outcome_facts,
+)
 
 ALTERNATIVES = 3
 
@@ -51,7 +66,13 @@ class RoutingService:
         default_profile: str,
         learner: LearnerService,
         log: EventLog,
+        models: ModelService,
+        batch_settings: BatchSettings,
     ) -> None:
+        self.models = models
+        self.batch_settings = batch_settings
+        self._model_names = tuple(m.name for m in catalog.models)
+        self._template_names = tuple(t.name for t in catalog.templates)
         self.writer = DecisionWriter(log)
         self.catalog = catalog
         self.profiles = profiles
@@ -83,19 +104,61 @@ class RoutingService:
             features=dict(request.features),
             objective=objective,
         )
+        decided_at = datetime.now(UTC)
         features = extract_features(context)
+        record = context_record(context, decided_at)
+        project_id = request.context.project_id
+        history = self.policy.history.features(
+            tenant_id=tenant_id,
+            task_type=record.task_type,
+            language=record.language,
+            project_id=project_id,
+            agent=record.agent,
+            models=self._model_names,
+            templates=self._template_names,
+            at=decided_at,
+        )
+        self.policy.history.observe_decision(tenant_id, project_id, decided_at)
         rag_examples = request.context.rag.examples if request.context.rag else 0
         allowed = allowed_actions(
             self.catalog, request.task, request.constraints, features.complexity, rag_examples
         )
         probabilities = self.policy.probabilities(features, self.catalog, allowed)
+        loaded = self.models.current
+        batch: BatchView | None = None
+        if loaded is not None:
+            batch = BatchView.compute(loaded, record, history, self.catalog, allowed)
+            safer = self._conservative(batch, allowed, probabilities)
+            if safer is not None:
+                allowed, batch = safer, batch.subset(allowed, safer)
+                probabilities = self.policy.probabilities(features, self.catalog, allowed)
         position = draw_index(probabilities, seed_from_id(decision_id))
         greedy = max(range(len(probabilities)), key=probabilities.__getitem__)
         action = self.catalog.actions[allowed[position]]
         estimate = estimate_action_cost(action, request.task, features.complexity, rag_examples)
-        online = self.policy.predict(self.catalog, action.index, estimate.latency_s)
-        predictions = build_predictions(online, estimate, features.complexity)
         explored = position != greedy
+        if batch is None:
+            online = self.policy.predict(self.catalog, action.index, estimate.latency_s)
+            predictions = build_predictions(online, estimate, features.complexity)
+            risk = assess_risk(
+                predictions,
+                online.observations,
+                action,
+                request.constraints.max_cost_usd,
+                explored,
+                probabilities[position],
+            )
+        else:
+            predictions = batch.predictions(position, estimate)
+            risk = assess_batch_risk(
+                predictions,
+                batch.contributions(position),
+                action,
+                request.constraints.max_cost_usd,
+                explored,
+                probabilities[position],
+                batch.conservative_reason,
+            )
         response = RouteResponse(
             decision_id=decision_id,
             model=action.model.name,
@@ -105,14 +168,7 @@ class RoutingService:
             explored=explored,
             policy=PolicyInfo(name=POLICY_NAME, version=self.policy.version),
             predictions=predictions,
-            risk=assess_risk(
-                predictions,
-                online.observations,
-                action,
-                request.constraints.max_cost_usd,
-                explored,
-                probabilities[position],
-            ),
+            risk=risk,
             alternatives=self._alternatives(allowed, probabilities, position),
         )
         values = {
@@ -129,8 +185,11 @@ class RoutingService:
                     namespaces=features.namespaces,
                     complexity=features.complexity,
                     prior_time_s=estimate.latency_s,
+                    record=record,
+                    history=history,
                 )
             ),
+            "project_id": project_id,
             "allowed": allowed,
             "probabilities": probabilities,
             "chosen_action": action.id,
@@ -139,7 +198,12 @@ class RoutingService:
             "explored": explored,
             "policy_name": POLICY_NAME,
             "policy_version": self.policy.version,
-            "model_versions": {"batch": None, "online": self.policy.version},
+            "model_versions": {
+                "batch": None if loaded is None else loaded.version,
+                "online": self.policy.version,
+                "strategy": None if batch is None else batch.conservative_reason,
+                "template_ranking": None if batch is None else batch.template_ranking,
+            },
             "learner_seq": self.learner.applied_seq,
             "response": msgspec.to_builtins(response),
         }
@@ -152,6 +216,33 @@ class RoutingService:
                 raise
             return self._replayed(existing, request_hash)
         return response
+
+    def _conservative(
+        self, batch: BatchView, allowed: list[int], probabilities: list[float]
+    ) -> list[int] | None:
+        """Safer allowed actions when the greedy action is high-risk and the strategy is on."""
+        settings = self.batch_settings
+        if not settings.conservative:
+            return None
+        greedy = max(range(len(probabilities)), key=probabilities.__getitem__)
+        if risk_level(batch.success[greedy]) != "high":
+            return None
+        templates = set(batch.template_ranking[: settings.conservative_templates])
+        actions = self.catalog.actions
+        safer = [
+            i
+            for i in allowed
+            if actions[i].temperature <= settings.conservative_max_temperature
+            and actions[i].template.name in templates
+        ]
+        if not safer or len(safer) == len(allowed):
+            return None
+        batch.conservative_reason = (
+            f"conservative strategy: predicted success {batch.success[greedy]:.2f} of the "
+            f"greedy action is high-risk; chose among temperature <= "
+            f"{settings.conservative_max_temperature:g} and templates {sorted(templates)}"
+        )
+        return safer
 
     def _replayed(self, existing: DecisionRecord, request_hash: str) -> RouteResponse:
         if existing.request_hash != request_hash:
@@ -209,7 +300,15 @@ class RoutingService:
             "code": request.code,
             "reward": reward,
             "reward_source": source,
+            "complexity": request.complexity,
+            "code_metrics": None,
         }
+        stored_features = decision.stored_features()
+        if request.code is not None:
+            language = stored_features.record.language if stored_features.record else "unknown"
+            values["code_metrics"] = msgspec.to_builtins(
+                compute_code_metrics(request.code, language)
+            )
         try:
             seq = await self.log.insert_outcome(values)
         except DuplicateKeyError:
@@ -224,7 +323,6 @@ class RoutingService:
                 sequence=stored.seq,
                 learned=self.learner.applied_seq >= stored.seq,
             )
-        stored_features = decision.stored_features()
         event = LearnEvent(
             seq=seq,
             catalog_fingerprint=decision.catalog_fingerprint,
@@ -237,6 +335,15 @@ class RoutingService:
             quality=request.quality,
             generation_time_s=request.generation_time_s,
             prior_time_s=stored_features.prior_time_s,
+            facts=outcome_facts(
+                tenant_id=tenant_id,
+                decided_at=decision.created_at,
+                project_id=decision.project_id,
+                chosen_action=decision.chosen_action,
+                stored=stored_features,
+                verdict=request.outcome,
+                quality=request.quality,
+            ),
         )
         learned = await self.learner.apply(event)
         return FeedbackResponse(

@@ -56,7 +56,10 @@ class Decision(Base):
     """One answer of ``/v1/route`` with everything off-policy evaluation needs."""
 
     __tablename__ = "decisions"
-    __table_args__ = (UniqueConstraint("tenant_id", "request_id", name="uq_decisions_request"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "request_id", name="uq_decisions_request"),
+        Index("ix_decisions_project", "tenant_id", "project_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -78,6 +81,9 @@ class Decision(Base):
     model_versions: Mapped[dict[str, Any]] = mapped_column(JSON)
     learner_seq: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    project_id: Mapped[str | None] = mapped_column(String(128))
+    # Imported history rows: hash of the row's content, so importing a file twice adds nothing.
+    content_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
 class Outcome(Base):
@@ -98,6 +104,29 @@ class Outcome(Base):
     code: Mapped[str | None] = mapped_column(Text)
     reward: Mapped[float] = mapped_column(Float)
     reward_source: Mapped[str] = mapped_column(String(64))
+    complexity: Mapped[float | None] = mapped_column(Float)
+    code_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ModelVersion(Base):
+    """One trained version of the batch models: artifact, metrics and promotion status."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    data_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    data_to: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    holdout_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    n_train: Mapped[int] = mapped_column(Integer)
+    n_holdout: Mapped[int] = mapped_column(Integer)
+    feature_spec_hash: Mapped[str] = mapped_column(String(32))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    gate: Mapped[dict[str, Any]] = mapped_column(JSON)
+    artifact: Mapped[bytes] = mapped_column(LargeBinary)
+    model_card: Mapped[str] = mapped_column(Text)
+    promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Checkpoint(Base):

@@ -15,7 +15,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from learners.catalog import Catalog
-from learners.features import ContextFeatures
+from learners.features import ContextFeatures, ContextRecord
+from learners.history import HistoryFeatures, OutcomeFacts
 from learners.policy import LearnEvent
 from learners.reward import Verdict
 from router.errors import StorageUnavailableError
@@ -30,11 +31,14 @@ from router.storage.models import (
 
 
 class StoredFeatures(msgspec.Struct, frozen=True):
-    """The ``features`` column: context features plus the chosen action's time prior."""
+    """The ``features`` column: context features, the chosen action's time prior, and the
+    batch models' inputs (context record and the history known at the decision)."""
 
     namespaces: dict[str, dict[str, float]]
     complexity: float
     prior_time_s: float
+    record: ContextRecord | None = None
+    history: HistoryFeatures | None = None
 
     def context_features(self) -> ContextFeatures:
         return ContextFeatures(namespaces=self.namespaces, complexity=self.complexity)
@@ -56,9 +60,41 @@ class DecisionRecord(msgspec.Struct, frozen=True):
     chosen_position: int
     propensity: float
     response: dict[str, Any]
+    project_id: str | None = None
 
     def stored_features(self) -> StoredFeatures:
         return msgspec.convert(self.features, StoredFeatures)
+
+
+def outcome_facts(
+    *,
+    tenant_id: str,
+    decided_at: datetime,
+    project_id: str | None,
+    chosen_action: str,
+    stored: StoredFeatures,
+    verdict: Verdict,
+    quality: float | None,
+) -> OutcomeFacts | None:
+    """What an outcome adds to the historical features (None for decisions logged before
+    context records existed)."""
+    record = stored.record
+    if record is None:
+        return None
+    model, _, rest = chosen_action.partition("|")
+    template = rest.partition("|")[2]
+    return OutcomeFacts(
+        tenant_id=tenant_id,
+        decided_at=decided_at,
+        task_type=record.task_type,
+        language=record.language,
+        project_id=project_id,
+        agent=record.agent,
+        model=model,
+        template=template,
+        approved=verdict is Verdict.APPROVED,
+        quality=quality,
+    )
 
 
 class OutcomeRecord(msgspec.Struct, frozen=True):
@@ -84,6 +120,11 @@ def hash_api_key(key: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns; they are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class EventLog:
@@ -184,12 +225,26 @@ class EventLog:
                         Decision.chosen_position,
                         Decision.propensity,
                         Decision.response,
+                        Decision.project_id,
                     ).where(Decision.id == decision_id, Decision.tenant_id == tenant_id)
                 )
             ).first()
         if row is None:
             return None
-        return msgspec.convert(row._asdict(), DecisionRecord, from_attributes=True)
+        values = row._asdict()
+        values["created_at"] = _aware(values["created_at"])
+        return msgspec.convert(values, DecisionRecord, from_attributes=True)
+
+    async def project_first_decisions(self) -> list[tuple[str, str, datetime]]:
+        """(tenant, project, time of its first decision) for every project in the log."""
+        query = (
+            select(Decision.tenant_id, Decision.project_id, func.min(Decision.created_at))
+            .where(Decision.project_id.is_not(None))
+            .group_by(Decision.tenant_id, Decision.project_id)
+        )
+        async with self._transaction() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(str(t), str(p), _aware(at)) for t, p, at in rows]
 
     # --- outcomes ------------------------------------------------------------------------
 
@@ -231,6 +286,10 @@ class EventLog:
         query = (
             select(
                 Outcome.seq,
+                Decision.tenant_id,
+                Decision.created_at,
+                Decision.project_id,
+                Decision.chosen_action,
                 Decision.catalog_fingerprint,
                 Decision.features,
                 Decision.allowed,
@@ -251,6 +310,16 @@ class EventLog:
         events = []
         for row in rows:
             stored = msgspec.convert(row.features, StoredFeatures)
+            verdict = Verdict(row.verdict)
+            facts = outcome_facts(
+                tenant_id=row.tenant_id,
+                decided_at=_aware(row.created_at),
+                project_id=row.project_id,
+                chosen_action=row.chosen_action,
+                stored=stored,
+                verdict=verdict,
+                quality=row.quality,
+            )
             events.append(
                 LearnEvent(
                     seq=row.seq,
@@ -260,10 +329,11 @@ class EventLog:
                     chosen_position=row.chosen_position,
                     propensity=row.propensity,
                     reward=row.reward,
-                    verdict=Verdict(row.verdict),
+                    verdict=verdict,
                     quality=row.quality,
                     generation_time_s=row.generation_time_s,
                     prior_time_s=stored.prior_time_s,
+                    facts=facts,
                 )
             )
         return events

@@ -1,0 +1,1 @@
+"""Batch models trained on the logged history: success, complexity, time, quality, templates."""

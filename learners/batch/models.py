@@ -1,0 +1,183 @@
+"""The five batch models as one artifact: success, complexity, generation time, quality and
+template ranking, with vectorised prediction over a request's allowed actions.
+
+Success, complexity, time and quality are XGBoost boosters (categorical columns native); time
+is one multi-quantile booster (10%, 50%, 90% of log seconds), so an interval costs one call. The
+success probability is calibrated by isotonic regression on the latest part of the training
+window. Templates are ranked by a LightGBM ``lambdarank`` booster. Training lives in
+:mod:`learners.batch.training`.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections.abc import Sequence
+
+import lightgbm as lgb
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import xgboost as xgb
+
+from learners.tabular import CONTEXT_CATEGORICAL, CONTEXT_NUMERIC, DESCRIPTIONS, TabularEncoder
+
+FloatArray = npt.NDArray[np.float64]
+QUANTILES = (0.1, 0.5, 0.9)
+CONTEXT_WIDTH = len(CONTEXT_CATEGORICAL) + len(CONTEXT_NUMERIC)
+RANKER_ACTION_COLUMNS = (
+    "template",
+    "prompt_tokens",
+    "output_factor",
+    "template_success",
+    "template_quality",
+    "template_n",
+)
+
+
+class ActionPredictions(msgspec.Struct, frozen=True):
+    """Per-action predictions, aligned with the rows they were computed for."""
+
+    success: list[float]
+    quality: list[float]
+    time_s: list[float]
+    time_low_s: list[float]
+    time_high_s: list[float]
+
+
+class Contribution(msgspec.Struct, frozen=True):
+    """One column's additive contribution to the success model's log-odds for one row."""
+
+    column: str
+    value: float
+    log_odds: float
+
+    def describe(self) -> str:
+        """The contribution in words, e.g. "model's recent success rate (0.42) lowers ..."."""
+        name = DESCRIPTIONS.get(self.column, self.column.replace("_", " "))
+        value = "unknown" if math.isnan(self.value) else f"{self.value:.3g}"
+        direction = "lowers" if self.log_odds < 0 else "raises"
+        return f"{name} ({value}) {direction} the predicted success ({self.log_odds:+.2f} log-odds)"
+
+
+def feature_types(categorical: Sequence[bool]) -> list[str]:
+    return ["c" if c else "q" for c in categorical]
+
+
+def ranker_columns(encoder: TabularEncoder) -> list[int]:
+    columns = encoder.columns
+    return [*range(CONTEXT_WIDTH), *(columns.index(c) for c in RANKER_ACTION_COLUMNS)]
+
+
+class BatchModels:
+    """One trained version of the five models and the encoder they were trained with."""
+
+    def __init__(
+        self,
+        *,
+        encoder: TabularEncoder,
+        success: xgb.Booster,
+        calibration: tuple[list[float], list[float]],
+        complexity: xgb.Booster,
+        time: xgb.Booster,
+        quality: xgb.Booster,
+        ranker: lgb.Booster,
+    ) -> None:
+        self.encoder = encoder
+        self.success = success
+        self.calibration = calibration
+        self.complexity = complexity
+        self.time = time
+        self.quality = quality
+        self.ranker = ranker
+        self.use_threads(1)
+
+    def use_threads(self, threads: int) -> None:
+        """Serving predicts a few hundred rows per request: one thread avoids hand-off costs."""
+        for booster in (self.success, self.complexity, self.time, self.quality):
+            booster.set_param({"nthread": threads})
+
+    def calibrate(self, raw: FloatArray) -> FloatArray:
+        xs, ys = self.calibration
+        calibrated: FloatArray = np.interp(raw, xs, ys)
+        return calibrated
+
+    def predict_success(self, matrix: FloatArray) -> FloatArray:
+        raw = np.asarray(self.success.inplace_predict(matrix), dtype=np.float64)
+        return self.calibrate(raw)
+
+    def predict_actions(self, matrix: FloatArray) -> ActionPredictions:
+        """Success, quality and time (median and 80% interval) for every row of ``matrix``."""
+        success = self.predict_success(matrix)
+        quality = np.clip(np.asarray(self.quality.inplace_predict(matrix), np.float64), 0, 10)
+        log_time = np.asarray(self.time.inplace_predict(matrix), dtype=np.float64)
+        log_time = np.sort(log_time.reshape(len(matrix), len(QUANTILES)), axis=1)
+        time = np.exp(log_time)
+        return ActionPredictions(
+            success=success.tolist(),
+            quality=quality.tolist(),
+            time_s=time[:, 1].tolist(),
+            time_low_s=time[:, 0].tolist(),
+            time_high_s=time[:, 2].tolist(),
+        )
+
+    def predict_complexity(self, context: FloatArray) -> FloatArray:
+        """Task complexity (0–10) from context columns, one value per row of ``context``."""
+        rows = np.atleast_2d(context)[:, :CONTEXT_WIDTH]
+        predicted = np.asarray(self.complexity.inplace_predict(rows), dtype=np.float64)
+        clipped: FloatArray = np.clip(predicted, 0.0, 10.0)
+        return clipped
+
+    def rank_templates(self, rows: FloatArray) -> FloatArray:
+        """Ranking scores (higher is better) of full rows holding one action per template."""
+        return self.rank_templates_columns(rows[:, ranker_columns(self.encoder)])
+
+    def rank_templates_columns(self, rows: FloatArray) -> FloatArray:
+        """Ranking scores of rows that hold only the ranker's columns."""
+        return np.asarray(self.ranker.predict(rows, num_threads=1), dtype=np.float64)
+
+    def success_contributions(self, row: FloatArray, top: int = 3) -> list[Contribution]:
+        """The ``top`` columns that move this row's success log-odds most (Saabas
+        approximation of per-feature contributions, XGBoost ``approx_contribs``)."""
+        matrix = xgb.DMatrix(
+            np.atleast_2d(row),
+            feature_types=feature_types(self.encoder.categorical),
+            enable_categorical=True,
+        )
+        contribs = np.asarray(
+            self.success.predict(matrix, pred_contribs=True, approx_contribs=True)
+        )[0, :-1]
+        order = np.argsort(-np.abs(contribs))[:top]
+        columns = self.encoder.columns
+        return [
+            Contribution(column=columns[i], value=float(row[i]), log_odds=float(contribs[i]))
+            for i in order
+            if abs(contribs[i]) > 1e-6
+        ]
+
+
+ARTIFACT_FORMAT = "adaptive-router-batch-models/1"
+
+
+class _Artifact(msgspec.Struct, frozen=True):
+    format: str
+    payload: bytes
+
+
+def dump_models(models: BatchModels) -> bytes:
+    """Serialise ``models`` (pickle inside a versioned envelope)."""
+    payload = pickle.dumps(models, protocol=pickle.HIGHEST_PROTOCOL)
+    return msgspec.msgpack.encode(_Artifact(format=ARTIFACT_FORMAT, payload=payload))
+
+
+def load_models(data: bytes) -> BatchModels:
+    """Inverse of :func:`dump_models`. Artifacts are written by ``router train`` into the
+    service's own registry, never taken from users (pickle executes code)."""
+    artifact = msgspec.msgpack.decode(data, type=_Artifact)
+    if artifact.format != ARTIFACT_FORMAT:
+        raise ValueError(f"unknown artifact format {artifact.format!r}")
+    models = pickle.loads(artifact.payload)
+    if not isinstance(models, BatchModels):
+        raise ValueError("artifact does not hold batch models")
+    models.use_threads(1)
+    return models

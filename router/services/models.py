@@ -1,0 +1,55 @@
+"""The batch models this process serves: the registry's current version, reloaded on change.
+
+Every process polls the registry (one indexed lookup) every ``poll_interval_s`` and loads a new
+current version in a worker thread, so a promotion or rollback reaches running services without
+a restart. Until a version is promoted, :attr:`ModelService.current` is ``None`` and route
+predictions come from the online learners and catalog priors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import msgspec
+
+from learners.batch.models import BatchModels, load_models
+from router.storage.registry import ModelRegistry
+
+logger = logging.getLogger(__name__)
+
+
+class LoadedModels(msgspec.Struct, frozen=True):
+    version: str
+    models: BatchModels
+
+
+class ModelService:
+    def __init__(self, registry: ModelRegistry, *, poll_interval_s: float) -> None:
+        self.registry = registry
+        self.poll_interval_s = poll_interval_s
+        self.current: LoadedModels | None = None
+
+    async def refresh(self) -> bool:
+        """Load the registry's current version if it changed; True when something changed."""
+        version = await self.registry.current_version()
+        loaded = self.current
+        if version == (loaded.version if loaded else None):
+            return False
+        if version is None:
+            self.current = None
+            logger.info("no current batch model version: serving online predictions")
+            return True
+        data = await self.registry.artifact(version)
+        models = await asyncio.to_thread(load_models, data)
+        self.current = LoadedModels(version=version, models=models)
+        logger.info("serving batch model version %s", version)
+        return True
+
+    async def refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            try:
+                await self.refresh()
+            except Exception:
+                logger.exception("loading the current batch model version failed; retrying")

@@ -1,0 +1,207 @@
+"""The model registry: versioned batch-model artifacts with metrics and a promotion status.
+
+Statuses: ``current`` (exactly one, or none before the first promotion), ``candidate`` (trained,
+beats its baselines, not promoted), ``rejected`` (failed a baseline or the promotion gate),
+``retired`` (was current, replaced by a newer version), ``rolled-back`` (was current, undone).
+Artifacts live in the database, so every process and replica sees the same versions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from router.errors import StorageUnavailableError
+from router.storage.models import ModelVersion
+
+CURRENT = "current"
+CANDIDATE = "candidate"
+REJECTED = "rejected"
+RETIRED = "retired"
+ROLLED_BACK = "rolled-back"
+
+
+class RegistryError(ValueError):
+    """A registry operation that cannot be done (unknown version, nothing to roll back to)."""
+
+
+class VersionInfo(msgspec.Struct, frozen=True):
+    """A registered version without its artifact."""
+
+    version: str
+    created_at: datetime
+    status: str
+    data_from: datetime
+    data_to: datetime
+    holdout_from: datetime
+    n_train: int
+    n_holdout: int
+    feature_spec_hash: str
+    metrics: dict[str, Any]
+    gate: dict[str, Any]
+    promoted_at: datetime | None
+
+
+class NewVersion(msgspec.Struct, frozen=True):
+    version: str
+    status: str
+    data_from: datetime
+    data_to: datetime
+    holdout_from: datetime
+    n_train: int
+    n_holdout: int
+    feature_spec_hash: str
+    metrics: dict[str, Any]
+    gate: dict[str, Any]
+    artifact: bytes
+    model_card: str
+
+
+_INFO_COLUMNS = (
+    ModelVersion.version,
+    ModelVersion.created_at,
+    ModelVersion.status,
+    ModelVersion.data_from,
+    ModelVersion.data_to,
+    ModelVersion.holdout_from,
+    ModelVersion.n_train,
+    ModelVersion.n_holdout,
+    ModelVersion.feature_spec_hash,
+    ModelVersion.metrics,
+    ModelVersion.gate,
+    ModelVersion.promoted_at,
+)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _info(row: Any) -> VersionInfo:
+    values = row._asdict()
+    for key in ("created_at", "data_from", "data_to", "holdout_from", "promoted_at"):
+        values[key] = _aware(values[key])
+    return msgspec.convert(values, VersionInfo)
+
+
+class ModelRegistry:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def add(self, new: NewVersion) -> VersionInfo:
+        now = datetime.now(UTC)
+        promote = new.status == CURRENT
+        try:
+            async with self.engine.begin() as conn:
+                if promote:
+                    await conn.execute(
+                        update(ModelVersion).where(ModelVersion.status == CURRENT)
+                        .values(status=RETIRED)
+                    )
+                await conn.execute(
+                    insert(ModelVersion).values(
+                        **msgspec.structs.asdict(new), created_at=now,
+                        promoted_at=now if promote else None,
+                    )
+                )
+        except (OperationalError, DBAPIError) as exc:
+            raise StorageUnavailableError(f"the model registry is unavailable: {exc.orig}") from exc
+        info = await self.info(new.version)
+        assert info is not None
+        return info
+
+    async def versions(self) -> list[VersionInfo]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(*_INFO_COLUMNS).order_by(ModelVersion.created_at))
+            return [_info(row) for row in rows]
+
+    async def info(self, version: str) -> VersionInfo | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                select(*_INFO_COLUMNS).where(ModelVersion.version == version))).first()
+        return None if row is None else _info(row)
+
+    async def current(self) -> VersionInfo | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                select(*_INFO_COLUMNS).where(ModelVersion.status == CURRENT))).first()
+        return None if row is None else _info(row)
+
+    async def current_version(self) -> str | None:
+        """The current version's name (one indexed lookup: services poll this)."""
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(
+                select(ModelVersion.version).where(ModelVersion.status == CURRENT))
+        return None if value is None else str(value)
+
+    async def artifact(self, version: str) -> bytes:
+        async with self.engine.connect() as conn:
+            data = await conn.scalar(
+                select(ModelVersion.artifact).where(ModelVersion.version == version))
+        if data is None:
+            raise RegistryError(f"no model version {version!r}")
+        return bytes(data)
+
+    async def model_card(self, version: str) -> str:
+        async with self.engine.connect() as conn:
+            text = await conn.scalar(
+                select(ModelVersion.model_card).where(ModelVersion.version == version))
+        if text is None:
+            raise RegistryError(f"no model version {version!r}")
+        return str(text)
+
+    async def promote(self, version: str, gate: dict[str, Any] | None = None) -> VersionInfo:
+        """Make ``version`` current (the previous current one becomes ``retired``)."""
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            found = await conn.scalar(
+                select(ModelVersion.version).where(ModelVersion.version == version))
+            if found is None:
+                raise RegistryError(f"no model version {version!r}")
+            await conn.execute(
+                update(ModelVersion).where(ModelVersion.status == CURRENT,
+                                           ModelVersion.version != version)
+                .values(status=RETIRED))
+            values: dict[str, Any] = {"status": CURRENT, "promoted_at": now}
+            if gate is not None:
+                values["gate"] = gate
+            await conn.execute(
+                update(ModelVersion).where(ModelVersion.version == version).values(**values))
+        info = await self.info(version)
+        assert info is not None
+        return info
+
+    async def set_gate(self, version: str, status: str, gate: dict[str, Any]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(ModelVersion).where(ModelVersion.version == version)
+                               .values(status=status, gate=gate))
+
+    async def rollback(self) -> VersionInfo:
+        """Undo the newest promotion: the current version becomes ``rolled-back`` and the
+        most recently promoted ``retired`` version is current again."""
+        async with self.engine.begin() as conn:
+            current = await conn.scalar(
+                select(ModelVersion.version).where(ModelVersion.status == CURRENT))
+            if current is None:
+                raise RegistryError("no current model version to roll back")
+            previous = await conn.scalar(
+                select(ModelVersion.version)
+                .where(ModelVersion.status == RETIRED, ModelVersion.promoted_at.is_not(None))
+                .order_by(ModelVersion.promoted_at.desc()).limit(1))
+            if previous is None:
+                raise RegistryError(
+                    f"{current} is the only version ever promoted; nothing to roll back to")
+            await conn.execute(update(ModelVersion).where(ModelVersion.version == current)
+                               .values(status=ROLLED_BACK))
+            await conn.execute(update(ModelVersion).where(ModelVersion.version == previous)
+                               .values(status=CURRENT))
+        info = await self.info(str(previous))
+        assert info is not None
+        return info
