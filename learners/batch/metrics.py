@@ -34,7 +34,7 @@ def expected_calibration_error(y: FloatArray, p: FloatArray, bins: int = CALIBRA
     for b in range(bins):
         mask = which == b
         if mask.any():
-            total += mask.sum() * abs(float(p[mask].mean()) - float(y[mask].mean()))
+            total += float(mask.sum()) * abs(float(p[mask].mean()) - float(y[mask].mean()))
     return total / len(y)
 
 
@@ -46,7 +46,7 @@ def classification_metrics(y: FloatArray, p: FloatArray) -> dict[str, float]:
         "auc": float(auc),
         "log_loss": float(log_loss(y, p, labels=[0, 1])),
         "brier": float(brier_score_loss(y, p)),
-        "calibration_error": expected_calibration_error(y, p),
+        "calibration_error": float(expected_calibration_error(y, p)),
     }
 
 

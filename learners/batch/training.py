@@ -58,8 +58,8 @@ GRID: tuple[dict[str, float], ...] = (
     {"max_depth": 3, "eta": 0.2, "min_child_weight": 1.0},
     {"max_depth": 5, "eta": 0.05, "min_child_weight": 10.0},
 )
-RANK_WINDOW = 2000  # decisions per time window when grouping tasks into ranking queries
-RANK_MIN_ROWS = 3  # decisions of a template in a group before it is a ranking row
+RANK_WINDOW = 6000  # decisions per time window when grouping tasks into ranking queries
+RANK_MIN_ROWS = 5  # decisions of a template in a group before it is a ranking row
 
 
 class TrainingError(ValueError):
@@ -218,6 +218,7 @@ def ranking_groups(history: History, matrix: FloatArray, encoder: TabularEncoder
     third; one row per template tried at least ``RANK_MIN_ROWS`` times in the group (its
     context and template columns averaged), relevance ``round(3 × success rate)`` (0–3)."""
     columns = ranker_columns(encoder)
+    categorical = np.asarray([encoder.categorical[c] for c in columns])
     template_col = encoder.columns.index("template")
     groups: dict[tuple[int, str, str, int], dict[float, list[int]]] = defaultdict(
         lambda: defaultdict(list))
@@ -236,9 +237,11 @@ def ranking_groups(history: History, matrix: FloatArray, encoder: TabularEncoder
             continue
         for idx in kept:
             block = matrix[np.asarray(idx)][:, columns]
-            with np.errstate(all="ignore"):
-                mean = np.nanmean(block, axis=0) if len(idx) > 1 else block[0]
-            mean = np.where(np.isnan(mean), block[0], mean)
+            known = ~np.isnan(block)
+            counts = known.sum(axis=0)
+            sums = np.where(known, block, 0.0).sum(axis=0)
+            mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+            mean = np.where(categorical, block[0], mean)
             rows.append(mean.tolist())
             rate = float(np.mean([history.labels[i].success for i in idx]))
             relevance.append(float(round(3 * rate)))
@@ -366,14 +369,14 @@ def train_models(
         raise TrainingError("no task group has two templates with enough outcomes to rank")
     ranker = lgb.train(
         {"objective": "lambdarank", "verbose": -1, "num_threads": settings.threads,
-         "seed": settings.seed, "min_data_in_leaf": 5, "num_leaves": 15,
-         "learning_rate": 0.1, "lambdarank_truncation_level": 3, "eval_at": [3]},
+         "seed": settings.seed, "min_data_in_leaf": 20, "num_leaves": 7,
+         "learning_rate": 0.05, "lambdarank_truncation_level": 3, "eval_at": [3]},
         lgb.Dataset(np.asarray(groups.rows), label=groups.relevance, group=groups.sizes,
                     categorical_feature=[i for i, c in enumerate(
                         [encoder.categorical[c] for c in ranker_columns(encoder)]) if c]),
-        num_boost_round=100,
+        num_boost_round=60,
     )
-    params["templates"] = {"trees": 100.0, "num_leaves": 15.0}
+    params["templates"] = {"trees": 60.0, "num_leaves": 7.0, "learning_rate": 0.05}
 
     models = BatchModels(encoder=encoder, success=success, calibration=calibration,
                          complexity=complexity, time=time_model, quality=quality, ranker=ranker)
