@@ -213,6 +213,16 @@ class TabularEncoder:
         text = msgspec.json.encode([self.columns, self.vocabularies])
         return hashlib.sha256(text).hexdigest()[:16]
 
+    def category(self, column: str, code: float) -> str | None:
+        """The category a code stands for (``"other"`` outside the vocabulary); ``None`` for
+        numeric columns."""
+        vocabulary = self.vocabularies.get(column)
+        if vocabulary is None:
+            return None
+        if math.isnan(code) or not 0 <= int(code) < len(vocabulary):
+            return "other"
+        return vocabulary[int(code)]
+
     def _code(self, column: str, value: str | None) -> float:
         if value is None:
             return math.nan

@@ -1,4 +1,4 @@
-"""The ``router`` command: serve, simulate, bench.
+"""The ``router`` command: serve, simulate, bench, train, models.
 
 Offline commands import their modules lazily so that ``router serve`` loads only the service.
 """
@@ -77,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     ben = commands.add_parser("bench", help="HTTP and in-process latency benchmark")
     bench.configure_parser(ben)
     ben.set_defaults(handler=bench.run)
+
+    from offline import train
+
+    tra = commands.add_parser("train", help="train the batch models and register a version")
+    train.configure_train_parser(tra)
+    tra.set_defaults(handler=train.run_train)
+
+    mod = commands.add_parser("models", help="list, promote or roll back batch-model versions")
+    train.configure_models_parser(mod)
+    mod.set_defaults(handler=train.run_models)
     return parser
 
 

@@ -51,11 +51,15 @@ class Contribution(msgspec.Struct, frozen=True):
     column: str
     value: float
     log_odds: float
+    category: str | None = None
 
     def describe(self) -> str:
         """The contribution in words, e.g. "model's recent success rate (0.42) lowers ..."."""
         name = DESCRIPTIONS.get(self.column, self.column.replace("_", " "))
-        value = "unknown" if math.isnan(self.value) else f"{self.value:.3g}"
+        if self.category is not None:
+            value = self.category
+        else:
+            value = "unknown" if math.isnan(self.value) else f"{self.value:.3g}"
         direction = "lowers" if self.log_odds < 0 else "raises"
         return f"{name} ({value}) {direction} the predicted success ({self.log_odds:+.2f} log-odds)"
 
@@ -150,7 +154,12 @@ class BatchModels:
         order = np.argsort(-np.abs(contribs))[:top]
         columns = self.encoder.columns
         return [
-            Contribution(column=columns[i], value=float(row[i]), log_odds=float(contribs[i]))
+            Contribution(
+                column=columns[i],
+                value=float(row[i]),
+                log_odds=float(contribs[i]),
+                category=self.encoder.category(columns[i], float(row[i])),
+            )
             for i in order
             if abs(contribs[i]) > 1e-6
         ]
