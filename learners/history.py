@@ -58,7 +58,9 @@ class _Window:
 
     def __init__(self) -> None:
         self.successes: deque[int] = deque(maxlen=WINDOW)
-        self.qualities: deque[float] = deque(maxlen=WINDOW)
+        # One entry per outcome (None without a score), so the quality mean covers the same
+        # outcomes as the success rate.
+        self.qualities: deque[float | None] = deque(maxlen=WINDOW)
         self.success_sum = 0
 
     def add(self, success: bool, quality: float | None) -> None:
@@ -66,14 +68,14 @@ class _Window:
             self.success_sum -= self.successes[0]
         self.successes.append(int(success))
         self.success_sum += int(success)
-        if quality is not None:
-            self.qualities.append(quality)
+        self.qualities.append(quality)
 
     def summary(self) -> RateSummary:
         n = len(self.successes)
         if n == 0:
             return EMPTY
-        quality = math.fsum(self.qualities) / len(self.qualities) if self.qualities else None
+        scores = [q for q in self.qualities if q is not None]
+        quality = math.fsum(scores) / len(scores) if scores else None
         return RateSummary(success=self.success_sum / n, quality=quality, n=n)
 
 

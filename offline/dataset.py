@@ -1,7 +1,6 @@
 """Training histories for the batch models, from the event log or from a history file.
 
-From the event log, every decision with an outcome contributes the context record and history
-features that were logged when it was decided (no recomputation, no leakage). From a file,
+(From the event log: :func:`router.storage.history.history_from_log`.) From a file,
 :func:`history_from_rows` replays the rows in time order through the same
 :class:`~learners.history.HistoryStats` the service folds: a row's history features include an
 outcome only if that outcome was known (``HistoryRow.known_at``) strictly before the row's
@@ -12,28 +11,18 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from datetime import UTC, datetime
-
-import msgspec
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from datetime import datetime
 
 from learners.batch.labels import OutcomeLabels
 from learners.batch.training import History
 from learners.catalog import Catalog, format_action_id
-from learners.code_metrics import CodeMetrics, compute_code_metrics
+from learners.code_metrics import compute_code_metrics
 from learners.context import CallerContext, DecisionContext, Rag, Task
 from learners.features import context_record
 from learners.history import HistoryStats, OutcomeFacts
 from learners.reward import Verdict
 from learners.tabular import ActionAttributes, TrainingExample
 from offline.history_file import HistoryRow
-from router.storage.models import Decision, Outcome
-from router.storage.repository import StoredFeatures
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def decision_context(row: HistoryRow) -> DecisionContext:
@@ -107,47 +96,4 @@ def history_from_rows(rows: Iterable[HistoryRow], catalogs: Iterable[Catalog]) -
             quality=row.quality,
         )
         heapq.heappush(pending, (row.known_at(), i, facts))
-    return History(examples=examples, labels=labels, times=times)
-
-
-async def history_from_log(engine: AsyncEngine, catalogs: dict[str, Catalog]) -> History:
-    """Every decision with an outcome, in decision order, with its logged features."""
-    query = (
-        select(
-            Decision.created_at, Decision.catalog_fingerprint, Decision.features,
-            Decision.chosen_action, Outcome.verdict, Outcome.quality,
-            Outcome.generation_time_s, Outcome.regenerations, Outcome.complexity,
-            Outcome.code_metrics, Outcome.reward,
-        )
-        .join(Outcome, Outcome.decision_id == Decision.id)
-        .order_by(Decision.created_at, Decision.id)
-    )
-    examples: list[TrainingExample] = []
-    labels: list[OutcomeLabels] = []
-    times: list[datetime] = []
-    decoder = msgspec.json.Decoder(StoredFeatures)
-    async with engine.connect() as conn:
-        result = await conn.stream(query)
-        async for row in result:
-            stored = msgspec.convert(row.features, StoredFeatures) if isinstance(
-                row.features, dict) else decoder.decode(row.features)
-            if stored.record is None or stored.history is None:
-                continue  # logged before context records existed
-            catalog = catalogs.get(row.catalog_fingerprint)
-            action = catalog.get(row.chosen_action) if catalog else None
-            if action is None:
-                model, temperature, template = row.chosen_action.split("|")
-                attributes = ActionAttributes(model=model, template=template,
-                                              temperature=float(temperature))
-            else:
-                attributes = ActionAttributes.of(action)
-            examples.append(TrainingExample(context=stored.record, history=stored.history,
-                                            action=attributes))
-            metrics = (msgspec.convert(row.code_metrics, CodeMetrics)
-                       if row.code_metrics is not None else None)
-            labels.append(OutcomeLabels(
-                verdict=Verdict(row.verdict), quality=row.quality,
-                generation_time_s=row.generation_time_s, regenerations=row.regenerations,
-                complexity_rating=row.complexity, code_metrics=metrics, reward=row.reward))
-            times.append(_aware(row.created_at))
     return History(examples=examples, labels=labels, times=times)

@@ -17,9 +17,11 @@ from litestar.openapi import OpenAPIConfig
 
 from learners.policy import OnlinePolicy
 from router.auth import Authenticator
+from router.controllers.admin import AdminController, StatsController
 from router.controllers.health import health, ready
 from router.controllers.v1 import V1Controller
 from router.errors import create_problem_details_plugin, unexpected_error_handlers
+from router.services.admin import AdminService
 from router.services.learning import LearnerService
 from router.services.models import ModelService
 from router.services.routing import RoutingService
@@ -35,6 +37,11 @@ MAX_BODY_BYTES = 1_048_576
 def provide_routing(state: State) -> RoutingService:
     routing: RoutingService = state.routing
     return routing
+
+
+def provide_admin(state: State) -> AdminService:
+    admin: AdminService = state.admin
+    return admin
 
 
 def provide_tenant(request: Request[object, object, State], state: State) -> str:
@@ -92,6 +99,18 @@ def create_app(settings: Settings) -> Litestar:
                 models=models,
                 batch_settings=settings.batch,
             )
+            app.state.admin = AdminService(
+                engine=engine,
+                settings=settings,
+                log=log,
+                models=models,
+                learner=learner,
+                admin_tenants=frozenset(
+                    settings.auth.admin_tenants
+                    if authenticator.enabled
+                    else [settings.auth.default_tenant]
+                ),
+            )
             if authenticator.enabled:
                 logger.info("API keys configured: %d tenants", len(set(key_hashes.values())))
             else:
@@ -128,12 +147,13 @@ def create_app(settings: Settings) -> Litestar:
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[V1Controller, health, ready],
+        route_handlers=[V1Controller, StatsController, AdminController, health, ready],
         lifespan=[lifespan],
         dependencies={
             "routing": Provide(provide_routing, sync_to_thread=False),
             "tenant": Provide(provide_tenant, sync_to_thread=False),
             "auth_mode": Provide(provide_auth_mode, sync_to_thread=False),
+            "admin": Provide(provide_admin, sync_to_thread=False),
         },
         plugins=[create_problem_details_plugin()],
         exception_handlers=unexpected_error_handlers(),

@@ -78,6 +78,24 @@ class RequestConflictError(RouterError):
     slug = "request-id-conflict"
 
 
+class ForbiddenError(RouterError):
+    status_code = 403
+    title = "Admin access required"
+    slug = "forbidden"
+
+
+class ModelVersionNotFoundError(RouterError):
+    status_code = 404
+    title = "Model version not found"
+    slug = "model-version-not-found"
+
+
+class PromotionRefusedError(RouterError):
+    status_code = 409
+    title = "Promotion refused"
+    slug = "promotion-refused"
+
+
 class StorageUnavailableError(RouterError):
     status_code = 503
     title = "Storage unavailable"

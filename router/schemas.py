@@ -139,3 +139,49 @@ class Readiness(msgspec.Struct, frozen=True):
     restored_checkpoint_seq: int
     catalog_actions: int
     auth: str
+
+
+class Averages(msgspec.Struct, frozen=True):
+    success_rate: float | None
+    reward: float | None
+    quality: float | None
+    generation_time_s: float | None
+    cost_usd: float | None
+
+
+class Stats(msgspec.Struct, frozen=True):
+    """Dataset statistics of the event log (decisions with outcomes), as ``GET /v1/stats`` and
+    ``router export`` print them."""
+
+    decisions: int
+    outcomes: int
+    by_task_type: dict[str, int]
+    by_outcome: dict[str, int]
+    by_model: dict[str, int]
+    averages: Averages
+    current_model_version: str | None
+    learned_outcomes: int
+
+
+class ModelVersionView(msgspec.Struct, frozen=True):
+    version: str
+    status: str
+    created_at: str
+    data_from: str
+    data_to: str
+    n_train: int
+    n_holdout: int
+    feature_spec_hash: str
+    metrics: dict[str, dict[str, object]]
+    gate: dict[str, object]
+    promoted_at: str | None
+
+
+class PromoteRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    force: bool = False
+
+
+class PromotionView(msgspec.Struct, frozen=True):
+    version: str
+    promoted: bool
+    reasons: list[str]

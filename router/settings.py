@@ -72,6 +72,8 @@ class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     api_keys: dict[Annotated[str, Meta(min_length=8)], Annotated[str, Meta(min_length=1)]] = {}
     default_tenant: Annotated[str, Meta(min_length=1, max_length=64)] = "default"
+    # Tenants allowed to call /v1/admin/* (the single tenant is always allowed without keys).
+    admin_tenants: tuple[Annotated[str, Meta(min_length=1)], ...] = ("default",)
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

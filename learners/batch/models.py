@@ -73,6 +73,27 @@ def ranker_columns(encoder: TabularEncoder) -> list[int]:
     return [*range(CONTEXT_WIDTH), *(columns.index(c) for c in RANKER_ACTION_COLUMNS)]
 
 
+def template_popularity(names: list[str], successes: list[float]) -> dict[str, float]:
+    """Each template's smoothed training success rate, (successes + 1) / (n + 2)."""
+    totals: dict[str, list[float]] = {}
+    for name, success in zip(names, successes, strict=True):
+        totals.setdefault(name, []).append(success)
+    return {name: (sum(v) + 1.0) / (len(v) + 2.0) for name, v in totals.items()}
+
+
+def with_popularity(
+    rows: FloatArray, encoder: TabularEncoder, popularity: dict[str, float]
+) -> FloatArray:
+    """Ranker rows (ranker columns) plus a last column: the template's training popularity,
+    so the ranker starts from the popularity baseline and learns corrections to it."""
+    default = sum(popularity.values()) / len(popularity) if popularity else 0.5
+    codes = rows[:, CONTEXT_WIDTH]
+    extra = [
+        popularity.get(encoder.category("template", float(code)) or "", default) for code in codes
+    ]
+    return np.column_stack([rows, np.asarray(extra, dtype=np.float64)])
+
+
 class BatchModels:
     """One trained version of the five models and the encoder they were trained with."""
 
@@ -86,6 +107,7 @@ class BatchModels:
         time: xgb.Booster,
         quality: xgb.Booster,
         ranker: lgb.Booster,
+        template_popularity: dict[str, float],
     ) -> None:
         self.encoder = encoder
         self.success = success
@@ -94,6 +116,7 @@ class BatchModels:
         self.time = time
         self.quality = quality
         self.ranker = ranker
+        self.template_popularity = template_popularity
         self.use_threads(1)
 
     def use_threads(self, threads: int) -> None:
@@ -138,7 +161,8 @@ class BatchModels:
 
     def rank_templates_columns(self, rows: FloatArray) -> FloatArray:
         """Ranking scores of rows that hold only the ranker's columns."""
-        return np.asarray(self.ranker.predict(rows, num_threads=1), dtype=np.float64)
+        features = with_popularity(rows, self.encoder, self.template_popularity)
+        return np.asarray(self.ranker.predict(features, num_threads=1), dtype=np.float64)
 
     def success_contributions(self, row: FloatArray, top: int = 3) -> list[Contribution]:
         """The ``top`` columns that move this row's success log-odds most (Saabas

@@ -26,6 +26,7 @@ from sklearn.model_selection import TimeSeriesSplit
 
 from learners.batch.labels import OutcomeLabels
 from learners.batch.metrics import (
+    EPS,
     classification_metrics,
     interval_metrics,
     ndcg_at,
@@ -37,6 +38,8 @@ from learners.batch.models import (
     BatchModels,
     feature_types,
     ranker_columns,
+    template_popularity,
+    with_popularity,
 )
 from learners.batch.settings import TrainSettings
 from learners.catalog import Catalog
@@ -60,6 +63,10 @@ GRID: tuple[dict[str, float], ...] = (
 )
 RANK_WINDOW = 6000  # decisions per time window when grouping tasks into ranking queries
 RANK_MIN_ROWS = 5  # decisions of a template in a group before it is a ranking row
+# The success model beats the base rate only if its mean per-decision log-loss gain on the
+# hold-out exceeds this many standard errors (a model that learned nothing otherwise "beats" it
+# by a hair about half the time, and a gate without margin would promote it).
+SIGNIFICANCE_Z = 2.0
 
 
 class TrainingError(ValueError):
@@ -185,6 +192,22 @@ class _Booster:
                 best = (mean, grid, max(1, int(np.mean(rounds))))
         assert best is not None
         return best[1], best[2]
+
+
+def _log_losses(y: FloatArray, p: FloatArray) -> FloatArray:
+    p = np.clip(p, EPS, 1 - EPS)
+    losses: FloatArray = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    return losses
+
+
+def clearly_beats_base_rate(y: FloatArray, p: FloatArray, base_rate: float) -> bool:
+    """Whether predictions ``p`` have a lower log-loss on labels ``y`` than the constant
+    ``base_rate`` by more than chance (paired, ``SIGNIFICANCE_Z`` standard errors)."""
+    if len(y) < 2:
+        return False
+    gain = _log_losses(y, np.full(len(y), base_rate)) - _log_losses(y, p)
+    standard_error = float(np.std(gain, ddof=1)) / math.sqrt(len(gain))
+    return float(np.mean(gain)) > SIGNIFICANCE_Z * standard_error
 
 
 def _labels(history: History, pick: Callable[[OutcomeLabels], float | None]
@@ -363,15 +386,18 @@ def train_models(
     params["time"] = {**grid, "trees": float(settings.max_trees)}
     train_time_q = np.quantile(values, QUANTILES)
 
-    # template ranking
+    # template ranking, from the popularity baseline plus context
+    popularity = template_popularity([e.action.template for e in train.examples],
+                                     [lab.success for lab in train.labels])
     groups = ranking_groups(train, x, encoder)
     if not groups.sizes:
         raise TrainingError("no task group has two templates with enough outcomes to rank")
+    rank_rows = with_popularity(np.asarray(groups.rows), encoder, popularity)
     ranker = lgb.train(
         {"objective": "lambdarank", "verbose": -1, "num_threads": settings.threads,
          "seed": settings.seed, "min_data_in_leaf": 20, "num_leaves": 7,
          "learning_rate": 0.05, "lambdarank_truncation_level": 3, "eval_at": [3]},
-        lgb.Dataset(np.asarray(groups.rows), label=groups.relevance, group=groups.sizes,
+        lgb.Dataset(rank_rows, label=groups.relevance, group=groups.sizes,
                     categorical_feature=[i for i, c in enumerate(
                         [encoder.categorical[c] for c in ranker_columns(encoder)]) if c]),
         num_boost_round=60,
@@ -379,11 +405,16 @@ def train_models(
     params["templates"] = {"trees": 60.0, "num_leaves": 7.0, "learning_rate": 0.05}
 
     models = BatchModels(encoder=encoder, success=success, calibration=calibration,
-                         complexity=complexity, time=time_model, quality=quality, ranker=ranker)
+                         complexity=complexity, time=time_model, quality=quality, ranker=ranker,
+                         template_popularity=popularity)
     metrics = evaluate(models, holdout)
     baselines = _baselines(train, holdout, x, encoder, train_time_q)
     reports = {name: _report(name, len(train), metrics[name], baselines[name], params[name],
                              len(holdout)) for name in MODEL_NAMES}
+    y_holdout = np.asarray([lab.success for lab in holdout.labels], dtype=np.float64)
+    p_holdout = models.predict_success(encoder.training_matrix(holdout.examples))
+    if not clearly_beats_base_rate(y_holdout, p_holdout, float(y.mean())):
+        reports["success"] = msgspec.structs.replace(reports["success"], beats_baseline=False)
     result = TrainingResult(
         reports=reports, n_train=len(train), n_holdout=len(holdout),
         data_from=history.times[0], data_to=history.times[-1],

@@ -190,6 +190,9 @@ class RoutingService:
                 )
             ),
             "project_id": project_id,
+            "task_type": record.task_type,
+            "language": record.language,
+            "model": action.model.name,
             "allowed": allowed,
             "probabilities": probabilities,
             "chosen_action": action.id,

@@ -82,6 +82,9 @@ class Decision(Base):
     learner_seq: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     project_id: Mapped[str | None] = mapped_column(String(128))
+    task_type: Mapped[str | None] = mapped_column(String(128))
+    language: Mapped[str | None] = mapped_column(String(128))
+    model: Mapped[str | None] = mapped_column(String(128))
     # Imported history rows: hash of the row's content, so importing a file twice adds nothing.
     content_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 

@@ -110,6 +110,23 @@ class OutcomeRecord(msgspec.Struct, frozen=True):
     reward_source: str
 
 
+class DatasetCounts(msgspec.Struct, frozen=True):
+    decisions: int
+    outcomes: int
+    by_task_type: dict[str, int]
+    by_outcome: dict[str, int]
+    by_model: dict[str, int]
+    success_rate: float | None
+    reward: float | None
+    quality: float | None
+    generation_time_s: float | None
+    cost_usd: float | None
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
 class DuplicateKeyError(Exception):
     """An insert collided with an existing primary or unique key."""
 
@@ -337,6 +354,60 @@ class EventLog:
                 )
             )
         return events
+
+    async def dataset_counts(self, tenant_id: str | None) -> DatasetCounts:
+        """Counts and averages over decisions with outcomes (``tenant_id`` None: all)."""
+        joined = select(Decision.id).join(Outcome, Outcome.decision_id == Decision.id)
+        where = [] if tenant_id is None else [Decision.tenant_id == tenant_id]
+
+        async def grouped(column: Any) -> dict[str, int]:
+            query = (
+                select(column, func.count())
+                .select_from(Decision)
+                .join(Outcome, Outcome.decision_id == Decision.id)
+                .where(*where)
+                .group_by(column)
+            )
+            rows = (await conn.execute(query)).all()
+            return {str(key if key is not None else "unknown"): int(n) for key, n in rows}
+
+        async with self._transaction() as conn:
+            decisions = int(
+                await conn.scalar(select(func.count()).select_from(Decision).where(*where)) or 0
+            )
+            outcomes = int(
+                await conn.scalar(select(func.count()).select_from(joined.where(*where).subquery()))
+                or 0
+            )
+            by_task_type = await grouped(Decision.task_type)
+            by_outcome = await grouped(Outcome.verdict)
+            by_model = await grouped(Decision.model)
+            averages = (
+                await conn.execute(
+                    select(
+                        func.avg(Outcome.reward),
+                        func.avg(Outcome.quality),
+                        func.avg(Outcome.generation_time_s),
+                        func.avg(Outcome.cost_usd),
+                    )
+                    .select_from(Decision)
+                    .join(Outcome, Outcome.decision_id == Decision.id)
+                    .where(*where)
+                )
+            ).one()
+        approved = by_outcome.get(Verdict.APPROVED.value, 0)
+        return DatasetCounts(
+            decisions=decisions,
+            outcomes=outcomes,
+            by_task_type=by_task_type,
+            by_outcome=by_outcome,
+            by_model=by_model,
+            success_rate=approved / outcomes if outcomes else None,
+            reward=_float(averages[0]),
+            quality=_float(averages[1]),
+            generation_time_s=_float(averages[2]),
+            cost_usd=_float(averages[3]),
+        )
 
     # --- checkpoints ---------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Batch models: project column on decisions, complexity rating and code metrics on outcomes,
-model registry.
+"""Batch models: project, task type, language and model columns on decisions, complexity
+rating and code metrics on outcomes, model registry.
 
 Revision ID: 0002
 Revises: 0001
@@ -20,6 +20,9 @@ def upgrade() -> None:
     tz = sa.DateTime(timezone=True)
     with op.batch_alter_table("decisions") as batch:
         batch.add_column(sa.Column("project_id", sa.String(128), nullable=True))
+        batch.add_column(sa.Column("task_type", sa.String(128), nullable=True))
+        batch.add_column(sa.Column("language", sa.String(128), nullable=True))
+        batch.add_column(sa.Column("model", sa.String(128), nullable=True))
         batch.add_column(sa.Column("content_hash", sa.String(64), nullable=True))
         batch.create_index("ix_decisions_project", ["tenant_id", "project_id"])
         batch.create_unique_constraint("uq_decisions_content_hash", ["content_hash"])
@@ -55,4 +58,7 @@ def downgrade() -> None:
         batch.drop_constraint("uq_decisions_content_hash", type_="unique")
         batch.drop_index("ix_decisions_project")
         batch.drop_column("content_hash")
+        batch.drop_column("model")
+        batch.drop_column("language")
+        batch.drop_column("task_type")
         batch.drop_column("project_id")

@@ -1,0 +1,123 @@
+"""Statistics and model administration: what ``GET /v1/stats``, ``GET /v1/models`` and
+``/v1/admin/models/*`` do."""
+
+from __future__ import annotations
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from learners.batch.training import TrainingError
+from router.errors import (
+    ForbiddenError,
+    InvalidRequestError,
+    ModelVersionNotFoundError,
+    PromotionRefusedError,
+)
+from router.schemas import Averages, ModelVersionView, PromotionView, Stats
+from router.services.learning import LearnerService
+from router.services.models import ModelService
+from router.services.promotion import TrainReport, promote_version, train_and_register
+from router.settings import Settings
+from router.storage.registry import ModelRegistry, RegistryError, VersionInfo
+from router.storage.repository import EventLog
+
+
+def version_view(info: VersionInfo) -> ModelVersionView:
+    return ModelVersionView(
+        version=info.version,
+        status=info.status,
+        created_at=info.created_at.isoformat(),
+        data_from=info.data_from.isoformat(),
+        data_to=info.data_to.isoformat(),
+        n_train=info.n_train,
+        n_holdout=info.n_holdout,
+        feature_spec_hash=info.feature_spec_hash,
+        metrics=info.metrics,
+        gate=info.gate,
+        promoted_at=None if info.promoted_at is None else info.promoted_at.isoformat(),
+    )
+
+
+class AdminService:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        settings: Settings,
+        log: EventLog,
+        models: ModelService,
+        learner: LearnerService,
+        admin_tenants: frozenset[str],
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.log = log
+        self.models = models
+        self.learner = learner
+        self.registry = ModelRegistry(engine)
+        self.admin_tenants = admin_tenants
+
+    def require_admin(self, tenant_id: str) -> None:
+        if tenant_id not in self.admin_tenants:
+            raise ForbiddenError(
+                f"tenant {tenant_id!r} may not administer models (auth.admin_tenants)",
+                field="authorization",
+            )
+
+    async def stats(self, tenant_id: str | None) -> Stats:
+        counts = await self.log.dataset_counts(tenant_id)
+        current = self.models.current
+        return Stats(
+            decisions=counts.decisions,
+            outcomes=counts.outcomes,
+            by_task_type=counts.by_task_type,
+            by_outcome=counts.by_outcome,
+            by_model=counts.by_model,
+            averages=Averages(
+                success_rate=counts.success_rate,
+                reward=counts.reward,
+                quality=counts.quality,
+                generation_time_s=counts.generation_time_s,
+                cost_usd=counts.cost_usd,
+            ),
+            current_model_version=None if current is None else current.version,
+            learned_outcomes=self.learner.applied_seq,
+        )
+
+    async def versions(self) -> list[ModelVersionView]:
+        return [version_view(v) for v in await self.registry.versions()]
+
+    async def promote(self, tenant_id: str, version: str, force: bool) -> PromotionView:
+        self.require_admin(tenant_id)
+        try:
+            passed, reasons = await promote_version(self.engine, self.settings, version, force)
+        except RegistryError as exc:
+            if "no model version" in str(exc):
+                raise ModelVersionNotFoundError(str(exc), field="version") from exc
+            raise PromotionRefusedError(str(exc), field="version") from exc
+        if not passed:
+            raise PromotionRefusedError(
+                f"{version} does not beat the current version: " + "; ".join(reasons),
+                field="version",
+            )
+        await self.models.refresh()
+        return PromotionView(version=version, promoted=True, reasons=reasons)
+
+    async def rollback(self, tenant_id: str) -> ModelVersionView:
+        self.require_admin(tenant_id)
+        try:
+            info = await self.registry.rollback()
+        except RegistryError as exc:
+            raise PromotionRefusedError(str(exc)) from exc
+        await self.models.refresh()
+        return version_view(info)
+
+    async def retrain(self, tenant_id: str) -> dict[str, object]:
+        self.require_admin(tenant_id)
+        try:
+            report: TrainReport = await train_and_register(self.engine, self.settings)
+        except TrainingError as exc:
+            raise InvalidRequestError(f"cannot train: {exc}") from exc
+        await self.models.refresh()
+        result: dict[str, object] = msgspec.to_builtins(report)
+        return result

@@ -1,0 +1,164 @@
+"""Batch models end to end: train into the registry, serve predictions and risk factors from
+the current version, pick up promotions and rollbacks without restart, stats and admin API."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from learners.batch.training import History
+from offline.dataset import history_from_rows
+from offline.synthetic import generate_history
+from offline.world import World
+from router.app import create_app
+from router.services.promotion import train_and_register
+from router.settings import Settings
+from router.storage.database import create_engine, migrate
+from router.storage.registry import ModelRegistry
+from tests.support import make_settings
+
+FAST_TRAINING = {
+    "ROUTER__TRAINING__SEARCH_BUDGET_S": "0",
+    "ROUTER__TRAINING__MAX_TREES": "40",
+    "ROUTER__BATCH__POLL_INTERVAL_S": "0.2",
+}
+TASK = {"type": "backend", "language": "python",
+        "description": "Add a paginated REST endpoint with caching and JWT authentication"}
+
+
+def _history(settings: Settings, n: int, seed: int) -> History:
+    rows = generate_history(World(catalog=settings.catalog, seed=seed), n, seed=seed)
+    return history_from_rows(rows, [settings.catalog])
+
+
+async def _train(settings: Settings, seed: int, *, make_current: bool = True) -> str:
+    """Train on a synthetic history. The success model must beat its baseline; a small
+    history's template ranker may not beat popularity, and then the gate rejects the version:
+    ``make_current`` promotes it anyway (through the registry) so that serving can be tested."""
+    engine = create_engine(settings.storage.url)
+    try:
+        await migrate(engine)
+        history = _history(settings, 6000, seed)
+
+        async def load() -> History:
+            return history
+
+        report = await train_and_register(engine, settings, load=load, source=f"seed {seed}")
+        assert report.result.reports["success"].beats_baseline, report.gate.reasons
+        assert (report.status == "rejected") == (not report.result.beats_baselines)
+        registry = ModelRegistry(engine)
+        if make_current and (await registry.current()) is None:
+            await registry.promote(report.version)
+    finally:
+        await engine.dispose()
+    return report.version
+
+
+@pytest.fixture
+def batch_settings(database_url: str) -> Settings:
+    return make_settings(database_url, **FAST_TRAINING)
+
+
+async def _route(client: AsyncTestClient[Any], **extra: Any) -> dict[str, Any]:
+    body = {"task": TASK, "context": {"project_id": "proj-01", "agent": "implementation"},
+            **extra}
+    response = await client.post("/v1/route", json=body)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_route_serves_the_current_version_and_explains_risk(
+    batch_settings: Settings,
+) -> None:
+    version = await _train(batch_settings, seed=5)
+    async with AsyncTestClient(create_app(batch_settings)) as client:
+        body = await _route(client)
+        predictions = body["predictions"]
+        assert predictions["source"] == f"batch:{version}"
+        assert 0.0 <= predictions["success_probability"] <= 1.0
+        low, high = predictions["time_interval_s"]
+        assert low <= predictions["time_s"] <= high
+        assert 0.0 <= predictions["complexity"] <= 10.0
+        contributions = [f for f in body["risk"]["factors"] if "log-odds" in f]
+        assert contributions, body["risk"]
+        # Categorical contributions name the category, never its numeric code.
+        categorical = ("task type", "language", "framework", "calling agent", "objective",
+                       "model choice", "template choice")
+        for factor in contributions:
+            name, _, rest = factor.partition(" (")
+            if name in categorical:
+                assert not rest.split(")")[0].replace(".", "").isdigit(), factor
+        logged = (await client.get(f"/v1/decisions/{body['decision_id']}")).json()
+        assert logged["response"]["predictions"]["source"] == f"batch:{version}"
+        models = (await client.get("/v1/models")).json()
+        assert [m["status"] for m in models] == ["current"]
+        assert models[0]["metrics"]["success"]["beats_baseline"] is True
+        assert "templates" in models[0]["gate"]["reasons"][-1]
+
+
+async def test_promotion_and_rollback_reach_a_running_service(batch_settings: Settings) -> None:
+    async with AsyncTestClient(create_app(batch_settings)) as client:
+        assert (await _route(client))["predictions"]["source"] in {"prior", "online"}
+        first = await _train(batch_settings, seed=5)
+        await asyncio.sleep(0.6)  # the service polls the registry every 0.2 s
+        assert (await _route(client))["predictions"]["source"] == f"batch:{first}"
+
+        await asyncio.sleep(1.1)  # version names carry the second they were trained in
+        second = await _train(batch_settings, seed=6, make_current=False)
+        listed = {m["version"]: m["status"] for m in (await client.get("/v1/models")).json()}
+        if listed[second] != "current":  # the gate may keep the first: promote by hand
+            refused = await client.post(f"/v1/admin/models/{second}/promote", json={})
+            assert refused.status_code in {200, 409}, refused.text
+
+        forced = await client.post(f"/v1/admin/models/{second}/promote", json={"force": True})
+        assert forced.status_code == 200, forced.text
+        assert (await _route(client))["predictions"]["source"] == f"batch:{second}"
+
+        rolled = await client.post("/v1/admin/models/rollback")
+        assert rolled.status_code == 200, rolled.text
+        assert rolled.json()["version"] == first
+        assert (await _route(client))["predictions"]["source"] == f"batch:{first}"
+
+        missing = await client.post("/v1/admin/models/nope/promote", json={})
+        assert missing.status_code == 404
+        assert missing.json()["field"] == "version"
+
+
+async def test_stats_count_the_callers_decisions_and_outcomes(client: AsyncTestClient[Any]
+                                                              ) -> None:
+    ids = [(await _route(client))["decision_id"] for _ in range(3)]
+    verdicts = ["approved", "rejected"]
+    for decision_id, verdict in zip(ids, verdicts, strict=False):
+        response = await client.post("/v1/feedback", json={
+            "decision_id": decision_id, "outcome": verdict, "quality": 8.0,
+            "generation_time_s": 10.0, "cost_usd": 0.01,
+            "code": "def f(x: int) -> int:\n    return x\n"})
+        assert response.status_code == 200, response.text
+    stats = (await client.get("/v1/stats")).json()
+    assert stats["decisions"] == 3
+    assert stats["outcomes"] == 2
+    assert stats["by_outcome"] == {"approved": 1, "rejected": 1}
+    assert stats["by_task_type"] == {"backend": 2}
+    assert stats["averages"]["success_rate"] == 0.5
+    assert stats["averages"]["quality"] == 8.0
+    assert stats["learned_outcomes"] == 2
+
+
+async def test_admin_endpoints_need_an_admin_tenant(database_url: str) -> None:
+    settings = make_settings(
+        database_url,
+        ROUTER__AUTH__API_KEYS='{"key-for-team-a-0001": "team-a", "key-for-ops-000001": "ops"}',
+        ROUTER__AUTH__ADMIN_TENANTS='["ops"]',
+    )
+    async with AsyncTestClient(create_app(settings)) as client:
+        refused = await client.post("/v1/admin/models/rollback",
+                                    headers={"X-API-Key": "key-for-team-a-0001"})
+        assert refused.status_code == 403
+        assert refused.json()["field"] == "authorization"
+        allowed = await client.post("/v1/admin/models/rollback",
+                                    headers={"X-API-Key": "key-for-ops-000001"})
+        assert allowed.status_code == 409  # an admin, but nothing to roll back yet
