@@ -77,12 +77,12 @@ def format_versions(versions: list[VersionInfo]) -> str:
 # --- command line ------------------------------------------------------------------------------
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config (default: configs/default.toml)")
     parser.add_argument("--database-url", help="SQLAlchemy async URL of the event log")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace) -> Settings:
     environ = dict(os.environ)
     if args.database_url:
         environ["ROUTER__STORAGE__URL"] = args.database_url
@@ -90,7 +90,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def configure_train_parser(parser: argparse.ArgumentParser) -> None:
-    _add_common(parser)
+    add_common_options(parser)
     parser.add_argument("--history", help="train from this history file (JSONL/CSV/Parquet) "
                         "instead of the event log")
     parser.add_argument("--json", dest="json_path", help="also write the report as JSON here")
@@ -98,19 +98,19 @@ def configure_train_parser(parser: argparse.ArgumentParser) -> None:
 
 def configure_models_parser(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="models_command", required=True)
-    _add_common(actions.add_parser("list", help="registered versions, oldest first"))
+    add_common_options(actions.add_parser("list", help="registered versions, oldest first"))
     promote = actions.add_parser("promote", help="make a version current (after the gate)")
     promote.add_argument("version")
     promote.add_argument("--force", action="store_true",
                          help="skip the comparison with the current version")
-    _add_common(promote)
-    _add_common(actions.add_parser("rollback", help="undo the newest promotion"))
+    add_common_options(promote)
+    add_common_options(actions.add_parser("rollback", help="undo the newest promotion"))
     card = actions.add_parser("card", help="print a version's MODEL_CARD.md")
     card.add_argument("version")
-    _add_common(card)
+    add_common_options(card)
 
 
-async def _with_engine(settings: Settings) -> AsyncEngine:
+async def open_engine(settings: Settings) -> AsyncEngine:
     engine = create_engine(settings.storage.url)
     await migrate(engine)
     return engine
@@ -118,8 +118,8 @@ async def _with_engine(settings: Settings) -> AsyncEngine:
 
 def run_train(args: argparse.Namespace) -> int:
     async def main() -> TrainReport:
-        settings = _settings(args)
-        engine = await _with_engine(settings)
+        settings = settings_from_args(args)
+        engine = await open_engine(settings)
         try:
             if args.history is None:
                 return await train_and_register(engine, settings)
@@ -144,8 +144,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_models(args: argparse.Namespace) -> int:
     async def main() -> int:
-        settings = _settings(args)
-        engine = await _with_engine(settings)
+        settings = settings_from_args(args)
+        engine = await open_engine(settings)
         registry = ModelRegistry(engine)
         try:
             match args.models_command:

@@ -1,4 +1,4 @@
-"""The ``router`` command: serve, simulate, bench, train, models.
+"""The ``router`` command: serve, simulate, bench, train, models, import, export.
 
 Offline commands import their modules lazily so that ``router serve`` loads only the service.
 """
@@ -87,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     mod = commands.add_parser("models", help="list, promote or roll back batch-model versions")
     train.configure_models_parser(mod)
     mod.set_defaults(handler=train.run_models)
+
+    from offline import import_export
+
+    imp = commands.add_parser("import", help="load a history file into the event log")
+    import_export.configure_import_parser(imp)
+    imp.set_defaults(handler=import_export.run_import)
+
+    exp = commands.add_parser("export", help="dataset statistics and the training table")
+    import_export.configure_export_parser(exp)
+    exp.set_defaults(handler=import_export.run_export)
     return parser
 
 

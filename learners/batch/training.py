@@ -26,7 +26,6 @@ from sklearn.model_selection import TimeSeriesSplit
 
 from learners.batch.labels import OutcomeLabels
 from learners.batch.metrics import (
-    EPS,
     classification_metrics,
     interval_metrics,
     ndcg_at,
@@ -63,10 +62,10 @@ GRID: tuple[dict[str, float], ...] = (
 )
 RANK_WINDOW = 6000  # decisions per time window when grouping tasks into ranking queries
 RANK_MIN_ROWS = 5  # decisions of a template in a group before it is a ranking row
-# The success model beats the base rate only if its mean per-decision log-loss gain on the
-# hold-out exceeds this many standard errors (a model that learned nothing otherwise "beats" it
-# by a hair about half the time, and a gate without margin would promote it).
-SIGNIFICANCE_Z = 2.0
+# The success model beats the base rate only with a log-loss lower by this share: on a finite
+# hold-out a model that learned nothing (outcomes independent of every feature) "beats" it by a
+# hair (0.1-0.2 %) in about a third of seeded trials, and a gate without margin promotes it.
+SUCCESS_MIN_GAIN = 0.01
 
 
 class TrainingError(ValueError):
@@ -136,10 +135,11 @@ def _report(
     params: dict[str, float], n_holdout: int,
 ) -> ModelReport:
     primary, lower = PRIMARY[name]
+    reference = baseline[primary] * (1 - SUCCESS_MIN_GAIN if name == "success" else 1)
     return ModelReport(
         name=name, n_train=n_train, n_holdout=n_holdout, metrics=metrics, baseline=baseline,
         primary=primary, lower_is_better=lower,
-        beats_baseline=_better(metrics[primary], baseline[primary], lower), params=params,
+        beats_baseline=_better(metrics[primary], reference, lower), params=params,
     )
 
 
@@ -192,22 +192,6 @@ class _Booster:
                 best = (mean, grid, max(1, int(np.mean(rounds))))
         assert best is not None
         return best[1], best[2]
-
-
-def _log_losses(y: FloatArray, p: FloatArray) -> FloatArray:
-    p = np.clip(p, EPS, 1 - EPS)
-    losses: FloatArray = -(y * np.log(p) + (1 - y) * np.log(1 - p))
-    return losses
-
-
-def clearly_beats_base_rate(y: FloatArray, p: FloatArray, base_rate: float) -> bool:
-    """Whether predictions ``p`` have a lower log-loss on labels ``y`` than the constant
-    ``base_rate`` by more than chance (paired, ``SIGNIFICANCE_Z`` standard errors)."""
-    if len(y) < 2:
-        return False
-    gain = _log_losses(y, np.full(len(y), base_rate)) - _log_losses(y, p)
-    standard_error = float(np.std(gain, ddof=1)) / math.sqrt(len(gain))
-    return float(np.mean(gain)) > SIGNIFICANCE_Z * standard_error
 
 
 def _labels(history: History, pick: Callable[[OutcomeLabels], float | None]
@@ -411,10 +395,6 @@ def train_models(
     baselines = _baselines(train, holdout, x, encoder, train_time_q)
     reports = {name: _report(name, len(train), metrics[name], baselines[name], params[name],
                              len(holdout)) for name in MODEL_NAMES}
-    y_holdout = np.asarray([lab.success for lab in holdout.labels], dtype=np.float64)
-    p_holdout = models.predict_success(encoder.training_matrix(holdout.examples))
-    if not clearly_beats_base_rate(y_holdout, p_holdout, float(y.mean())):
-        reports["success"] = msgspec.structs.replace(reports["success"], beats_baseline=False)
     result = TrainingResult(
         reports=reports, n_train=len(train), n_holdout=len(holdout),
         data_from=history.times[0], data_to=history.times[-1],
