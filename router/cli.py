@@ -78,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.configure_parser(ben)
     ben.set_defaults(handler=bench.run)
 
-    from offline import train
+    from offline import bench_models, train
+
+    bmo = commands.add_parser("bench-models", help="batch-model training and serving speed")
+    bench_models.configure_parser(bmo)
+    bmo.set_defaults(handler=bench_models.run)
 
     tra = commands.add_parser("train", help="train the batch models and register a version")
     train.configure_train_parser(tra)
