@@ -269,6 +269,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG reward curve")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the report as JSON")
     parser.add_argument("--api-key", help="API key, sent as the X-API-Key header")
+    parser.add_argument("--history-out", type=Path, metavar="FILE",
+                        help="instead of driving the router, write --n decisions of a "
+                        "uniform-random logging policy in the world to this history file "
+                        "(.jsonl/.csv/.parquet) for router import / router train")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -294,6 +298,13 @@ async def _run(args: argparse.Namespace) -> int:
             return 2
         world = World(catalog=settings.catalog, seed=args.seed, drift_model=args.drift_model,
                       drift_at=args.drift_at)
+        if args.history_out:
+            from offline.history_file import write_history
+            from offline.synthetic import generate_history
+
+            write_history(args.history_out, generate_history(world, args.n, seed=args.seed))
+            print(f"{args.n} logged decisions written to {args.history_out}")
+            return 0
         if args.url:
             async with httpx.AsyncClient(base_url=args.url, headers=headers,
                                          timeout=60.0) as client:
