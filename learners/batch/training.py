@@ -340,7 +340,7 @@ def train_models(
     grid, rounds = booster.search(base, x[:cut], y[:cut], time.monotonic() + per_model_budget)
     success, _, _ = booster.fit(base, grid, x[:cut], y[:cut], rounds)
     raw = np.asarray(success.inplace_predict(x[cut:]), dtype=np.float64)
-    iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-4, y_max=1 - 1e-4).fit(raw, y[cut:])
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.01, y_max=0.99).fit(raw, y[cut:])
     calibration = ([float(v) for v in iso.X_thresholds_], [float(v) for v in iso.y_thresholds_])
     params["success"] = {**grid, "trees": float(rounds)}
 

@@ -4,6 +4,7 @@ prediction ranges, the artifact round trip, explanations, and the cases that mus
 
 ``search_budget_s=0`` evaluates only the first grid point: the search stops on wall-clock time,
 so any positive budget would make the chosen hyper-parameters depend on the machine's speed.
+One thread: on a busy machine OpenMP threads spin and training takes ten times longer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from learners.batch.labels import OutcomeLabels
@@ -33,7 +35,7 @@ from offline.synthetic import generate_history
 from offline.world import World
 from router.settings import load_settings
 
-SETTINGS = TrainSettings(search_budget_s=0, max_trees=60)
+SETTINGS = TrainSettings(search_budget_s=0, max_trees=60, threads=1)
 N_ROWS = 6000
 
 Trained = tuple[BatchModels, TrainingResult, History]
@@ -56,7 +58,7 @@ def trained(history: History, catalog: Catalog) -> Trained:
 
 
 def holdout_matrix(models: BatchModels, holdout: History, catalog: Catalog, rows: int
-                   ) -> np.ndarray:
+                   ) -> npt.NDArray[np.float64]:
     """Every allowed catalog action for the first ``rows`` hold-out contexts, stacked."""
     blocks = [
         models.encoder.matrix(example.context, example.history, catalog,
@@ -161,7 +163,8 @@ def test_success_contributions_name_columns_and_decode_categories(
     named = {c.category for row in matrix
              for c in models.success_contributions(row, top=len(encoder.columns))
              if c.column == "model"}
-    assert named and named <= {m.name for m in catalog.models}
+    assert named
+    assert named <= {m.name for m in catalog.models}
 
 
 @pytest.mark.parametrize("verdict", [Verdict.APPROVED, Verdict.REJECTED, Verdict.MODIFIED])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from offline.history_file import HistoryFileError, write_history
@@ -52,7 +53,7 @@ async def test_import_is_idempotent_and_feeds_the_log(settings: Settings, tmp_pa
 async def test_import_refuses_actions_outside_the_catalog(settings: Settings,
                                                           tmp_path: Path) -> None:
     rows = generate_history(World(catalog=settings.catalog, seed=2), 5, seed=2)
-    bad = [msgspec_replace(rows[0], action="gpt-unknown|0.2|plain"), *rows[1:]]
+    bad = [msgspec.structs.replace(rows[0], action="gpt-unknown|0.2|plain"), *rows[1:]]
     path = tmp_path / "history.jsonl"
     write_history(path, bad)
     engine = create_engine(settings.storage.url)
@@ -63,9 +64,3 @@ async def test_import_refuses_actions_outside_the_catalog(settings: Settings,
         assert (await EventLog(engine).dataset_counts(None)).decisions == 0
     finally:
         await engine.dispose()
-
-
-def msgspec_replace(row: object, **changes: object) -> object:
-    import msgspec
-
-    return msgspec.structs.replace(row, **changes)  # type: ignore[type-var]
