@@ -162,3 +162,25 @@ async def test_admin_endpoints_need_an_admin_tenant(database_url: str) -> None:
         allowed = await client.post("/v1/admin/models/rollback",
                                     headers={"X-API-Key": "key-for-ops-000001"})
         assert allowed.status_code == 409  # an admin, but nothing to roll back yet
+
+
+async def test_high_risk_decisions_use_the_conservative_strategy(batch_settings: Settings
+                                                                 ) -> None:
+    await _train(batch_settings, seed=5)
+    async with AsyncTestClient(create_app(batch_settings)) as client:
+        routing = client.app.state.routing
+        loaded = routing.models.current
+        assert loaded is not None
+        # A calibration that rates every action at 5% success: every greedy action is high-risk.
+        loaded.models.calibration = ([0.0, 1.0], [0.05, 0.05])
+        for i in range(5):
+            body = await _route(client, request_id=f"risky-{i}")
+            assert body["risk"]["level"] == "high"
+            assert body["temperature"] <= 0.2
+            strategy = [f for f in body["risk"]["factors"] if "conservative strategy" in f]
+            assert len(strategy) == 1, body["risk"]["factors"]
+            assert body["template"] in strategy[0]
+            logged = (await client.get(f"/v1/decisions/{body['decision_id']}")).json()
+            assert all(client.app.state.routing.catalog.get(a).temperature <= 0.2
+                       for a in logged["allowed_actions"])
+            assert abs(sum(logged["probabilities"]) - 1.0) < 1e-9
