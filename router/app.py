@@ -10,8 +10,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, Request
-from litestar.datastructures import State
+from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
@@ -19,6 +18,7 @@ from learners.policy import OnlinePolicy
 from router.auth import Authenticator
 from router.controllers.health import health, ready
 from router.controllers.v1 import V1Controller
+from router.dependencies import provide_auth_mode, provide_caller, provide_routing
 from router.errors import create_problem_details_plugin, unexpected_error_handlers
 from router.services.learning import LearnerService
 from router.services.routing import RoutingService
@@ -28,21 +28,6 @@ from router.storage.repository import EventLog
 
 logger = logging.getLogger("router")
 MAX_BODY_BYTES = 1_048_576
-
-
-def provide_routing(state: State) -> RoutingService:
-    routing: RoutingService = state.routing
-    return routing
-
-
-def provide_tenant(request: Request[object, object, State], state: State) -> str:
-    authenticator: Authenticator = state.authenticator
-    return authenticator.tenant_for(request.headers)
-
-
-def provide_auth_mode(state: State) -> str:
-    authenticator: Authenticator = state.authenticator
-    return "api-keys" if authenticator.enabled else "single-tenant, no authentication"
 
 
 def create_app_from_environ() -> Litestar:
@@ -116,8 +101,8 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[V1Controller, health, ready],
         lifespan=[lifespan],
         dependencies={
+            "caller": Provide(provide_caller, sync_to_thread=False),
             "routing": Provide(provide_routing, sync_to_thread=False),
-            "tenant": Provide(provide_tenant, sync_to_thread=False),
             "auth_mode": Provide(provide_auth_mode, sync_to_thread=False),
         },
         plugins=[create_problem_details_plugin()],
