@@ -57,6 +57,8 @@ class OnlinePolicy:
         self._catalogs = dict(catalogs)
         self._lines = {fp: ActionLines(cat) for fp, cat in self._catalogs.items()}
         self._bandit = VWBandit(settings=settings)
+        text = f"{FEATURE_VERSION}|{self._bandit.arguments}"
+        self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         self._stats = OutcomeStats()
         self._history = HistoryStats()
         self._learned = 0
@@ -69,8 +71,7 @@ class OnlinePolicy:
     @property
     def fingerprint(self) -> str:
         """Identity of the learner configuration; snapshots only restore into the same one."""
-        text = f"{FEATURE_VERSION}|{self._bandit.arguments}"
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return self._fingerprint
 
     @property
     def learned(self) -> int:

@@ -10,8 +10,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, Request
-from litestar.datastructures import State
+from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
@@ -20,6 +19,13 @@ from router.auth import Authenticator
 from router.controllers.admin import AdminController, StatsController
 from router.controllers.health import health, ready
 from router.controllers.v1 import V1Controller
+from router.dependencies import (
+    provide_admin,
+    provide_auth_mode,
+    provide_caller,
+    provide_routing,
+    provide_tenant,
+)
 from router.errors import create_problem_details_plugin, unexpected_error_handlers
 from router.services.admin import AdminService
 from router.services.learning import LearnerService
@@ -32,26 +38,6 @@ from router.storage.repository import EventLog
 
 logger = logging.getLogger("router")
 MAX_BODY_BYTES = 1_048_576
-
-
-def provide_routing(state: State) -> RoutingService:
-    routing: RoutingService = state.routing
-    return routing
-
-
-def provide_admin(state: State) -> AdminService:
-    admin: AdminService = state.admin
-    return admin
-
-
-def provide_tenant(request: Request[object, object, State], state: State) -> str:
-    authenticator: Authenticator = state.authenticator
-    return authenticator.tenant_for(request.headers)
-
-
-def provide_auth_mode(state: State) -> str:
-    authenticator: Authenticator = state.authenticator
-    return "api-keys" if authenticator.enabled else "single-tenant, no authentication"
 
 
 def create_app_from_environ() -> Litestar:
@@ -150,6 +136,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[V1Controller, StatsController, AdminController, health, ready],
         lifespan=[lifespan],
         dependencies={
+            "caller": Provide(provide_caller, sync_to_thread=False),
             "routing": Provide(provide_routing, sync_to_thread=False),
             "tenant": Provide(provide_tenant, sync_to_thread=False),
             "auth_mode": Provide(provide_auth_mode, sync_to_thread=False),

@@ -114,7 +114,9 @@ class VWBandit:
             parsed = [self._workspace.example(line) for line in actions.lines]
             self._parsed[actions.fingerprint] = parsed
         workspace = self._workspace
-        pmf = workspace.predict([workspace.example(shared), *(parsed[i] for i in indices)])
+        examples = [parsed[i] for i in indices]
+        examples.insert(0, workspace.example(shared))
+        pmf = workspace.predict(examples)
         return normalize(pmf)
 
     def learn(

@@ -30,7 +30,10 @@ def format_shared(namespaces: Namespaces) -> str:
         letter = CONTEXT_NAMESPACES.get(name, name[:1].upper())
         features = namespaces[name]
         if features:
-            body = " ".join(_feature(k, features[k]) for k in sorted(features))
+            # _feature inlined: this runs for every feature of every request.
+            body = " ".join(
+                [k if (v := features[k]) == 1.0 else f"{k}:{v:.6f}" for k in sorted(features)]
+            )
             parts.append(f"|{letter} {body}")
     return " ".join(parts)
 

@@ -8,6 +8,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
+from router.dependencies import Caller
 from router.schemas import (
     DecisionView,
     FeedbackRequest,
@@ -15,7 +16,6 @@ from router.schemas import (
     RouteRequest,
     RouteResponse,
 )
-from router.services.routing import RoutingService
 
 
 class V1Controller(Controller):
@@ -26,25 +26,22 @@ class V1Controller(Controller):
     async def route(
         self,
         data: JSONBody[RouteRequest],
-        tenant: NamedDependency[str],
-        routing: NamedDependency[RoutingService],
+        caller: NamedDependency[Caller],
     ) -> RouteResponse:
-        return await routing.route(tenant, data)
+        return await caller.routing.route(caller.tenant, data)
 
     @post("/feedback", status_code=200, summary="Report the outcome of a decision")
     async def feedback(
         self,
         data: JSONBody[FeedbackRequest],
-        tenant: NamedDependency[str],
-        routing: NamedDependency[RoutingService],
+        caller: NamedDependency[Caller],
     ) -> FeedbackResponse:
-        return await routing.feedback(tenant, data)
+        return await caller.routing.feedback(caller.tenant, data)
 
     @get("/decisions/{decision_id:str}", summary="A logged decision and its outcome")
     async def decision(
         self,
         decision_id: Annotated[str, Parameter(max_length=64)],
-        tenant: NamedDependency[str],
-        routing: NamedDependency[RoutingService],
+        caller: NamedDependency[Caller],
     ) -> DecisionView:
-        return await routing.describe(tenant, decision_id)
+        return await caller.routing.describe(caller.tenant, decision_id)

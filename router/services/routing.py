@@ -133,7 +133,7 @@ class RoutingService:
                 allowed, batch = safer, batch.subset(allowed, safer)
                 probabilities = self.policy.probabilities(features, self.catalog, allowed)
         position = draw_index(probabilities, seed_from_id(decision_id))
-        greedy = max(range(len(probabilities)), key=probabilities.__getitem__)
+        greedy = probabilities.index(max(probabilities))  # the first most probable
         action = self.catalog.actions[allowed[position]]
         estimate = estimate_action_cost(action, request.task, features.complexity, rag_examples)
         explored = position != greedy
@@ -179,15 +179,15 @@ class RoutingService:
             "created_at": datetime.now(UTC),
             "catalog_fingerprint": self.catalog.fingerprint,
             "objective": objective,
-            "request": msgspec.to_builtins(request),
-            "features": msgspec.to_builtins(
-                StoredFeatures(
-                    namespaces=features.namespaces,
-                    complexity=features.complexity,
-                    prior_time_s=estimate.latency_s,
-                    record=record,
-                    history=history,
-                )
+            # JSON columns take what msgspec encodes: the request's JSON as it was hashed and
+            # the records themselves, with no detour through dicts and lists.
+            "request": msgspec.Raw(request_json),
+            "features": StoredFeatures(
+                namespaces=features.namespaces,
+                complexity=features.complexity,
+                prior_time_s=estimate.latency_s,
+                record=record,
+                history=history,
             ),
             "project_id": project_id,
             "task_type": record.task_type,
@@ -208,7 +208,7 @@ class RoutingService:
                 "template_ranking": None if batch is None else batch.template_ranking,
             },
             "learner_seq": self.learner.applied_seq,
-            "response": msgspec.to_builtins(response),
+            "response": response,
         }
         try:
             await self.writer.insert(values)
@@ -258,7 +258,8 @@ class RoutingService:
     def _alternatives(
         self, allowed: list[int], probabilities: list[float], chosen: int
     ) -> list[Alternative]:
-        order = sorted(range(len(allowed)), key=lambda i: (-probabilities[i], i))
+        # The most probable first, ties in allowed order (a stable sort keeps it in reverse).
+        order = sorted(range(len(allowed)), key=probabilities.__getitem__, reverse=True)
         result = []
         for i in order:
             if i == chosen:

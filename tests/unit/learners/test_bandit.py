@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from learners.bandit.sampling import draw_index, normalize, seed_from_id
@@ -35,6 +37,38 @@ def test_draws_are_reproducible_and_follow_the_distribution() -> None:
         counts[draw_index(probabilities, seed_from_id(f"d{i}"))] += 1
     assert counts[1] == 0
     assert counts[2] / 20_000 == pytest.approx(0.6, abs=0.02)
+
+
+def _draw_by_scan(probabilities: list[float], seed: int) -> int:
+    """The first implementation of draw_index: logged decisions were drawn with it."""
+    u = random.Random(seed).random()
+    cumulative = 0.0
+    last_positive = 0
+    for index, p in enumerate(probabilities):
+        if p > 0.0:
+            last_positive = index
+            cumulative += p
+            if u < cumulative:
+                return index
+    return last_positive
+
+
+def test_draws_match_the_logged_draws_of_earlier_versions() -> None:
+    # Replaying a logged decision must pick the same action whatever version drew it.
+    rng = random.Random(3)
+    for case in range(2000):
+        size = rng.randint(1, 200)
+        raw = [rng.random() if rng.random() < 0.7 else 0.0 for _ in range(size)]
+        raw[rng.randrange(size)] = 0.5
+        probabilities = normalize(raw)
+        seed = seed_from_id(f"case-{case}")
+        assert draw_index(probabilities, seed) == _draw_by_scan(probabilities, seed)
+    # A total rounded below u still draws the last action with a positive probability.
+    assert draw_index([0.0, 1e-9, 0.0], seed_from_id("x")) == 1
+
+
+def test_normalize_zeroes_negative_and_nan_entries() -> None:
+    assert normalize([float("nan"), -1.0, 2.0, 2.0]) == [0.0, 0.0, 0.5, 0.5]
 
 
 def test_normalize_rejects_an_empty_or_zero_vector() -> None:
