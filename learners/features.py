@@ -248,10 +248,23 @@ def context_record(context: DecisionContext, at: datetime) -> ContextRecord:
     )
 
 
-def extract_features(context: DecisionContext) -> ContextFeatures:
-    """Features of ``context``; pure and independent of dict ordering."""
+def describe_context(
+    context: DecisionContext, at: datetime
+) -> tuple[ContextFeatures, ContextRecord]:
+    """:func:`extract_features` and :func:`context_record` of one decision, sharing the text
+    analysis (requirement and technical-term counts) instead of doing it twice."""
+    record = context_record(context, at)
+    return extract_features(context, record=record), record
+
+
+def extract_features(
+    context: DecisionContext, *, record: ContextRecord | None = None
+) -> ContextFeatures:
+    """Features of ``context``; pure and independent of dict ordering. ``record``, the same
+    context's :func:`context_record`, saves recounting requirements and technical terms."""
     task = context.task
-    complexity = estimate_complexity(task)
+    complexity = estimate_complexity(task) if record is None else record.complexity
+    requirements = count_requirements(task) if record is None else record.requirements
     words = len(task.description.split())
     task_ns: dict[str, float] = {
         f"type={sanitize(task.type)}": 1.0,
@@ -259,7 +272,7 @@ def extract_features(context: DecisionContext) -> ContextFeatures:
         f"objective={sanitize(context.objective)}": 1.0,
         "complexity": complexity / 10.0,
         "log_words": math.log1p(words) / 8.0,
-        "requirements": math.log1p(count_requirements(task)) / 3.0,
+        "requirements": math.log1p(requirements) / 3.0,
     }
     if task.framework:
         task_ns[f"framework={sanitize(task.framework)}"] = 1.0

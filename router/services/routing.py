@@ -13,7 +13,7 @@ from learners.catalog import Catalog
 from learners.code_metrics import compute_code_metrics
 from learners.context import DecisionContext
 from learners.estimates import estimate_action_cost
-from learners.features import context_record, extract_features
+from learners.features import describe_context
 from learners.policy import POLICY_NAME, LearnEvent, OnlinePolicy
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
 from router.errors import DecisionNotFoundError, RequestConflictError, UnknownProfileError
@@ -105,8 +105,7 @@ class RoutingService:
             objective=objective,
         )
         decided_at = datetime.now(UTC)
-        features = extract_features(context)
-        record = context_record(context, decided_at)
+        features, record = describe_context(context, decided_at)
         project_id = request.context.project_id
         history = self.policy.history.features(
             tenant_id=tenant_id,

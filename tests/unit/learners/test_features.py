@@ -72,3 +72,19 @@ def test_features_do_not_depend_on_dict_order_or_mutate_input() -> None:
     assert ns["caller"]["rag_similarity"] == 0.7
     assert ns["free"] == {"a": 0.693147, "b=x": 1.0, "c": 1.0}
     assert "api" in ns["description"]
+
+
+def test_describe_context_equals_the_separate_functions() -> None:
+    from datetime import UTC, datetime
+
+    from learners.features import context_record, describe_context
+
+    context = DecisionContext(
+        task=Task(type="backend", language="Python", framework="FastAPI",
+                  description="- must add async caching\n1. paginate the database results",
+                  requirements=["should retry with JWT auth", "p95 under 100 ms"]),
+    )
+    at = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
+    features, record = describe_context(context, at)
+    assert features == extract_features(context)
+    assert record == context_record(context, at)
