@@ -4,7 +4,7 @@ context record and history features logged when it was decided (no recomputation
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
 from sqlalchemy import select
@@ -17,11 +17,7 @@ from learners.code_metrics import CodeMetrics
 from learners.reward import Verdict
 from learners.tabular import ActionAttributes, TrainingExample
 from router.storage.models import Decision, Outcome
-from router.storage.repository import StoredFeatures
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+from router.storage.repository import StoredFeatures, as_utc
 
 
 async def history_from_log(engine: AsyncEngine, catalogs: dict[str, Catalog]) -> History:
@@ -63,5 +59,5 @@ async def history_from_log(engine: AsyncEngine, catalogs: dict[str, Catalog]) ->
                 verdict=Verdict(row.verdict), quality=row.quality,
                 generation_time_s=row.generation_time_s, regenerations=row.regenerations,
                 complexity_rating=row.complexity, code_metrics=metrics, reward=row.reward))
-            times.append(_aware(row.created_at))
+            times.append(as_utc(row.created_at))
     return History(examples=examples, labels=labels, times=times)

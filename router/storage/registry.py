@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from router.errors import StorageUnavailableError
 from router.storage.models import ModelVersion
+from router.storage.repository import as_utc
 
 CURRENT = "current"
 CANDIDATE = "candidate"
@@ -30,11 +31,10 @@ class RegistryError(ValueError):
     """A registry operation that cannot be done (unknown version, nothing to roll back to)."""
 
 
-class VersionInfo(msgspec.Struct, frozen=True):
-    """A registered version without its artifact."""
+class _VersionFields(msgspec.Struct, frozen=True):
+    """What a training run records about a version."""
 
     version: str
-    created_at: datetime
     status: str
     data_from: datetime
     data_to: datetime
@@ -44,20 +44,18 @@ class VersionInfo(msgspec.Struct, frozen=True):
     feature_spec_hash: str
     metrics: dict[str, Any]
     gate: dict[str, Any]
+
+
+class VersionInfo(_VersionFields, frozen=True):
+    """A registered version without its artifact."""
+
+    created_at: datetime
     promoted_at: datetime | None
 
 
-class NewVersion(msgspec.Struct, frozen=True):
-    version: str
-    status: str
-    data_from: datetime
-    data_to: datetime
-    holdout_from: datetime
-    n_train: int
-    n_holdout: int
-    feature_spec_hash: str
-    metrics: dict[str, Any]
-    gate: dict[str, Any]
+class NewVersion(_VersionFields, frozen=True):
+    """A version to register, with its artifact and model card."""
+
     artifact: bytes
     model_card: str
 
@@ -78,16 +76,11 @@ _INFO_COLUMNS = (
 )
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
 def _info(row: Any) -> VersionInfo:
     values = row._asdict()
     for key in ("created_at", "data_from", "data_to", "holdout_from", "promoted_at"):
-        values[key] = _aware(values[key])
+        if values[key] is not None:
+            values[key] = as_utc(values[key])
     return msgspec.convert(values, VersionInfo)
 
 

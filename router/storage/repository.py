@@ -139,7 +139,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes for timezone-aware columns; they are UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -249,7 +249,7 @@ class EventLog:
         if row is None:
             return None
         values = row._asdict()
-        values["created_at"] = _aware(values["created_at"])
+        values["created_at"] = as_utc(values["created_at"])
         return msgspec.convert(values, DecisionRecord, from_attributes=True)
 
     async def project_first_decisions(self) -> list[tuple[str, str, datetime]]:
@@ -261,7 +261,7 @@ class EventLog:
         )
         async with self._transaction() as conn:
             rows = (await conn.execute(query)).all()
-        return [(str(t), str(p), _aware(at)) for t, p, at in rows]
+        return [(str(t), str(p), as_utc(at)) for t, p, at in rows]
 
     # --- outcomes ------------------------------------------------------------------------
 
@@ -330,7 +330,7 @@ class EventLog:
             verdict = Verdict(row.verdict)
             facts = outcome_facts(
                 tenant_id=row.tenant_id,
-                decided_at=_aware(row.created_at),
+                decided_at=as_utc(row.created_at),
                 project_id=row.project_id,
                 chosen_action=row.chosen_action,
                 stored=stored,
