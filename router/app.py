@@ -72,7 +72,10 @@ def create_app(settings: Settings) -> Litestar:
             for tenant_id, project_id, first in await log.project_first_decisions():
                 policy.history.observe_decision(tenant_id, project_id, first)
             models = ModelService(
-                ModelRegistry(engine), poll_interval_s=settings.batch.poll_interval_s
+                ModelRegistry(engine),
+                poll_interval_s=settings.batch.poll_interval_s,
+                compile_models=settings.batch.compile,
+                compile_dir=settings.batch.compile_dir,
             )
             await models.refresh()
             app.state.authenticator = authenticator

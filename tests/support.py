@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
+
+from learners.batch.models import BatchModels
+from learners.batch.settings import TrainSettings
+from learners.batch.training import History, TrainingResult
+from learners.catalog import Catalog
 from router.settings import Settings, load_settings
 
 
@@ -9,3 +16,24 @@ def make_settings(database_url: str, **environ: str) -> Settings:
     """Default-config settings on ``database_url`` with extra ``ROUTER__...`` overrides."""
     env = {"ROUTER__STORAGE__URL": database_url, **environ}
     return load_settings(None, env)
+
+
+# --- batch models (fixtures in tests/unit/learners/conftest.py) ---
+
+# search_budget_s=0: only the first grid point, so the chosen hyper-parameters never depend on
+# the machine's speed; one thread: on a busy machine OpenMP threads spin.
+SETTINGS = TrainSettings(search_budget_s=0, max_trees=60, threads=1)
+N_ROWS = 6000
+
+Trained = tuple[BatchModels, TrainingResult, History]
+
+
+def holdout_matrix(models: BatchModels, holdout: History, catalog: Catalog, rows: int
+                   ) -> npt.NDArray[np.float64]:
+    """Every allowed catalog action for the first ``rows`` hold-out contexts, stacked."""
+    blocks = [
+        models.encoder.matrix(example.context, example.history, catalog,
+                              catalog.indices_for_language(example.context.language))
+        for example in holdout.examples[:rows]
+    ]
+    return np.vstack(blocks)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import lightgbm as lgb
 import msgspec
@@ -20,6 +21,14 @@ import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
 
+from learners.batch.compiled import (
+    CompiledPredictor,
+    CompileError,
+    Rows,
+    SaabasExplainer,
+    compile_predictor,
+    verified_explainer,
+)
 from learners.tabular import CONTEXT_CATEGORICAL, CONTEXT_NUMERIC, DESCRIPTIONS, TabularEncoder
 
 FloatArray = npt.NDArray[np.float64]
@@ -33,6 +42,16 @@ RANKER_ACTION_COLUMNS = (
     "template_quality",
     "template_n",
 )
+
+
+class CompiledSet(msgspec.Struct, frozen=True):
+    """Native predictors of one version's five ensembles (see :meth:`BatchModels.compile`)."""
+
+    success: CompiledPredictor
+    quality: CompiledPredictor
+    time: CompiledPredictor
+    complexity: CompiledPredictor
+    ranker: CompiledPredictor
 
 
 class ActionPredictions(msgspec.Struct, frozen=True):
@@ -108,6 +127,7 @@ class BatchModels:
         quality: xgb.Booster,
         ranker: lgb.Booster,
         template_popularity: dict[str, float],
+        probe: FloatArray | None = None,
     ) -> None:
         self.encoder = encoder
         self.success = success
@@ -117,7 +137,76 @@ class BatchModels:
         self.quality = quality
         self.ranker = ranker
         self.template_popularity = template_popularity
+        # Training rows kept to verify compiled libraries against the boosters.
+        self.probe = probe if probe is not None else np.empty((0, len(encoder.columns)))
+        self.compiled: CompiledSet | None = None
+        self.explainer: SaabasExplainer | None = None
         self.use_threads(1)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        # Native libraries and tables belong to a process, not to the artifact.
+        state["compiled"] = state["explainer"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        state.setdefault("probe", np.empty((0, 0)))
+        state.setdefault("compiled", None)
+        state.setdefault("explainer", None)
+        self.__dict__.update(state)
+
+    def prepare_serving(self, directory: Path, digest: str) -> list[str]:
+        """Switch to the fast serving paths, each verified on :attr:`probe` against the
+        boosters: contributions from a Saabas table (needs no compiler) and the five ensembles
+        compiled to native code (see :mod:`learners.batch.compiled`). Returns the reasons a
+        path stays on the boosters' own predictors (empty when both are fast)."""
+        probe = np.asarray(self.probe, dtype=np.float64)
+        problems: list[str] = []
+        try:
+            self.explainer = verified_explainer(
+                self.success, len(self.encoder.columns), self._success_contributions_raw, probe
+            )
+        except CompileError as exc:
+            problems.append(str(exc))
+        try:
+            self.compiled = self._compile(probe, directory, digest)
+        except CompileError as exc:
+            problems.append(str(exc))
+        return problems
+
+    def _compile(self, probe: FloatArray, directory: Path, digest: str) -> CompiledSet:
+        ranker_probe = with_popularity(probe[:, ranker_columns(self.encoder)], self.encoder,
+                                       self.template_popularity)
+
+        def one(name: str, booster: object, reference: Callable[[FloatArray], FloatArray],
+                rows: FloatArray) -> CompiledPredictor:
+            return compile_predictor(name, booster, reference, rows, directory, digest)
+
+        return CompiledSet(
+            success=one("success", self.success, self._success_raw, probe),
+            quality=one("quality", self.quality, self._quality_raw, probe),
+            time=one("time", self.time, self._time_raw, probe),
+            complexity=one("complexity", self.complexity, self._complexity_raw,
+                           probe[:, :CONTEXT_WIDTH]),
+            ranker=one("ranker", self.ranker, self._ranker_raw, ranker_probe),
+        )
+
+    # Reference predictions of the boosters themselves (also the fallback without a compiler).
+    def _success_raw(self, matrix: FloatArray) -> FloatArray:
+        return np.asarray(self.success.inplace_predict(matrix), dtype=np.float64)
+
+    def _quality_raw(self, matrix: FloatArray) -> FloatArray:
+        return np.asarray(self.quality.inplace_predict(matrix), dtype=np.float64)
+
+    def _time_raw(self, matrix: FloatArray) -> FloatArray:
+        out = np.asarray(self.time.inplace_predict(matrix), dtype=np.float64)
+        return out.reshape(len(matrix), len(QUANTILES))
+
+    def _complexity_raw(self, rows: FloatArray) -> FloatArray:
+        return np.asarray(self.complexity.inplace_predict(rows), dtype=np.float64)
+
+    def _ranker_raw(self, features: FloatArray) -> FloatArray:
+        return np.asarray(self.ranker.predict(features, num_threads=1), dtype=np.float64)
 
     def use_threads(self, threads: int) -> None:
         """Serving predicts a few hundred rows per request: one thread avoids hand-off costs."""
@@ -130,16 +219,24 @@ class BatchModels:
         return calibrated
 
     def predict_success(self, matrix: FloatArray) -> FloatArray:
-        raw = np.asarray(self.success.inplace_predict(matrix), dtype=np.float64)
+        compiled = self.compiled
+        raw = compiled.success.raw(matrix)[:, 0] if compiled else self._success_raw(matrix)
         return self.calibrate(raw)
 
     def predict_actions(self, matrix: FloatArray) -> ActionPredictions:
         """Success, quality and time (median and 80% interval) for every row of ``matrix``."""
-        success = self.predict_success(matrix)
-        quality = np.clip(np.asarray(self.quality.inplace_predict(matrix), np.float64), 0, 10)
-        log_time = np.asarray(self.time.inplace_predict(matrix), dtype=np.float64)
-        log_time = np.sort(log_time.reshape(len(matrix), len(QUANTILES)), axis=1)
-        time = np.exp(log_time)
+        compiled = self.compiled
+        if compiled is not None:
+            rows = Rows(matrix)  # one conversion for the three libraries
+            success = self.calibrate(compiled.success.raw(rows)[:, 0])
+            quality = compiled.quality.raw(rows)[:, 0]
+            log_time = compiled.time.raw(rows)
+        else:
+            success = self.predict_success(matrix)
+            quality = self._quality_raw(matrix)
+            log_time = self._time_raw(matrix)
+        quality = np.clip(quality, 0.0, 10.0)
+        time = np.exp(np.sort(log_time, axis=1))
         return ActionPredictions(
             success=success.tolist(),
             quality=quality.tolist(),
@@ -151,7 +248,8 @@ class BatchModels:
     def predict_complexity(self, context: FloatArray) -> FloatArray:
         """Task complexity (0–10) from context columns, one value per row of ``context``."""
         rows = np.atleast_2d(context)[:, :CONTEXT_WIDTH]
-        predicted = np.asarray(self.complexity.inplace_predict(rows), dtype=np.float64)
+        compiled = self.compiled
+        predicted = compiled.complexity.raw(rows)[:, 0] if compiled else self._complexity_raw(rows)
         clipped: FloatArray = np.clip(predicted, 0.0, 10.0)
         return clipped
 
@@ -162,19 +260,28 @@ class BatchModels:
     def rank_templates_columns(self, rows: FloatArray) -> FloatArray:
         """Ranking scores of rows that hold only the ranker's columns."""
         features = with_popularity(rows, self.encoder, self.template_popularity)
-        return np.asarray(self.ranker.predict(features, num_threads=1), dtype=np.float64)
+        compiled = self.compiled
+        return compiled.ranker.raw(features)[:, 0] if compiled else self._ranker_raw(features)
+
+    def _success_contributions_raw(self, rows: FloatArray) -> FloatArray:
+        """XGBoost's own Saabas contributions (``approx_contribs``), bias column dropped."""
+        matrix = xgb.DMatrix(
+            np.atleast_2d(rows),
+            feature_types=feature_types(self.encoder.categorical),
+            enable_categorical=True,
+            nthread=1,
+        )
+        contribs = self.success.predict(matrix, pred_contribs=True, approx_contribs=True)
+        result: FloatArray = np.asarray(contribs, dtype=np.float64)[:, :-1]
+        return result
 
     def success_contributions(self, row: FloatArray, top: int = 3) -> list[Contribution]:
         """The ``top`` columns that move this row's success log-odds most (Saabas
-        approximation of per-feature contributions, XGBoost ``approx_contribs``)."""
-        matrix = xgb.DMatrix(
-            np.atleast_2d(row),
-            feature_types=feature_types(self.encoder.categorical),
-            enable_categorical=True,
-        )
-        contribs = np.asarray(
-            self.success.predict(matrix, pred_contribs=True, approx_contribs=True)
-        )[0, :-1]
+        approximation of per-feature contributions, as XGBoost's ``approx_contribs``)."""
+        explainer = self.explainer
+        contribs = (
+            explainer.contributions(row) if explainer else self._success_contributions_raw(row)
+        )[0]
         order = np.argsort(-np.abs(contribs))[:top]
         columns = self.encoder.columns
         return [

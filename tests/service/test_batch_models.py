@@ -4,6 +4,7 @@ the current version, pick up promotions and rollbacks without restart, stats and
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from offline.synthetic import generate_history
 from offline.world import World
 from router.app import create_app
 from router.services.promotion import train_and_register
+from router.services.routing import RoutingService
 from router.settings import Settings
 from router.storage.database import create_engine, migrate
 from router.storage.registry import ModelRegistry
@@ -24,6 +26,8 @@ FAST_TRAINING = {
     "ROUTER__TRAINING__SEARCH_BUDGET_S": "0",
     "ROUTER__TRAINING__MAX_TREES": "40",
     "ROUTER__BATCH__POLL_INTERVAL_S": "0.2",
+    # Compiling costs seconds of CPU per version: only the test about it compiles.
+    "ROUTER__BATCH__COMPILE": "false",
 }
 TASK = {"type": "backend", "language": "python",
         "description": "Add a paginated REST endpoint with caching and JWT authentication"}
@@ -72,10 +76,16 @@ async def _route(client: AsyncTestClient[Any], **extra: Any) -> dict[str, Any]:
 
 
 async def test_route_serves_the_current_version_and_explains_risk(
-    batch_settings: Settings,
+    database_url: str, tmp_path: Path
 ) -> None:
+    batch_settings = make_settings(database_url, **{
+        **FAST_TRAINING, "ROUTER__BATCH__COMPILE": "true",
+        "ROUTER__BATCH__COMPILE_DIR": str(tmp_path)})
     version = await _train(batch_settings, seed=5)
     async with AsyncTestClient(create_app(batch_settings)) as client:
+        routing: RoutingService = client.app.state.routing
+        assert await routing.models.wait_compiled()  # verified native libraries serve
+        assert len(await asyncio.to_thread(lambda: list(tmp_path.glob("*.so")))) == 5
         body = await _route(client)
         predictions = body["predictions"]
         assert predictions["source"] == f"batch:{version}"

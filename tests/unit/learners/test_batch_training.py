@@ -2,9 +2,8 @@
 prediction ranges, the artifact round trip, explanations, and the cases that must not pass
 (one outcome class, pure-noise outcomes, a worse candidate).
 
-``search_budget_s=0`` evaluates only the first grid point: the search stops on wall-clock time,
-so any positive budget would make the chosen hyper-parameters depend on the machine's speed.
-One thread: on a busy machine OpenMP threads spin and training takes ten times longer.
+The 6,000-row history and the models trained on it are session fixtures (this folder's
+conftest); the training settings are ``tests.support.SETTINGS``.
 """
 
 from __future__ import annotations
@@ -13,59 +12,21 @@ import math
 
 import msgspec
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 from learners.batch.labels import OutcomeLabels
-from learners.batch.models import BatchModels, dump_models, load_models
-from learners.batch.settings import TrainSettings
+from learners.batch.models import dump_models, load_models
 from learners.batch.training import (
     MODEL_NAMES,
     PRIMARY,
     History,
     TrainingError,
-    TrainingResult,
     compare,
     train_models,
 )
 from learners.catalog import Catalog
 from learners.reward import Verdict
-from offline.dataset import history_from_rows
-from offline.synthetic import generate_history
-from offline.world import World
-from router.settings import load_settings
-
-SETTINGS = TrainSettings(search_budget_s=0, max_trees=60, threads=1)
-N_ROWS = 6000
-
-Trained = tuple[BatchModels, TrainingResult, History]
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_settings("configs/default.toml", {}).catalog
-
-
-@pytest.fixture(scope="module")
-def history(catalog: Catalog) -> History:
-    rows = generate_history(World(catalog=catalog, seed=3), N_ROWS, seed=4)
-    return history_from_rows(rows, [catalog])
-
-
-@pytest.fixture(scope="module")
-def trained(history: History, catalog: Catalog) -> Trained:
-    return train_models(history, catalog, SETTINGS)
-
-
-def holdout_matrix(models: BatchModels, holdout: History, catalog: Catalog, rows: int
-                   ) -> npt.NDArray[np.float64]:
-    """Every allowed catalog action for the first ``rows`` hold-out contexts, stacked."""
-    blocks = [
-        models.encoder.matrix(example.context, example.history, catalog,
-                              catalog.indices_for_language(example.context.language))
-        for example in holdout.examples[:rows]
-    ]
-    return np.vstack(blocks)
+from tests.support import N_ROWS, SETTINGS, Trained, holdout_matrix
 
 
 def test_every_report_has_metrics_and_a_baseline_on_a_time_ordered_holdout(
