@@ -106,7 +106,8 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _row(raw: dict[str, Any], where: str) -> HistoryRow:
+def parse_row(raw: dict[str, Any], where: str) -> HistoryRow:
+    """One record as a :class:`HistoryRow`; :class:`HistoryFileError` names ``where``."""
     try:
         row = msgspec.convert(raw, HistoryRow, strict=False)
         row.action_parts()
@@ -258,7 +259,7 @@ def read_history(path: str | Path) -> Iterator[list[HistoryRow]]:
     """Rows of ``path`` in chunks of at most ``CHUNK_ROWS`` (file order)."""
     for chunk in read_chunks(path):
         records = chunk.records()
-        yield [_row(record, chunk.where(i)) for i, record in enumerate(records)]
+        yield [parse_row(record, chunk.where(i)) for i, record in enumerate(records)]
 
 
 def write_history(path: str | Path, rows: list[HistoryRow]) -> None:

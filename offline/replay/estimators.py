@@ -148,6 +148,7 @@ class Diagnostics(msgspec.Struct, frozen=True):
     ess: float
     max_weight: float
     mean_weight: float
+    mean_weight_se: float
     clipped_rows: int
     unsupported_share: float
     unsupported_mass: float
@@ -251,8 +252,11 @@ class PolicyAccumulator:
     def diagnostics(self) -> Diagnostics:
         n = self.n
         ess = self._sum_w ** 2 / self._sum_w2 if self._sum_w2 > 0 else 0.0
-        return Diagnostics(n=n, ess=ess, max_weight=self._max_w,
-                           mean_weight=self._sum_w / n if n else math.nan,
+        mean_w = self._sum_w / n if n else math.nan
+        spread = self._sum_w2 / n - mean_w * mean_w if n > 1 else math.nan
+        return Diagnostics(n=n, ess=ess, max_weight=self._max_w, mean_weight=mean_w,
+                           mean_weight_se=math.sqrt(max(spread, 0.0) / (n - 1)) if n > 1
+                           else math.nan,
                            clipped_rows=self._clipped,
                            unsupported_share=self._unsupported_rows / n if n else math.nan,
                            unsupported_mass=self._unsupported_mass / n if n else math.nan)

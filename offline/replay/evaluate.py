@@ -40,6 +40,7 @@ class PolicyReport(msgspec.Struct, frozen=True):
     ess: float
     max_weight: float
     mean_weight: float
+    mean_weight_se: float
     clipped_rows: int
     unsupported_share: float
     unsupported_mass: float
@@ -78,7 +79,8 @@ def build_space(summary: LogSummary, policies: Sequence[TargetPolicy],
     if known is not None:
         unknown = [a for a in summary.action_ids if a not in seen]
         if unknown:
-            raise ReplayError(f"logged actions outside the catalog: {unknown[:5]}")
+            raise ReplayError(f"logged actions outside the catalog ({len(unknown)}): "
+                              f"{', '.join(unknown[:5])}")
     for policy in policies:
         for action in policy.actions():
             if action not in seen:
@@ -182,6 +184,7 @@ def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
             diag: Diagnostics = acc.diagnostics()
             reports[policy.name] = PolicyReport(
                 n=diag.n, ess=diag.ess, max_weight=diag.max_weight, mean_weight=diag.mean_weight,
+                mean_weight_se=diag.mean_weight_se,
                 clipped_rows=diag.clipped_rows, unsupported_share=diag.unsupported_share,
                 unsupported_mass=diag.unsupported_mass, estimates=acc.result(),
                 weights=acc.histogram(),

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from learners.catalog import format_action_id
-from offline.history_file import CHUNK_ROWS, HistoryFileError, RawChunk, read_chunks
+from learners.catalog import Catalog, format_action_id
+from offline.history_file import CHUNK_ROWS, HistoryFileError, read_chunks
 from offline.replay.errors import ReplayError
 
 if TYPE_CHECKING:
@@ -59,7 +59,6 @@ class LogChunk:
     action: IntArray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     logged: FloatArray | None = None
     allowed: BoolArray | None = None
-    raw: RawChunk | None = None
     contexts: Sequence[Any] | None = None
 
     def __len__(self) -> int:
@@ -75,8 +74,7 @@ class LogChunk:
                 [(int(self.rows[i]), f"unknown action {self.actions[i]!r}") for i in unknown]))
         return LogChunk(rows=self.rows, actions=self.actions, propensity=self.propensity,
                         reward=self.reward, timestamp=self.timestamp, action=index,
-                        logged=self.logged, allowed=self.allowed, raw=self.raw,
-                        contexts=self.contexts)
+                        logged=self.logged, allowed=self.allowed, contexts=self.contexts)
 
 
 class ActionSpace:
@@ -114,32 +112,39 @@ class LogSource(Protocol):
 class FileLog:
     """A log file in DESIGN.md's format (JSONL, CSV or Parquet), read ``chunk_rows`` at a time.
 
-    ``context`` keeps each chunk's undecoded rows on :attr:`LogChunk.raw` for policies that
-    need the request (bandit snapshots, batch models); otherwise only the log columns are read.
+    With a ``catalog``, each chunk also carries every row's request
+    (:class:`offline.replay.context.RowContext`) for policies that decide from it; the file must
+    then be a history file (README "History files") in decision-time order. Without one only
+    the log columns are read.
     """
 
     def __init__(self, path: str | Path, *, chunk_rows: int = CHUNK_ROWS,
-                 context: bool = False) -> None:
+                 catalog: Catalog | None = None) -> None:
         self.path = Path(path)
         self.chunk_rows = chunk_rows
-        self.context = context
+        self.catalog = catalog
 
     @property
     def name(self) -> str:
         return str(self.path)
 
     def chunks(self) -> Iterator[LogChunk]:
-        columns = None if self.context else list(LOG_COLUMNS)
+        from offline.replay.context import file_contexts, new_fold
+
+        columns = None if self.catalog is not None else list(LOG_COLUMNS)
+        fold = None if self.catalog is None else new_fold(self.catalog)
         try:
             for raw in read_chunks(self.path, chunk_rows=self.chunk_rows, columns=columns):
-                yield chunk_from_frame(raw.frame(), np.asarray(raw.rows, dtype=np.int64),
-                                       str(self.path), raw=raw if self.context else None)
+                chunk = chunk_from_frame(raw.frame(), np.asarray(raw.rows, dtype=np.int64),
+                                         str(self.path))
+                if fold is not None and self.catalog is not None:
+                    chunk = replace(chunk, contexts=file_contexts(raw, fold, self.catalog))
+                yield chunk
         except HistoryFileError as exc:
             raise LogError(str(exc)) from exc
 
 
-def chunk_from_frame(frame: pd.DataFrame, rows: IntArray, where: str,
-                     raw: RawChunk | None = None) -> LogChunk:
+def chunk_from_frame(frame: pd.DataFrame, rows: IntArray, where: str) -> LogChunk:
     """Validate the log columns of ``frame`` (rows numbered ``rows``) and keep them as arrays.
 
     Raises :class:`LogError` naming up to ``MAX_REPORTED_ROWS`` bad rows and why each is bad:
@@ -157,7 +162,7 @@ def chunk_from_frame(frame: pd.DataFrame, rows: IntArray, where: str,
         problems.sort()
         raise LogError(_rows_message(f"{where}: rows that cannot be evaluated", problems))
     return LogChunk(rows=rows, actions=actions, propensity=propensity, reward=reward,
-                    timestamp=_timestamps(frame, rows, where), raw=raw)
+                    timestamp=_timestamps(frame, rows, where))
 
 
 def _rows_message(title: str, problems: list[tuple[int, str]]) -> str:

@@ -95,15 +95,26 @@ class LoggedPolicy(_Stateless):
 
 
 class UniformPolicy(_Stateless):
-    """Uniform over the row's allowed actions when the log records them (the event log),
-    otherwise over every action of the evaluation's action space."""
+    """Uniform over the row's allowed actions when the log records them (the event log) or
+    the catalog says them (a history file read with its context), otherwise over every action
+    of the evaluation's action space."""
 
     name = "uniform"
 
     def probabilities(self, chunk: LogChunk, space: ActionSpace) -> TargetProbabilities:
-        if chunk.allowed is not None:
-            mask = chunk.allowed.astype(np.float64)
-            matrix = mask / mask.sum(axis=1, keepdims=True)
+        mask = chunk.allowed
+        if mask is None and chunk.contexts is not None:
+            mask = np.zeros((len(chunk), len(space)), dtype=bool)
+            for i, context in enumerate(chunk.contexts):
+                ids = np.asarray([context.catalog.actions[k].id for k in context.allowed],
+                                 dtype=object)
+                positions = space.index(ids)
+                if (positions < 0).any():
+                    raise ReplayError("uniform: the action space lacks the row's catalog")
+                mask[i, positions] = True
+        if mask is not None:
+            weights = mask.astype(np.float64)
+            matrix = weights / weights.sum(axis=1, keepdims=True)
         else:
             matrix = np.full((len(chunk), len(space)), 1.0 / len(space))
         return TargetProbabilities(matrix=matrix, chosen=chosen_of(matrix, chunk))
