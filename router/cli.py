@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep = commands.add_parser("replay", help="off-policy evaluation of target policies on a log")
     replay.configure_parser(rep)
     rep.set_defaults(handler=replay.run)
+
+    from offline.replay import bench as replay_bench
+
+    brp = commands.add_parser("bench-replay", help="off-policy evaluation speed on a 1M-row log")
+    replay_bench.configure_parser(brp)
+    brp.set_defaults(handler=replay_bench.run)
     return parser
 
 
