@@ -159,10 +159,14 @@ def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
         for policy in policies:
             target = policy.probabilities(chunk, space)
             dm = np.einsum("ij,ij->i", target.matrix, predicted)
-            unsupported = target.matrix[:, never].sum(axis=1) if never.any() else np.zeros(count)
+            # Support: where the logging probability is known, mass on actions it gave 0;
+            # otherwise mass on actions the logger never chose anywhere in the log.
             if chunk.logged is not None:
-                unsupported = unsupported + np.where(chunk.logged <= 0.0, target.matrix,
-                                                     0.0).sum(axis=1)
+                unsupported = np.where(chunk.logged <= 0.0, target.matrix, 0.0).sum(axis=1)
+            elif never.any():
+                unsupported = target.matrix[:, never].sum(axis=1)
+            else:
+                unsupported = np.zeros(count)
             terms = accumulators[policy.name].add(
                 target=target.chosen, propensity=chunk.propensity, reward=chunk.reward,
                 q_logged=q_logged, dm=dm, unsupported=unsupported, draws=replicate)

@@ -50,7 +50,8 @@ def warnings_for(report: ReplayReport) -> list[str]:
     out: list[str] = []
     for name, policy in report.policies.items():
         if policy.unsupported_share > 0:
-            out.append(f"warning: {name} puts probability on actions the logger never chose in "
+            out.append(f"warning: {name} puts probability outside the logger's support (actions "
+                       f"it gave probability 0, or never chose in this log) in "
                        f"{policy.unsupported_share:.1%} of rows (mean mass "
                        f"{policy.unsupported_mass:.3f}); IPS/SNIPS/DR cannot see their reward")
         gap = abs(policy.mean_weight - 1.0)
