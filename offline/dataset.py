@@ -10,7 +10,7 @@ decision time.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from learners.batch.labels import OutcomeLabels
@@ -18,8 +18,8 @@ from learners.batch.training import History
 from learners.catalog import Catalog, format_action_id
 from learners.code_metrics import compute_code_metrics
 from learners.context import CallerContext, DecisionContext, Rag, Task
-from learners.features import context_record
-from learners.history import HistoryStats, OutcomeFacts
+from learners.features import ContextRecord, context_record
+from learners.history import HistoryFeatures, HistoryStats, OutcomeFacts
 from learners.reward import Verdict
 from learners.tabular import ActionAttributes, TrainingExample
 from offline.history_file import HistoryRow
@@ -59,41 +59,67 @@ def row_labels(row: HistoryRow) -> OutcomeLabels:
                          code_metrics=metrics, reward=row.reward)
 
 
-def history_from_rows(rows: Iterable[HistoryRow], catalogs: Iterable[Catalog]) -> History:
-    """Replay ``rows`` in decision-time order; each row's history holds only outcomes known
-    strictly before its decision."""
-    ordered = sorted(rows, key=lambda r: r.decided_at())
-    catalog_list = list(catalogs)
-    models = tuple(sorted({r.action_parts()[0] for r in ordered}))
-    templates = tuple(sorted({r.action_parts()[2] for r in ordered}))
-    stats = HistoryStats()
-    pending: list[tuple[datetime, int, OutcomeFacts]] = []
-    examples: list[TrainingExample] = []
-    labels: list[OutcomeLabels] = []
-    times: list[datetime] = []
-    for i, row in enumerate(ordered):
+class HistoryFold:
+    """The service's history features for rows met in decision-time order: each row sees only
+    outcomes known (``HistoryRow.known_at``) strictly before its decision.
+
+    ``models`` and ``templates`` name the per-model and per-template summaries to report.
+    """
+
+    def __init__(self, models: Sequence[str], templates: Sequence[str]) -> None:
+        self.models = tuple(models)
+        self.templates = tuple(templates)
+        self._stats = HistoryStats()
+        self._pending: list[tuple[datetime, int, OutcomeFacts]] = []
+        self._seen = 0
+        self._last: datetime | None = None
+
+    def step(self, row: HistoryRow) -> tuple[DecisionContext, ContextRecord, HistoryFeatures]:
+        """The row's request, context record and history; then remember its outcome."""
         at = row.decided_at()
+        if self._last is not None and at < self._last:
+            raise ValueError(f"timestamp {at.isoformat()} is earlier than the previous row's "
+                             f"{self._last.isoformat()}: rows must be in decision-time order")
+        self._last = at
+        pending = self._pending
         while pending and pending[0][0] < at:
-            stats.learn_one(heapq.heappop(pending)[2])
+            self._stats.learn_one(heapq.heappop(pending)[2])
         context = decision_context(row)
         record = context_record(context, at)
-        history = stats.features(
+        history = self._stats.features(
             tenant_id=row.tenant, task_type=record.task_type, language=record.language,
-            project_id=row.project_id, agent=record.agent, models=models, templates=templates,
-            at=at,
+            project_id=row.project_id, agent=record.agent, models=self.models,
+            templates=self.templates, at=at,
         )
-        stats.observe_decision(row.tenant, row.project_id, at)
-        model, temperature, template = row.action_parts()
-        examples.append(TrainingExample(
-            context=record, history=history,
-            action=action_attributes(model, temperature, template, catalog_list)))
-        labels.append(row_labels(row))
-        times.append(at)
+        self._stats.observe_decision(row.tenant, row.project_id, at)
+        model, _, template = row.action_parts()
         facts = OutcomeFacts(
             tenant_id=row.tenant, decided_at=at, task_type=record.task_type,
             language=record.language, project_id=row.project_id, agent=record.agent,
             model=model, template=template, approved=row.outcome is Verdict.APPROVED,
             quality=row.quality,
         )
-        heapq.heappush(pending, (row.known_at(), i, facts))
+        heapq.heappush(pending, (row.known_at(), self._seen, facts))
+        self._seen += 1
+        return context, record, history
+
+
+def history_from_rows(rows: Iterable[HistoryRow], catalogs: Iterable[Catalog]) -> History:
+    """Replay ``rows`` in decision-time order; each row's history holds only outcomes known
+    strictly before its decision."""
+    ordered = sorted(rows, key=lambda r: r.decided_at())
+    catalog_list = list(catalogs)
+    fold = HistoryFold(models=sorted({r.action_parts()[0] for r in ordered}),
+                       templates=sorted({r.action_parts()[2] for r in ordered}))
+    examples: list[TrainingExample] = []
+    labels: list[OutcomeLabels] = []
+    times: list[datetime] = []
+    for row in ordered:
+        _, record, history = fold.step(row)
+        model, temperature, template = row.action_parts()
+        examples.append(TrainingExample(
+            context=record, history=history,
+            action=action_attributes(model, temperature, template, catalog_list)))
+        labels.append(row_labels(row))
+        times.append(row.decided_at())
     return History(examples=examples, labels=labels, times=times)

@@ -26,7 +26,7 @@ import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from msgspec import Meta
@@ -34,6 +34,9 @@ from msgspec import Meta
 from learners.catalog import ACTION_SEPARATOR
 from learners.context import MAX_DESCRIPTION_CHARS
 from learners.reward import Verdict
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHUNK_ROWS = 50_000
 FORMATS = (".jsonl", ".json", ".csv", ".parquet")
@@ -103,7 +106,8 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _row(raw: dict[str, Any], where: str) -> HistoryRow:
+def parse_row(raw: dict[str, Any], where: str) -> HistoryRow:
+    """One record as a :class:`HistoryRow`; :class:`HistoryFileError` names ``where``."""
     try:
         row = msgspec.convert(raw, HistoryRow, strict=False)
         row.action_parts()
@@ -116,8 +120,11 @@ def _clean_tabular(record: dict[str, Any]) -> dict[str, Any]:
     """CSV/Parquet cells: drop missing values, decode list columns."""
     out: dict[str, Any] = {}
     for key, value in record.items():
-        if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        if value is None or (isinstance(value, float) and math.isnan(value)) or (
+                isinstance(value, str) and value == ""):
             continue
+        if hasattr(value, "tolist"):  # NumPy arrays and scalars from Parquet list columns
+            value = value.tolist()
         if key == "requirements" and isinstance(value, str):
             text = value.strip()
             value = json.loads(text) if text.startswith("[") else [
@@ -128,8 +135,59 @@ def _clean_tabular(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_history(path: str | Path) -> Iterator[list[HistoryRow]]:
-    """Rows of ``path`` in chunks of at most ``CHUNK_ROWS`` (file order)."""
+class RawChunk:
+    """Up to ``CHUNK_ROWS`` undecoded rows of a log or history file and their row numbers.
+
+    JSONL chunks hold the decoded JSON objects (``records``); CSV and Parquet chunks hold a
+    pandas frame (``frame``). Either view is built from the other on demand, so readers take
+    the one that suits them: :func:`read_history` validates records one by one, replay
+    (:mod:`offline.replay.log`) validates whole columns at once.
+    """
+
+    def __init__(self, *, path: Path, rows: list[int], records: list[dict[str, Any]] | None = None,
+                 frame: pd.DataFrame | None = None) -> None:
+        if (records is None) == (frame is None):
+            raise ValueError("a chunk holds either records or a frame")
+        self.path = path
+        self.rows = rows
+        self._records = records
+        self._frame = frame
+
+    @property
+    def tabular(self) -> bool:
+        """True for CSV/Parquet cells (empty strings and NaN mean missing)."""
+        return self._frame is not None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def where(self, position: int) -> str:
+        """``"<file> row <n>"`` for the chunk's ``position``-th row."""
+        return f"{self.path} row {self.rows[position]}"
+
+    def records(self) -> list[dict[str, Any]]:
+        if self._records is None:
+            assert self._frame is not None
+            frame = self._frame
+            raw = frame.astype(object).where(frame.notna(), None).to_dict("records")
+            self._records = [_clean_tabular(r) for r in raw]
+        return self._records
+
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            import pandas as pd
+
+            self._frame = pd.DataFrame.from_records(self._records)
+        return self._frame
+
+
+def read_chunks(path: str | Path, *, chunk_rows: int = CHUNK_ROWS,
+                columns: list[str] | None = None) -> Iterator[RawChunk]:
+    """Undecoded rows of ``path`` in file order, at most ``chunk_rows`` at a time.
+
+    ``columns`` restricts CSV and Parquet reads to those columns (the ones the file has), so a
+    reader that needs three columns of a wide file does not parse the rest.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
@@ -137,51 +195,71 @@ def read_history(path: str | Path) -> Iterator[list[HistoryRow]]:
     if not path.exists():
         raise HistoryFileError(f"{path}: no such file")
     if suffix in (".jsonl", ".json"):
-        yield from _read_jsonl(path)
+        yield from _jsonl_chunks(path, chunk_rows)
     elif suffix == ".csv":
-        yield from _read_csv(path)
+        yield from _csv_chunks(path, chunk_rows, columns)
     else:
-        yield from _read_parquet(path)
+        yield from _parquet_chunks(path, chunk_rows, columns)
 
 
-def _read_jsonl(path: Path) -> Iterator[list[HistoryRow]]:
-    chunk: list[HistoryRow] = []
+def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
+    rows: list[int] = []
+    records: list[dict[str, Any]] = []
     decoder = msgspec.json.Decoder(dict[str, Any])
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            where = f"{path} row {number}"
             try:
-                raw = decoder.decode(line)
+                records.append(decoder.decode(line))
             except msgspec.DecodeError as exc:
-                raise HistoryFileError(f"{where}: not a JSON object: {exc}") from exc
-            chunk.append(_row(raw, where))
-            if len(chunk) >= CHUNK_ROWS:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
+                raise HistoryFileError(f"{path} row {number}: not a JSON object: {exc}") from exc
+            rows.append(number)
+            if len(records) >= chunk_rows:
+                yield RawChunk(path=path, rows=rows, records=records)
+                rows, records = [], []
+    if records:
+        yield RawChunk(path=path, rows=rows, records=records)
 
 
-def _read_csv(path: Path) -> Iterator[list[HistoryRow]]:
+def _csv_chunks(path: Path, chunk_rows: int, columns: list[str] | None) -> Iterator[RawChunk]:
     import pandas as pd
 
     start = 2  # row 1 is the header
-    for frame in pd.read_csv(path, chunksize=CHUNK_ROWS, dtype={"requirements": "string"}):
-        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-        yield [_row(_clean_tabular(r), f"{path} row {start + i}") for i, r in enumerate(records)]
-        start += len(records)
+    usecols = None if columns is None else (lambda name: name in columns)
+    try:
+        reader = pd.read_csv(path, chunksize=chunk_rows, dtype={"requirements": "string"},
+                             usecols=usecols)
+        for frame in reader:
+            yield RawChunk(path=path, rows=list(range(start, start + len(frame))), frame=frame)
+            start += len(frame)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise HistoryFileError(f"{path}: not a readable CSV file after row {start - 1}: "
+                               f"{exc}") from exc
 
 
-def _read_parquet(path: Path) -> Iterator[list[HistoryRow]]:
+def _parquet_chunks(path: Path, chunk_rows: int,
+                    columns: list[str] | None) -> Iterator[RawChunk]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    try:
+        source = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise HistoryFileError(f"{path}: not a readable Parquet file: {exc}") from exc
+    present = None if columns is None else [c for c in columns if c in source.schema_arrow.names]
     start = 1
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS):
-        records = batch.to_pylist()
-        yield [_row(_clean_tabular(r), f"{path} row {start + i}") for i, r in enumerate(records)]
-        start += len(records)
+    for batch in source.iter_batches(batch_size=chunk_rows, columns=present):
+        frame = batch.to_pandas()
+        yield RawChunk(path=path, rows=list(range(start, start + len(frame))), frame=frame)
+        start += len(frame)
+
+
+def read_history(path: str | Path) -> Iterator[list[HistoryRow]]:
+    """Rows of ``path`` in chunks of at most ``CHUNK_ROWS`` (file order)."""
+    for chunk in read_chunks(path):
+        records = chunk.records()
+        yield [parse_row(record, chunk.where(i)) for i, record in enumerate(records)]
 
 
 def write_history(path: str | Path, rows: list[HistoryRow]) -> None:

@@ -1,4 +1,4 @@
-"""The ``router`` command: serve, simulate, bench, train, models, import, export.
+"""The ``router`` command: serve, simulate, bench, train, models, import, export, replay.
 
 Offline commands import their modules lazily so that ``router serve`` loads only the service.
 """
@@ -101,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     exp = commands.add_parser("export", help="dataset statistics and the training table")
     import_export.configure_export_parser(exp)
     exp.set_defaults(handler=import_export.run_export)
+
+    from offline.replay import cli as replay
+
+    rep = commands.add_parser("replay", help="off-policy evaluation of target policies on a log")
+    replay.configure_parser(rep)
+    rep.set_defaults(handler=replay.run)
+
+    from offline.replay import bench as replay_bench
+
+    brp = commands.add_parser("bench-replay", help="off-policy evaluation speed on a 1M-row log")
+    replay_bench.configure_parser(brp)
+    brp.set_defaults(handler=replay_bench.run)
     return parser
 
 

@@ -1,0 +1,57 @@
+"""The request behind each logged decision, for policies that decide from it.
+
+From the event log it is what was logged with the decision (DESIGN.md rule 3: never
+recomputed). From a history file (README "History files") it is rebuilt the way
+``router import`` rebuilds it: the same feature functions, and history features folded over
+the file in decision-time order (:class:`offline.dataset.HistoryFold`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from learners.catalog import Catalog
+from learners.features import ContextFeatures, ContextRecord, extract_features
+from learners.history import HistoryFeatures
+from offline.dataset import HistoryFold
+from offline.history_file import HistoryFileError, RawChunk, parse_row
+from offline.replay.log import LogError
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """One decision's catalog, allowed actions (catalog indices) and features."""
+
+    catalog: Catalog
+    allowed: Sequence[int]
+    features: ContextFeatures
+    record: ContextRecord | None
+    history: HistoryFeatures | None
+
+
+def new_fold(catalog: Catalog) -> HistoryFold:
+    return HistoryFold(models=sorted(catalog.model_names), templates=sorted(catalog.template_names))
+
+
+def file_contexts(raw: RawChunk, fold: HistoryFold, catalog: Catalog) -> list[RowContext]:
+    """Contexts of a history-file chunk; the rows must be in decision-time order."""
+    out: list[RowContext] = []
+    for position, record in enumerate(raw.records()):
+        where = raw.where(position)
+        try:
+            row = parse_row(record, where)
+            context, context_rec, history = fold.step(row)
+        except HistoryFileError as exc:
+            raise LogError(f"{exc} (policies that decide from the request need the history "
+                           f"file's context columns)") from exc
+        except ValueError as exc:
+            raise LogError(f"{where}: {exc}") from exc
+        allowed = catalog.indices_for_language(row.language)
+        if not allowed:
+            raise LogError(f"{where}: the catalog allows no action for language "
+                           f"{row.language!r}")
+        out.append(RowContext(catalog=catalog, allowed=allowed,
+                              features=extract_features(context, record=context_rec),
+                              record=context_rec, history=history))
+    return out

@@ -1,0 +1,202 @@
+"""Target policies that decide from each logged request: a bandit snapshot, the batch models'
+greedy choice, and a VW ``cb_adf`` policy trained offline on the older part of the log.
+
+Each answers over the row's allowed actions (its catalog indices) and scatters the answer into
+the evaluation's action space. They need :attr:`LogChunk.contexts` (the event log, or a history
+file read with a catalog).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from learners.bandit.cb_adf import CbAdfPolicy, CbType
+from learners.bandit.vw_bandit import ActionLines, BanditSettings
+from learners.bandit.vw_format import format_shared
+from learners.batch.models import BatchModels
+from learners.catalog import Catalog
+from learners.policy import OnlinePolicy
+from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
+from offline.replay.context import RowContext
+from offline.replay.errors import ReplayError
+from offline.replay.log import ActionSpace, FloatArray, LogChunk, LogError, LogSource, LogSummary
+from offline.replay.policies import TargetProbabilities, chosen_of
+
+
+class _ContextPolicy:
+    """Shared plumbing: catalog → action-space positions, contexts, scattering."""
+
+    name: str
+
+    def __init__(self, catalogs: dict[str, Catalog]) -> None:
+        self.catalogs = dict(catalogs)
+        self._positions: dict[str, np.ndarray] = {}
+
+    def actions(self) -> Sequence[str]:
+        ids: list[str] = []
+        for catalog in self.catalogs.values():
+            ids.extend(a.id for a in catalog.actions)
+        return ids
+
+    def prepare(self, space: ActionSpace, summary: LogSummary, source: LogSource) -> None:
+        return None
+
+    def start(self) -> None:
+        return None
+
+    def _contexts(self, chunk: LogChunk) -> Sequence[RowContext]:
+        if chunk.contexts is None:
+            raise ReplayError(f"{self.name} decides from the request: replay the event log or "
+                              "a history file with its context columns")
+        return chunk.contexts
+
+    def _position(self, catalog: Catalog, space: ActionSpace) -> np.ndarray:
+        positions = self._positions.get(catalog.fingerprint)
+        if positions is None:
+            positions = space.index(np.asarray([a.id for a in catalog.actions], dtype=object))
+            self._positions[catalog.fingerprint] = positions
+        return positions
+
+    def probabilities(self, chunk: LogChunk, space: ActionSpace) -> TargetProbabilities:
+        matrix = np.zeros((len(chunk), len(space)), dtype=np.float64)
+        for i, context in enumerate(self._contexts(chunk)):
+            positions = self._position(context.catalog, space)[list(context.allowed)]
+            matrix[i, positions] = self.row(context)
+        return TargetProbabilities(matrix=matrix, chosen=chosen_of(matrix, chunk))
+
+    def row(self, context: RowContext) -> Sequence[float] | FloatArray:
+        """Probabilities over ``context.allowed`` (same order)."""
+        raise NotImplementedError
+
+
+def greedy(scores: Sequence[float] | FloatArray) -> FloatArray:
+    """One-hot on the first highest score."""
+    out = np.zeros(len(scores))
+    out[int(np.argmax(np.asarray(scores)))] = 1.0
+    return out
+
+
+class BanditSnapshotPolicy(_ContextPolicy):
+    """The online VW bandit frozen at a snapshot (a learner checkpoint): its exploration
+    probabilities for each logged request, from the features logged with it."""
+
+    def __init__(self, *, name: str, settings: BanditSettings, catalogs: dict[str, Catalog],
+                 snapshot: bytes) -> None:
+        super().__init__(catalogs)
+        self.name = name
+        self._policy = OnlinePolicy(settings=settings, catalogs=catalogs)
+        if not self._policy.restore(snapshot):
+            self._policy.close()
+            raise ReplayError(f"{name}: the snapshot was made by another bandit configuration "
+                              "(the [bandit] settings or feature version differ)")
+
+    def row(self, context: RowContext) -> Sequence[float]:
+        return self._policy.probabilities(context.features, context.catalog, context.allowed)
+
+
+class BatchGreedyPolicy(_ContextPolicy):
+    """The action with the highest reward predicted by a batch-model version.
+
+    Predicted reward (under ``profile``): P(success) × reward(approved) + (1 − P(success)) ×
+    reward(rejected), both at the predicted quality and median generation time; cost is left
+    out (the batch models do not predict it), as the reward profile does for a missing field.
+    """
+
+    def __init__(self, *, name: str, models: BatchModels, catalogs: dict[str, Catalog],
+                 profile: RewardProfile) -> None:
+        super().__init__(catalogs)
+        self.name = name
+        self.models = models
+        self.profile = profile
+
+    def predicted_rewards(self, context: RowContext) -> FloatArray:
+        if context.record is None or context.history is None:
+            raise LogError(f"{self.name}: a logged decision has no context record (logged "
+                           "before batch-model features existed)")
+        matrix = self.models.encoder.matrix(context.record, context.history, context.catalog,
+                                            context.allowed)
+        predicted = self.models.predict_actions(matrix)
+        out = np.empty(len(context.allowed))
+        for i, (p, quality, time_s) in enumerate(zip(predicted.success, predicted.quality,
+                                                     predicted.time_s, strict=True)):
+            approved = compute_reward(Outcome(Verdict.APPROVED, quality, time_s), self.profile)
+            rejected = compute_reward(Outcome(Verdict.REJECTED, quality, time_s), self.profile)
+            out[i] = p * approved + (1.0 - p) * rejected
+        return out
+
+    def row(self, context: RowContext) -> FloatArray:
+        return greedy(self.predicted_rewards(context))
+
+
+class OfflineVWPolicy(_ContextPolicy):
+    """A greedy VW ``cb_adf`` policy (``cb_type`` ips, dr or mtr) trained on logged rows with
+    :meth:`train` before the evaluation (on rows the evaluation does not use)."""
+
+    def __init__(self, *, cb_type: CbType, settings: BanditSettings,
+                 catalogs: dict[str, Catalog]) -> None:
+        super().__init__(catalogs)
+        self.name = f"vw:{cb_type}"
+        self._learner = CbAdfPolicy(settings=settings, cb_type=cb_type)
+        self._lines = {fp: ActionLines(c) for fp, c in catalogs.items()}
+
+    @property
+    def learned(self) -> int:
+        return self._learner.learned
+
+    def train(self, chunks: Iterator[LogChunk]) -> None:
+        for chunk in chunks:
+            for i, context in enumerate(self._contexts(chunk)):
+                action = context.catalog.get(str(chunk.actions[i]))
+                allowed = list(context.allowed)
+                if action is None or action.index not in allowed:
+                    raise LogError(f"row {chunk.rows[i]}: logged action {chunk.actions[i]!r} "
+                                   "is not among the row's allowed catalog actions")
+                lines = self._lines[context.catalog.fingerprint].select(allowed)
+                self._learner.learn(format_shared(context.features.namespaces), lines,
+                                    allowed.index(action.index), float(chunk.reward[i]),
+                                    float(chunk.propensity[i]))
+
+    def row(self, context: RowContext) -> FloatArray:
+        lines = self._lines[context.catalog.fingerprint].select(context.allowed)
+        out = np.zeros(len(context.allowed))
+        out[self._learner.choose(format_shared(context.features.namespaces), lines)] = 1.0
+        return out
+
+
+class SliceLog:
+    """Rows ``start`` (inclusive) to ``stop`` (exclusive) of another source, by position."""
+
+    def __init__(self, source: LogSource, start: int, stop: int | None = None) -> None:
+        self.source = source
+        self.start = start
+        self.stop = stop
+
+    @property
+    def name(self) -> str:
+        end = "" if self.stop is None else str(self.stop)
+        return f"{self.source.name} [rows {self.start + 1}..{end}]"
+
+    def chunks(self) -> Iterator[LogChunk]:
+        position = 0
+        for chunk in self.source.chunks():
+            n = len(chunk)
+            low = max(self.start - position, 0)
+            high = n if self.stop is None else min(self.stop - position, n)
+            position += n
+            if high > low:
+                yield chunk if (low, high) == (0, n) else _slice(chunk, low, high)
+            if self.stop is not None and position >= self.stop:
+                return
+
+
+def _slice(chunk: LogChunk, low: int, high: int) -> LogChunk:
+    return LogChunk(
+        rows=chunk.rows[low:high], actions=chunk.actions[low:high],
+        propensity=chunk.propensity[low:high], reward=chunk.reward[low:high],
+        timestamp=chunk.timestamp[low:high],
+        action=chunk.action[low:high] if len(chunk.action) else chunk.action,
+        logged=None if chunk.logged is None else chunk.logged[low:high],
+        allowed=None if chunk.allowed is None else chunk.allowed[low:high],
+        contexts=None if chunk.contexts is None else chunk.contexts[low:high])

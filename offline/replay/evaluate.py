@@ -1,0 +1,206 @@
+"""Evaluate target policies on a log: two passes, one chunk in memory at a time.
+
+Pass 1 (:func:`offline.replay.log.scan_log`) validates the rows, collects the logged actions and
+fits the reward model. Pass 2 asks every policy for its probabilities on each chunk and folds
+the row terms into one :class:`~offline.replay.estimators.PolicyAccumulator` per policy; the
+bootstrap's Poisson counts are drawn once per chunk and shared by all policies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import msgspec
+import numpy as np
+
+from offline.replay.errors import ReplayError
+from offline.replay.estimators import (
+    BootstrapDraws,
+    Diagnostics,
+    EstimatorOptions,
+    Interval,
+    PolicyAccumulator,
+    TimeBins,
+    WeightHistogram,
+    weight_edges,
+)
+from offline.replay.log import ActionSpace, LogSource, LogSummary, scan_log
+from offline.replay.policies import TargetPolicy
+from offline.replay.reward_model import ActionMeanRewardModel, RewardModel
+
+Progress = Callable[[str, int, int | None], None]
+TIME_BINS = 40
+
+
+class PolicyReport(msgspec.Struct, frozen=True):
+    """One target policy's estimates and diagnostics (the ``--json`` layout)."""
+
+    n: int
+    ess: float
+    max_weight: float
+    mean_weight: float
+    mean_weight_se: float
+    clipped_rows: int
+    unsupported_share: float
+    unsupported_mass: float
+    estimates: dict[str, Interval]
+    weights: WeightHistogram
+    over_time: list[float]
+
+
+class TimeBin(msgspec.Struct, frozen=True):
+    first_row: int
+    last_row: int
+    start: float | None
+    end: float | None
+    rows: int
+    logged_reward: float
+
+
+class ReplayReport(msgspec.Struct, frozen=True):
+    log: str
+    n: int
+    actions: int
+    logged_actions: int
+    logged_reward: float
+    reward_model: str
+    options: EstimatorOptions
+    policies: dict[str, PolicyReport]
+    time_bins: list[TimeBin]
+
+
+def build_space(summary: LogSummary, policies: Sequence[TargetPolicy],
+                known: Sequence[str] | None = None) -> ActionSpace:
+    """``known`` (a catalog's actions, in order) or the logged actions, then any action a
+    policy names that neither holds."""
+    ids = list(known) if known is not None else list(summary.action_ids)
+    seen = set(ids)
+    if known is not None:
+        unknown = [a for a in summary.action_ids if a not in seen]
+        if unknown:
+            raise ReplayError(f"logged actions outside the catalog ({len(unknown)}): "
+                              f"{', '.join(unknown[:5])}")
+    for policy in policies:
+        for action in policy.actions():
+            if action not in seen:
+                seen.add(action)
+                ids.append(action)
+    return ActionSpace(ids)
+
+
+def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
+             options: EstimatorOptions | None = None, *,
+             known_actions: Sequence[str] | None = None,
+             reward_model: Callable[[LogSummary, ActionSpace], RewardModel] | None = None,
+             progress: Progress | None = None) -> ReplayReport:
+    """Estimate the value of each policy in ``policies`` on the decisions in ``source``."""
+    options = options or EstimatorOptions()
+    names = [p.name for p in policies]
+    if len(set(names)) != len(names):
+        raise ReplayError(f"two target policies share a name: {names}")
+    if not policies:
+        raise ReplayError("no target policy to evaluate")
+
+    def tick(stage: str, total: int | None) -> Callable[[int], None]:
+        done = 0
+
+        def advance(rows: int) -> None:
+            nonlocal done
+            done += rows
+            if progress is not None:
+                progress(stage, done, total)
+        return advance
+
+    summary = scan_log(source, tick("validating", None))
+    space = build_space(summary, policies, known_actions)
+    for policy in policies:
+        policy.prepare(space, summary, source)
+    model = (reward_model or ActionMeanRewardModel)(summary, space)
+    never = np.ones(len(space), dtype=bool)
+    for action in summary.counts:
+        position = space.position(action)
+        if position is not None:
+            never[position] = False
+
+    edges = weight_edges(1.0 / summary.min_propensity if options.clip is None
+                         else min(options.clip, 1.0 / summary.min_propensity))
+    accumulators = {p.name: PolicyAccumulator(options, edges) for p in policies}
+    bins = TimeBins(n=summary.n, bins=min(TIME_BINS, summary.n))
+    bin_rows = np.zeros(bins.bins, dtype=np.int64)
+    bin_reward = np.zeros(bins.bins)
+    bin_first = np.full(bins.bins, np.iinfo(np.int64).max)
+    bin_last = np.zeros(bins.bins, dtype=np.int64)
+    bin_start = np.full(bins.bins, np.inf)
+    bin_end = np.full(bins.bins, -np.inf)
+    bin_dr = {p.name: np.zeros(bins.bins) for p in policies}
+    draws = BootstrapDraws(options.bootstrap, options.seed)
+    for policy in policies:
+        policy.start()
+    advance = tick("estimating", summary.n)
+    position = 0
+    for raw_chunk in source.chunks():
+        chunk = raw_chunk.with_space(space)
+        count = len(chunk)
+        if count == 0:
+            continue
+        which = bins.of(position, count)
+        np.add.at(bin_rows, which, 1)
+        np.add.at(bin_reward, which, chunk.reward)
+        np.minimum.at(bin_first, which, chunk.rows)
+        np.maximum.at(bin_last, which, chunk.rows)
+        if not np.all(np.isnan(chunk.timestamp)):
+            stamps = np.nan_to_num(chunk.timestamp, nan=np.inf)
+            np.minimum.at(bin_start, which, stamps)
+            np.maximum.at(bin_end, which, np.nan_to_num(chunk.timestamp, nan=-np.inf))
+        predicted = model.predict(chunk)
+        q_logged = predicted[np.arange(count), chunk.action]
+        replicate = draws.draw(count)
+        for policy in policies:
+            target = policy.probabilities(chunk, space)
+            dm = np.einsum("ij,ij->i", target.matrix, predicted)
+            # Support: where the logging probability is known, mass on actions it gave 0;
+            # otherwise mass on actions the logger never chose anywhere in the log.
+            if chunk.logged is not None:
+                unsupported = np.where(chunk.logged <= 0.0, target.matrix, 0.0).sum(axis=1)
+            elif never.any():
+                unsupported = target.matrix[:, never].sum(axis=1)
+            else:
+                unsupported = np.zeros(count)
+            terms = accumulators[policy.name].add(
+                target=target.chosen, propensity=chunk.propensity, reward=chunk.reward,
+                q_logged=q_logged, dm=dm, unsupported=unsupported, draws=replicate)
+            np.add.at(bin_dr[policy.name], which, terms["dr"])
+        position += count
+        advance(count)
+    if position != summary.n:
+        raise ReplayError(f"{source.name}: the second pass read {position} rows, the first "
+                          f"{summary.n}; the log changed during the evaluation")
+    for policy in policies:
+        finish = getattr(policy, "finish", None)
+        if finish is not None:
+            finish()
+
+    reports: dict[str, PolicyReport] = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for policy in policies:
+            acc = accumulators[policy.name]
+            diag: Diagnostics = acc.diagnostics()
+            reports[policy.name] = PolicyReport(
+                n=diag.n, ess=diag.ess, max_weight=diag.max_weight, mean_weight=diag.mean_weight,
+                mean_weight_se=diag.mean_weight_se,
+                clipped_rows=diag.clipped_rows, unsupported_share=diag.unsupported_share,
+                unsupported_mass=diag.unsupported_mass, estimates=acc.result(),
+                weights=acc.histogram(),
+                over_time=[float(v) for v in bin_dr[policy.name] / bin_rows])
+        time_bins = [
+            TimeBin(first_row=int(bin_first[b]), last_row=int(bin_last[b]),
+                    start=None if not math.isfinite(bin_start[b]) else float(bin_start[b]),
+                    end=None if not math.isfinite(bin_end[b]) else float(bin_end[b]),
+                    rows=int(bin_rows[b]), logged_reward=float(bin_reward[b] / bin_rows[b]))
+            for b in range(bins.bins)]
+    return ReplayReport(
+        log=source.name, n=summary.n, actions=len(space), logged_actions=len(summary.counts),
+        logged_reward=summary.reward_total / summary.n,
+        reward_model=getattr(model, "name", type(model).__name__), options=options,
+        policies=reports, time_bins=time_bins)

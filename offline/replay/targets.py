@@ -1,0 +1,150 @@
+"""Target-policy specifications (``--policy SPEC``) and how each is built.
+
+``logged``, ``uniform``, ``fixed:<action>`` and ``probs:<file>`` need only the log columns.
+``bandit[:<checkpoint id>]``, ``batch-greedy[:<version>]`` and ``vw:<ips|dr|mtr>`` decide from
+each logged request and read the event log's checkpoints and model registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
+
+import msgspec
+
+from offline.replay.errors import ReplayError
+from offline.replay.log import LogSource
+from offline.replay.policies import (
+    FixedPolicy,
+    LoggedPolicy,
+    ProbabilityFilePolicy,
+    TargetPolicy,
+    UniformPolicy,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from learners.bandit.cb_adf import CbType
+    from learners.catalog import Catalog
+    from router.settings import Settings
+
+SIMPLE_POLICIES = ("logged", "uniform", "fixed", "probs")
+CONTEXT_POLICIES = ("bandit", "batch-greedy", "vw")
+CB_TYPES = ("ips", "dr", "mtr")
+
+
+class TargetSpec(msgspec.Struct, frozen=True):
+    kind: str
+    argument: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.kind if self.argument is None else f"{self.kind}:{self.argument}"
+
+    def build_simple(self) -> TargetPolicy:
+        match self.kind:
+            case "logged":
+                return LoggedPolicy()
+            case "uniform":
+                return UniformPolicy()
+            case "fixed":
+                return FixedPolicy(self.argument or "")
+            case "probs":
+                return ProbabilityFilePolicy(self.argument or "", name=self.text)
+        raise ReplayError(f"{self.text} needs the event log or a catalog")
+
+
+def parse_target(text: str) -> TargetSpec:
+    kind, _, argument = text.partition(":")
+    kind = kind.strip()
+    if kind in ("logged", "uniform") and not argument:
+        return TargetSpec(kind)
+    if kind in ("fixed", "probs") and argument:
+        return TargetSpec(kind, argument)
+    if kind in ("bandit", "batch-greedy"):
+        return TargetSpec(kind, argument or None)
+    if kind == "vw" and argument in CB_TYPES:
+        return TargetSpec(kind, argument)
+    raise ReplayError(
+        f"unknown target policy {text!r}: use logged, uniform, fixed:<action>, probs:<file>, "
+        "bandit[:<checkpoint id>], batch-greedy[:<version>] or vw:ips|dr|mtr")
+
+
+def needs_context(specs: Sequence[TargetSpec]) -> bool:
+    return any(spec.kind in CONTEXT_POLICIES for spec in specs)
+
+
+async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
+                        settings: Settings, catalogs: dict[str, Catalog],
+                        seed: int) -> list[TargetPolicy]:
+    """Every policy of ``specs``, loading snapshots and model versions from the database."""
+    import asyncio
+
+    from learners.batch.models import load_models
+    from offline.replay.deciders import BanditSnapshotPolicy, BatchGreedyPolicy, OfflineVWPolicy
+    from router.storage.registry import ModelRegistry
+    from router.storage.replay_log import bandit_snapshot
+
+    catalogs = {**catalogs}
+    catalogs.setdefault(settings.catalog.fingerprint, settings.catalog)
+    out: list[TargetPolicy] = []
+    for spec in specs:
+        if spec.kind in SIMPLE_POLICIES:
+            out.append(spec.build_simple())
+        elif spec.kind == "bandit":
+            learner = bandit_learner_name(settings, catalogs)
+            found = await bandit_snapshot(engine, learner, spec.argument)
+            if found is None:
+                which = (f"checkpoint {spec.argument}" if spec.argument
+                         else f"a checkpoint of the configured bandit ({learner})")
+                raise ReplayError(f"{spec.text}: the event log has no {which}; "
+                                  "`router serve` writes them as it learns")
+            checkpoint_id, last_seq, state = found
+            out.append(BanditSnapshotPolicy(
+                name=f"bandit:{checkpoint_id}@{last_seq}", settings=settings.bandit,
+                catalogs=catalogs, snapshot=state))
+        elif spec.kind == "batch-greedy":
+            registry = ModelRegistry(engine)
+            version = spec.argument or await registry.current_version()
+            if version is None:
+                raise ReplayError(f"{spec.text}: no current batch-model version; name one or "
+                                  "run `router train`")
+            models = await asyncio.to_thread(load_models, await registry.artifact(version))
+            out.append(BatchGreedyPolicy(
+                name=f"batch-greedy:{version}", models=models, catalogs=catalogs,
+                profile=settings.profiles[settings.default_profile]))
+        else:
+            bandit = msgspec.structs.replace(settings.bandit, seed=seed)
+            out.append(OfflineVWPolicy(cb_type=cast("CbType", spec.argument),
+                                       settings=bandit, catalogs=catalogs))
+    return out
+
+
+def bandit_learner_name(settings: Settings, catalogs: dict[str, Catalog]) -> str:
+    """The learner name under which the configured bandit's checkpoints are stored."""
+    from learners.policy import OnlinePolicy
+
+    policy = OnlinePolicy(settings=settings.bandit, catalogs=catalogs)
+    try:
+        return policy.fingerprint
+    finally:
+        policy.close()
+
+
+def split_for_training(source: LogSource, policies: Sequence[TargetPolicy],
+                       share: float) -> tuple[LogSource, list[TargetPolicy]]:
+    """Train every ``vw:*`` policy on the first ``share`` of the log's rows; every policy is
+    then evaluated on the remaining rows only, so the comparison is on the same decisions."""
+    from offline.replay.deciders import OfflineVWPolicy, SliceLog
+
+    if not 0.0 < share < 1.0:
+        raise ReplayError(f"--train-share: must lie in (0, 1), got {share}")
+    n = sum(len(chunk) for chunk in source.chunks())
+    cut = int(n * share)
+    if cut == 0 or cut == n:
+        raise ReplayError(f"the log's {n} rows leave nothing to train on or to evaluate")
+    for policy in policies:
+        if isinstance(policy, OfflineVWPolicy):
+            policy.train(SliceLog(source, 0, cut).chunks())
+    return SliceLog(source, cut), list(policies)

@@ -1,0 +1,98 @@
+"""Decisions with their outcomes, page by page in decision order, for off-policy evaluation.
+
+Each row carries what replay needs (DESIGN.md rule 1): the allowed actions, the full logged
+probability vector, the chosen action and its propensity, the logged features and the reward.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from router.errors import StorageUnavailableError
+from router.storage.models import Checkpoint, Decision, Outcome
+from router.storage.repository import StoredFeatures, as_utc
+
+
+class ReplayWindow(msgspec.Struct, frozen=True):
+    """Which decisions to replay: a time window and optionally one tenant."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    tenant_id: str | None = None
+
+
+class LoggedDecision(msgspec.Struct, frozen=True):
+    id: str
+    tenant_id: str
+    created_at: datetime
+    catalog_fingerprint: str
+    allowed: list[int]
+    probabilities: list[float]
+    chosen_action: str
+    chosen_position: int
+    propensity: float
+    policy_version: str
+    features: StoredFeatures
+    reward: float
+
+
+_COLUMNS = (
+    Decision.id, Decision.tenant_id, Decision.created_at, Decision.catalog_fingerprint,
+    Decision.allowed, Decision.probabilities, Decision.chosen_action, Decision.chosen_position,
+    Decision.propensity, Decision.policy_version, Decision.features, Outcome.reward,
+)
+
+
+async def logged_decisions(
+    engine: AsyncEngine, window: ReplayWindow, *, after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[LoggedDecision]:
+    """Up to ``limit`` decisions with an outcome in ``window``, ordered by (time, id), strictly
+    after the (time, id) key ``after``."""
+    conditions: list[Any] = []
+    if window.since is not None:
+        conditions.append(Decision.created_at >= window.since)
+    if window.until is not None:
+        conditions.append(Decision.created_at < window.until)
+    if window.tenant_id is not None:
+        conditions.append(Decision.tenant_id == window.tenant_id)
+    if after is not None:
+        at, key = after
+        conditions.append(or_(Decision.created_at > at,
+                              and_(Decision.created_at == at, Decision.id > key)))
+    query = (select(*_COLUMNS).join(Outcome, Outcome.decision_id == Decision.id)
+             .where(*conditions).order_by(Decision.created_at, Decision.id).limit(limit))
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+    except (OperationalError, DBAPIError) as exc:
+        raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
+    out = []
+    for row in rows:
+        values = row._asdict()
+        values["created_at"] = as_utc(values["created_at"])
+        values["features"] = msgspec.convert(values["features"], StoredFeatures)
+        out.append(msgspec.convert(values, LoggedDecision))
+    return out
+
+
+async def bandit_snapshot(engine: AsyncEngine, learner: str,
+                          checkpoint_id: str | None) -> tuple[int, int, bytes] | None:
+    """(id, last outcome sequence number, state) of checkpoint ``checkpoint_id`` of
+    ``learner``, or of its newest checkpoint when ``checkpoint_id`` is None."""
+    query = select(Checkpoint.id, Checkpoint.last_seq, Checkpoint.state).where(
+        Checkpoint.learner == learner)
+    if checkpoint_id is not None:
+        if not checkpoint_id.isdigit():
+            return None
+        query = query.where(Checkpoint.id == int(checkpoint_id))
+    query = query.order_by(Checkpoint.last_seq.desc()).limit(1)
+    async with engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    return None if row is None else (int(row[0]), int(row[1]), bytes(row[2]))
