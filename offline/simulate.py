@@ -141,7 +141,7 @@ async def simulate(
         raise ValueError("n and concurrency must be >= 1 and feedback_delay >= 0")
     catalog = world.catalog
     prefix = request_prefix or f"sim-{seed}-{uuid.uuid4().hex[:12]}"
-    fallback = _fallback_indices(catalog)
+    fallback = fallback_indices(catalog)
     router, oracle, uniform = np.zeros(n), np.zeros(n), np.zeros(n)
     per_action = np.zeros((n, len(catalog)))
     pending: list[tuple[int, int, FeedbackBody]] = []
@@ -226,7 +226,7 @@ def _resolve(catalog: Catalog, answer: _RouteAnswer) -> Action:
     return action
 
 
-def _fallback_indices(catalog: Catalog) -> npt.NDArray[np.int64]:
+def fallback_indices(catalog: Catalog) -> npt.NDArray[np.int64]:
     """For each action, itself or (language-specific template) the same model and temperature
     with the first template usable for every language."""
     general = [t for t in catalog.templates if not t.languages]

@@ -78,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.configure_parser(ben)
     ben.set_defaults(handler=bench.run)
 
-    from offline import bench_models, train
+    from offline import bench_models, learning_bench, train
+
+    ble = commands.add_parser("bench-learning",
+                              help="learning quality of policies on the simulator (in-process)")
+    learning_bench.configure_parser(ble)
+    ble.set_defaults(handler=learning_bench.run)
 
     bmo = commands.add_parser("bench-models", help="batch-model training and serving speed")
     bench_models.configure_parser(bmo)

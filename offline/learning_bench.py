@@ -1,0 +1,277 @@
+"""``router bench-learning``: learning quality of routing policies on the simulator, in-process.
+
+Every contender meets the same stream of tasks and the same outcome draws (common random
+numbers: step ``i`` of seed ``s`` uses generators seeded ``(s, i)``), learns from the outcome of
+its own choice right away, and is scored by the **true expected reward** of what it chose, as a
+fraction of the per-task oracle's. Reported beside them: uniform choice and the best fixed action
+(chosen in hindsight). Targets (issue 4): the service's policy reaches ≥ 0.90 of the oracle over
+20,000 decisions and at least the best fixed action's mean reward within the first 2,000.
+
+The service's policy runs exactly as ``POST /v1/route`` runs it (same feature extraction,
+history features, allowed actions, bandit and draw) but without HTTP and the event log, which
+is what makes 3 seeds × 20,000 decisions × several contenders take minutes rather than hours;
+``router simulate`` drives the real service end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from learners.bandit.sampling import draw_index, seed_from_id
+from learners.bandit.vw_bandit import BanditSettings
+from learners.catalog import Catalog
+from learners.context import DecisionContext
+from learners.estimates import estimate_action_cost
+from learners.features import ContextFeatures, describe_context
+from learners.history import OutcomeFacts
+from learners.policy import LearnEvent, OnlinePolicy
+from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
+from offline.simulate import fallback_indices
+from offline.world import SimOutcome, SimTask, World
+from router.schemas import RouteRequest
+from router.settings import load_settings
+
+FloatArray = npt.NDArray[np.float64]
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+STEP = timedelta(minutes=3)
+TENANT = "bench"
+TARGET_FRACTION = 0.90
+EARLY = 2000
+
+
+def _progress(message: str) -> None:
+    print(f"bench-learning: {message}", file=sys.stderr, flush=True)
+
+
+class Step(msgspec.Struct):
+    """One decision point, shared by every contender of a seed."""
+
+    index: int
+    task: SimTask
+    at: datetime
+    features: ContextFeatures
+    allowed: list[int]
+    rewards: FloatArray  # true expected reward of each allowed action
+    prior_time_s: list[float]
+
+
+class Contender(Protocol):
+    name: str
+
+    def choose(self, step: Step, seed: int) -> tuple[int, float]:
+        """Position in ``step.allowed`` and its propensity."""
+        ...
+
+    def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
+              reward: float) -> None: ...
+
+
+class PolicyContender:
+    """The service's online policy (:class:`OnlinePolicy`) under some bandit settings."""
+
+    def __init__(self, name: str, catalog: Catalog, settings: BanditSettings) -> None:
+        self.name = name
+        self.catalog = catalog
+        self.policy = OnlinePolicy(settings=settings, catalogs={catalog.fingerprint: catalog})
+
+    def choose(self, step: Step, seed: int) -> tuple[int, float]:
+        probabilities = self.policy.probabilities(step.features, self.catalog, step.allowed)
+        position = draw_index(probabilities, seed_from_id(f"{self.name}-{seed}-{step.index}"))
+        return position, probabilities[position]
+
+    def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
+              reward: float) -> None:
+        action = self.catalog.actions[step.allowed[position]]
+        task = step.task
+        self.policy.learn(LearnEvent(
+            seq=step.index + 1, catalog_fingerprint=self.catalog.fingerprint,
+            features=step.features, allowed=step.allowed, chosen_position=position,
+            propensity=propensity, reward=reward, verdict=outcome.verdict,
+            quality=outcome.quality, generation_time_s=outcome.generation_time_s,
+            prior_time_s=step.prior_time_s[position],
+            facts=OutcomeFacts(
+                tenant_id=TENANT, decided_at=step.at, task_type=task.type,
+                language=task.language, project_id=task.project_id, agent=task.agent,
+                model=action.model.name, template=action.template.name,
+                approved=outcome.verdict is Verdict.APPROVED, quality=outcome.quality),
+        ))
+        self.policy.history.observe_decision(TENANT, task.project_id, step.at)
+
+    def close(self) -> None:
+        self.policy.close()
+
+
+class UniformContender:
+    name = "uniform"
+
+    def choose(self, step: Step, seed: int) -> tuple[int, float]:
+        n = len(step.allowed)
+        rng = np.random.default_rng([seed, step.index, 7])
+        return int(rng.integers(n)), 1.0 / n
+
+    def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
+              reward: float) -> None:
+        return None
+
+
+def build_steps(world: World, n: int, seed: int, profile: RewardProfile) -> list[Step]:
+    """The task stream of one seed with every allowed action's true expected reward."""
+    catalog = world.catalog
+    steps = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, i])
+        task = world.sample_task(rng, step=i)
+        request = msgspec.convert(msgspec.to_builtins(task.route_body()), RouteRequest)
+        context = DecisionContext(task=request.task, caller=request.context,
+                                  features=dict(request.features), objective="balanced")
+        at = START + i * STEP
+        features, _ = describe_context(context, at)
+        allowed = catalog.indices_for_language(task.language)
+        actions = [catalog.actions[a] for a in allowed]
+        rag = task.rag.examples if task.rag else 0
+        steps.append(Step(
+            index=i, task=task, at=at, features=features, allowed=list(allowed),
+            rewards=np.array([world.expected_reward(task, a, profile) for a in actions]),
+            prior_time_s=[estimate_action_cost(a, request.task, features.complexity, rag)
+                          .latency_s for a in actions],
+        ))
+    return steps
+
+
+class ContenderResult(msgspec.Struct, frozen=True):
+    name: str
+    seed: int
+    mean_reward: float
+    fraction_of_oracle: float
+    early_mean_reward: float
+    seconds: float
+
+
+def run_contender(contender: Contender, world: World, steps: Sequence[Step], seed: int,
+                  profile: RewardProfile) -> FloatArray:
+    """The true expected reward of each choice the contender made."""
+    catalog = world.catalog
+    chosen = np.empty(len(steps))
+    for step in steps:
+        position, propensity = contender.choose(step, seed)
+        action = catalog.actions[step.allowed[position]]
+        outcome = world.outcome(step.task, action, np.random.default_rng([seed, step.index, 1]))
+        reward = compute_reward(
+            Outcome(outcome.verdict, outcome.quality, outcome.generation_time_s,
+                    outcome.cost_usd, outcome.regenerations), profile)
+        contender.learn(step, position, propensity, outcome, reward)
+        chosen[step.index] = step.rewards[position]
+    return chosen
+
+
+def contenders(catalog: Catalog, bandit: BanditSettings, names: Sequence[str]
+               ) -> list[Contender]:
+    available: dict[str, Callable[[], Contender]] = {
+        "service": lambda: PolicyContender("service", catalog, bandit),
+        "vw-epsilon": lambda: PolicyContender(
+            "vw-epsilon", catalog, msgspec.structs.replace(bandit, exploration="epsilon")),
+        "uniform": UniformContender,
+    }
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise SystemExit(f"bench-learning: unknown contender(s) {unknown}; "
+                         f"known: {sorted(available)}")
+    return [available[n]() for n in names]
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=20_000, help="decisions per seed (20,000)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--contenders", nargs="+", default=["service", "vw-epsilon", "uniform"])
+    parser.add_argument("--config", help="TOML config (default: configs/default.toml)")
+    parser.add_argument("--profile", default="balanced")
+    parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, {})
+    catalog = settings.catalog
+    profile = settings.profiles[args.profile]
+    results: list[ContenderResult] = []
+    references: dict[int, dict[str, float]] = {}
+    for seed in args.seeds:
+        world = World(catalog=catalog, seed=seed)
+        _progress(f"seed {seed}: {args.n} tasks and their true rewards")
+        steps = build_steps(world, args.n, seed, profile)
+        oracle = np.array([s.rewards.max() for s in steps])
+        # A fixed action with a language-specific template falls back, on other languages, to
+        # the same model and temperature with a general template (as in ``router simulate``).
+        fallback = fallback_indices(catalog)
+        per_action = np.empty((len(steps), len(catalog)))
+        for s in steps:
+            full = np.full(len(catalog), np.nan)
+            full[s.allowed] = s.rewards
+            per_action[s.index] = np.where(np.isnan(full), full[fallback], full)
+        best = float(per_action.mean(axis=0).max())
+        early = min(EARLY, args.n)
+        best_early = float(per_action[:early].mean(axis=0).max())
+        references[seed] = {"oracle": float(oracle.mean()), "best_fixed": best,
+                            "best_fixed_early": best_early,
+                            "oracle_early": float(oracle[:early].mean())}
+        for contender in contenders(catalog, settings.bandit, args.contenders):
+            started = time.perf_counter()
+            chosen = run_contender(contender, world, steps, seed, profile)
+            close = getattr(contender, "close", None)
+            if close is not None:
+                close()
+            result = ContenderResult(
+                name=contender.name, seed=seed, mean_reward=float(chosen.mean()),
+                fraction_of_oracle=float(chosen.mean() / oracle.mean()),
+                early_mean_reward=float(chosen[:early].mean()),
+                seconds=round(time.perf_counter() - started, 1))
+            results.append(result)
+            _progress(f"seed {seed} {contender.name}: {result.mean_reward:.4f} "
+                      f"({result.fraction_of_oracle:.3f} of oracle) in {result.seconds} s")
+    print(format_table(results, references, args))
+    if args.json:
+        Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(
+            {"results": results, "references": references})))
+    service = [r for r in results if r.name == "service"]
+    if not service:
+        return 0
+    fraction_ok = all(r.fraction_of_oracle >= TARGET_FRACTION for r in service)
+    early_ok = all(r.early_mean_reward >= references[r.seed]["best_fixed_early"]
+                   for r in service)
+    return 0 if fraction_ok and early_ok else 1
+
+
+def _mean_sd(values: Sequence[float]) -> str:
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
+    return f"{mean:.4f} ± {sd:.4f}"
+
+
+def format_table(results: Sequence[ContenderResult], references: dict[int, dict[str, float]],
+                 args: argparse.Namespace) -> str:
+    seeds = sorted(references)
+    lines = [f"command: router bench-learning --n {args.n} --seeds "
+             f"{' '.join(map(str, seeds))} --contenders {' '.join(args.contenders)}",
+             f"{'policy':<16}{'mean reward':>20}{'of oracle':>18}{'first ' + str(EARLY):>20}"]
+    for name in dict.fromkeys(r.name for r in results):
+        rows = [r for r in results if r.name == name]
+        lines.append(f"{name:<16}{_mean_sd([r.mean_reward for r in rows]):>20}"
+                     f"{_mean_sd([r.fraction_of_oracle for r in rows]):>18}"
+                     f"{_mean_sd([r.early_mean_reward for r in rows]):>20}")
+    for key, label in (("best_fixed", "best fixed"), ("oracle", "oracle")):
+        values = [references[s][key] for s in seeds]
+        early = [references[s][f"{key}_early"] for s in seeds]
+        fractions = [references[s][key] / references[s]["oracle"] for s in seeds]
+        lines.append(f"{label:<16}{_mean_sd(values):>20}{_mean_sd(fractions):>18}"
+                     f"{_mean_sd(early):>20}")
+    return "\n".join(lines)
