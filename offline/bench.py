@@ -106,6 +106,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto",
                         help="load generator (default: wrk if installed, else python)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated task bodies")
+    parser.add_argument("--in-process-only", action="store_true",
+                        help="only the in-process decision latency (no HTTP load); with "
+                             "--config configs/catalog-200.toml: the 200-action target")
 
 
 def _progress(message: str) -> None:
@@ -412,6 +415,11 @@ def format_report(report: BenchReport) -> str:
 
 
 def _command_line(args: argparse.Namespace) -> str:
+    if args.in_process_only:
+        parts = ["router bench --in-process-only", f"--in-process-n {args.in_process_n}"]
+        if args.config:
+            parts.append(f"--config {args.config}")
+        return " ".join(parts)
     parts = ["router bench", f"--duration {args.duration:g}", f"--connections {args.connections}",
              f"--warmup {args.warmup:g}", f"--in-process-n {args.in_process_n}"]
     if args.config:
@@ -472,6 +480,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from router.settings import SettingsError
 
+    if args.in_process_only:
+        return _in_process_only(args)
     try:
         with tempfile.TemporaryDirectory(prefix="router-bench-") as tmp:
             report = _bench(args, Path(tmp))
@@ -484,3 +494,27 @@ def run(args: argparse.Namespace) -> int:
         _progress(f"results saved to {args.json}")
     return 0
 
+
+
+DECISION_P99_TARGET_MS = 2.0
+
+
+def _in_process_only(args: argparse.Namespace) -> int:
+    """Issue 4's hot-path target: in-process decision p99 <= 2 ms (at 200 actions with
+    ``--config configs/catalog-200.toml``)."""
+    body_dicts = generate_route_bodies(ROUTE_BODIES, args.seed)
+    with tempfile.TemporaryDirectory(prefix="router-bench-") as tmp:
+        stats, actions = asyncio.run(
+            measure_in_process(args.config, Path(tmp), body_dicts, args.in_process_n))
+    print(f"command: {_command_line(args)}")
+    print(f"catalog: {actions} actions")
+    for stat in stats:
+        print(f"  {stat.name:<45} p50 {stat.p50_ms:7.3f} ms   p99 {stat.p99_ms:7.3f} ms")
+    decision = stats[1]
+    ok = decision.p99_ms <= DECISION_P99_TARGET_MS
+    print(f"decision p99 {decision.p99_ms:.3f} ms: {'PASS' if ok else 'FAIL'} <= "
+          f"{DECISION_P99_TARGET_MS:g} ms")
+    if args.json:
+        Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(
+            {"catalog_actions": actions, "in_process": stats, "decision_p99_pass": ok})))
+    return 0 if ok else 1
