@@ -15,12 +15,13 @@ import msgspec
 from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit
 from learners.bandit.vw_format import format_shared
 from learners.catalog import Catalog
+from learners.drift import BanditDriftSettings, DriftAlarm, DriftMonitor
 from learners.features import ContextFeatures
 from learners.history import HistoryStats, OutcomeFacts
 from learners.online_stats import ActionPrediction, OutcomeStats
 from learners.reward import Verdict
 
-FEATURE_VERSION = "2"
+FEATURE_VERSION = "3"  # 3: drift_alarm model feature
 POLICY_NAME = "vw-cb-explore-adf"
 
 
@@ -47,26 +48,41 @@ class _Snapshot(msgspec.Struct, frozen=True):
     stats: bytes
     learned: int
     history: bytes = b""
+    drift: bytes = b""
 
 
 class OnlinePolicy:
     """Chooses probabilities over allowed actions and learns from logged outcomes."""
 
-    def __init__(self, *, settings: BanditSettings, catalogs: dict[str, Catalog]) -> None:
+    def __init__(
+        self,
+        *,
+        settings: BanditSettings,
+        catalogs: dict[str, Catalog],
+        drift: BanditDriftSettings | None = None,
+    ) -> None:
         self.settings = settings
+        self.drift_settings = drift or BanditDriftSettings()
         self._catalogs = dict(catalogs)
         self._lines = {fp: ActionLines(cat) for fp, cat in self._catalogs.items()}
         self._bandit = VWBandit(settings=settings)
-        text = f"{FEATURE_VERSION}|{self._bandit.arguments}"
+        drift_text = msgspec.json.encode(self.drift_settings).decode()
+        text = f"{FEATURE_VERSION}|{self._bandit.arguments}|{drift_text}"
         self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         self._stats = OutcomeStats()
         self._history = HistoryStats()
+        self._drift = DriftMonitor(self.drift_settings)
         self._learned = 0
 
     @property
     def history(self) -> HistoryStats:
         """Windowed outcome aggregates (historical features), folded with the bandit."""
         return self._history
+
+    @property
+    def drift(self) -> DriftMonitor:
+        """Per-model drift detectors and their alarms."""
+        return self._drift
 
     @property
     def fingerprint(self) -> str:
@@ -85,7 +101,7 @@ class OnlinePolicy:
     def add_catalog(self, catalog: Catalog) -> None:
         if catalog.fingerprint not in self._catalogs:
             self._catalogs[catalog.fingerprint] = catalog
-            self._lines[catalog.fingerprint] = ActionLines(catalog)
+            self._lines[catalog.fingerprint] = ActionLines(catalog, self._drift.alarmed_models())
 
     def has_catalog(self, fingerprint: str) -> bool:
         return fingerprint in self._catalogs
@@ -103,8 +119,12 @@ class OnlinePolicy:
             model=action.model.name, action_id=action.id, prior_time_s=prior_time_s
         )
 
-    def learn(self, event: LearnEvent) -> None:
-        """Fold in one outcome using the features and propensity logged at decision time."""
+    def learn(self, event: LearnEvent) -> list[DriftAlarm]:
+        """Fold in one outcome using the features and propensity logged at decision time;
+        returns the drift alarms it raised.
+
+        The action lines carry the drift flags as they stand when the outcome is folded in
+        (a function of the outcomes before it), so a replay reproduces them exactly."""
         lines = self._lines[event.catalog_fingerprint].select(event.allowed)
         self._bandit.learn(
             format_shared(event.features.namespaces),
@@ -116,6 +136,14 @@ class OnlinePolicy:
         catalog = self._catalogs[event.catalog_fingerprint]
         action = catalog.actions[event.allowed[event.chosen_position]]
         success = {Verdict.APPROVED: 1.0, Verdict.MODIFIED: 0.5, Verdict.REJECTED: 0.0}
+        predicted = self._stats.predict_one(
+            model=action.model.name, action_id=action.id, prior_time_s=event.prior_time_s
+        )
+        raised = self._drift.update(
+            action.model.name,
+            success[event.verdict],
+            predicted.success_probability if predicted.observations else None,
+        )
         self._stats.learn_one(
             model=action.model.name,
             action_id=action.id,
@@ -127,6 +155,14 @@ class OnlinePolicy:
         if event.facts is not None:
             self._history.learn_one(event.facts)
         self._learned += 1
+        self._refresh_lines()
+        return raised
+
+    def _refresh_lines(self) -> None:
+        drifting = self._drift.alarmed_models()
+        for fingerprint, lines in self._lines.items():
+            if lines.drifting != drifting:
+                self._lines[fingerprint] = ActionLines(self._catalogs[fingerprint], drifting)
 
     def snapshot(self) -> bytes:
         """Serialised state; :meth:`restore` on a policy with the same fingerprint reloads it."""
@@ -136,6 +172,7 @@ class OnlinePolicy:
             stats=pickle.dumps(self._stats, protocol=pickle.HIGHEST_PROTOCOL),
             learned=self._learned,
             history=pickle.dumps(self._history, protocol=pickle.HIGHEST_PROTOCOL),
+            drift=pickle.dumps(self._drift, protocol=pickle.HIGHEST_PROTOCOL),
         )
         return msgspec.msgpack.encode(snap)
 
@@ -148,13 +185,20 @@ class OnlinePolicy:
         # Snapshots are written by this service into its own database, never taken from users.
         stats = pickle.loads(snap.stats)
         history = pickle.loads(snap.history) if snap.history else None
-        if not isinstance(stats, OutcomeStats) or not isinstance(history, HistoryStats):
+        monitor = pickle.loads(snap.drift) if snap.drift else None
+        if (
+            not isinstance(stats, OutcomeStats)
+            or not isinstance(history, HistoryStats)
+            or not isinstance(monitor, DriftMonitor)
+        ):
             return False
         self._bandit.close()
         self._bandit = bandit
         self._stats = stats
         self._history = history
+        self._drift = monitor
         self._learned = snap.learned
+        self._refresh_lines()
         return True
 
     def close(self) -> None:

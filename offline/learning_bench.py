@@ -156,13 +156,16 @@ class ContenderResult(msgspec.Struct, frozen=True):
     fraction_of_oracle: float
     early_mean_reward: float
     seconds: float
+    drift_model_share_before: float | None = None
+    decisions_to_move_away: int | None = None
 
 
 def run_contender(contender: Contender, world: World, steps: Sequence[Step], seed: int,
-                  profile: RewardProfile) -> FloatArray:
-    """The true expected reward of each choice the contender made."""
+                  profile: RewardProfile) -> tuple[FloatArray, list[str]]:
+    """The true expected reward of each choice the contender made, and its model."""
     catalog = world.catalog
     chosen = np.empty(len(steps))
+    models: list[str] = []
     for step in steps:
         position, propensity = contender.choose(step, seed)
         action = catalog.actions[step.allowed[position]]
@@ -172,7 +175,25 @@ def run_contender(contender: Contender, world: World, steps: Sequence[Step], see
                     outcome.cost_usd, outcome.regenerations), profile)
         contender.learn(step, position, propensity, outcome, reward)
         chosen[step.index] = step.rewards[position]
-    return chosen
+        models.append(action.model.name)
+    return chosen, models
+
+
+DRIFT_WINDOW = 200
+
+
+def decisions_to_move_away(models: Sequence[str], drift_model: str, drift_at: int) -> int | None:
+    """Decisions after ``drift_at`` until the share of ``drift_model`` in the trailing
+    ``DRIFT_WINDOW`` choices falls below half its share in the window before the drift (None:
+    never, or the model had no traffic to lose)."""
+    used = np.array([m == drift_model for m in models], dtype=np.float64)
+    before = used[max(0, drift_at - DRIFT_WINDOW):drift_at].mean() if drift_at > 0 else 0.0
+    if before <= 0.0:
+        return None
+    for end in range(drift_at + DRIFT_WINDOW, len(used) + 1):
+        if used[end - DRIFT_WINDOW:end].mean() < before / 2.0:
+            return end - drift_at
+    return None
 
 
 def contenders(catalog: Catalog, bandit: BanditSettings, names: Sequence[str]
@@ -197,16 +218,22 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config (default: configs/default.toml)")
     parser.add_argument("--profile", default="balanced")
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
+    parser.add_argument("--drift-model", help="model whose success drops at --drift-at")
+    parser.add_argument("--drift-at", type=int, help="decision number where the drift starts")
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.drift_model is None) != (args.drift_at is None):
+        print("router bench-learning: --drift-model and --drift-at go together", file=sys.stderr)
+        return 2
     settings = load_settings(args.config, {})
     catalog = settings.catalog
     profile = settings.profiles[args.profile]
     results: list[ContenderResult] = []
     references: dict[int, dict[str, float]] = {}
     for seed in args.seeds:
-        world = World(catalog=catalog, seed=seed)
+        world = World(catalog=catalog, seed=seed, drift_model=args.drift_model,
+                      drift_at=args.drift_at)
         _progress(f"seed {seed}: {args.n} tasks and their true rewards")
         steps = build_steps(world, args.n, seed, profile)
         oracle = np.array([s.rewards.max() for s in steps])
@@ -226,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
                             "oracle_early": float(oracle[:early].mean())}
         for contender in contenders(catalog, settings.bandit, args.contenders):
             started = time.perf_counter()
-            chosen = run_contender(contender, world, steps, seed, profile)
+            chosen, models = run_contender(contender, world, steps, seed, profile)
             close = getattr(contender, "close", None)
             if close is not None:
                 close()
@@ -235,6 +262,16 @@ def run(args: argparse.Namespace) -> int:
                 fraction_of_oracle=float(chosen.mean() / oracle.mean()),
                 early_mean_reward=float(chosen[:early].mean()),
                 seconds=round(time.perf_counter() - started, 1))
+            if args.drift_model is not None:
+                share = [m == args.drift_model for m in
+                         models[max(0, args.drift_at - DRIFT_WINDOW):args.drift_at]]
+                result = msgspec.structs.replace(
+                    result, drift_model_share_before=sum(share) / max(len(share), 1),
+                    decisions_to_move_away=decisions_to_move_away(
+                        models, args.drift_model, args.drift_at))
+                _progress(f"  {args.drift_model}: share {result.drift_model_share_before:.3f} "
+                          f"before the drift; moved away after "
+                          f"{result.decisions_to_move_away} decisions")
             results.append(result)
             _progress(f"seed {seed} {contender.name}: {result.mean_reward:.4f} "
                       f"({result.fraction_of_oracle:.3f} of oracle) in {result.seconds} s")

@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusController
+from prometheus_client import REGISTRY
 
 from learners.policy import OnlinePolicy
 from router.auth import Authenticator
@@ -27,9 +29,11 @@ from router.dependencies import (
     provide_tenant,
 )
 from router.errors import create_problem_details_plugin, unexpected_error_handlers
+from router.metrics import LearningCollector
 from router.services.admin import AdminService
 from router.services.learning import LearnerService
 from router.services.models import ModelService
+from router.services.retrain import DriftRetrainer
 from router.services.routing import RoutingService
 from router.settings import Settings, load_settings
 from router.storage.database import create_engine, migrate
@@ -66,17 +70,22 @@ def create_app(settings: Settings) -> Litestar:
             authenticator = Authenticator(
                 key_hashes=key_hashes, default_tenant=settings.auth.default_tenant
             )
-            policy = OnlinePolicy(settings=settings.bandit, catalogs=await log.load_catalogs())
-            learner = LearnerService(policy=policy, log=log, settings=settings.learning)
-            await learner.start()
-            for tenant_id, project_id, first in await log.project_first_decisions():
-                policy.history.observe_decision(tenant_id, project_id, first)
+            policy = OnlinePolicy(
+                settings=settings.bandit, catalogs=await log.load_catalogs(), drift=settings.drift
+            )
             models = ModelService(
                 ModelRegistry(engine),
                 poll_interval_s=settings.batch.poll_interval_s,
                 compile_models=settings.batch.compile,
                 compile_dir=settings.batch.compile_dir,
             )
+            retrainer = DriftRetrainer(engine, settings, models)
+            learner = LearnerService(
+                policy=policy, log=log, settings=settings.learning, on_alarm=retrainer
+            )
+            await learner.start()
+            for tenant_id, project_id, first in await log.project_first_decisions():
+                policy.history.observe_decision(tenant_id, project_id, first)
             await models.refresh()
             app.state.authenticator = authenticator
             app.state.routing = RoutingService(
@@ -122,9 +131,14 @@ def create_app(settings: Settings) -> Litestar:
                 asyncio.create_task(learner.tail_forever(), name="learner-tail"),
                 asyncio.create_task(models.refresh_forever(), name="model-refresh"),
             ]
+            collector = LearningCollector(learner)
+            REGISTRY.register(collector)
             try:
                 yield
             finally:
+                REGISTRY.unregister(collector)
+                if retrainer.task is not None:
+                    tasks.append(retrainer.task)
                 for task in tasks:
                     task.cancel()
                 for task in tasks:
@@ -136,7 +150,9 @@ def create_app(settings: Settings) -> Litestar:
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[V1Controller, StatsController, AdminController, health, ready],
+        route_handlers=[
+            V1Controller, StatsController, AdminController, PrometheusController, health, ready
+        ],
         lifespan=[lifespan],
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),

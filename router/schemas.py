@@ -149,9 +149,26 @@ class Averages(msgspec.Struct, frozen=True):
     cost_usd: float | None
 
 
+class DriftAlarmView(msgspec.Struct, frozen=True):
+    model: str
+    stream: str  # "success" (success rate dropped) or "error" (prediction error rose)
+    detected_at_outcome: int
+    before: float
+    after: float
+    remaining_outcomes: int
+    description: str
+
+
+class DriftView(msgspec.Struct, frozen=True):
+    """Drift alarms of the online policy: the active ones and how many were ever raised."""
+
+    active: list[DriftAlarmView] = msgspec.field(default_factory=list)
+    raised_total: int = 0
+
+
 class Stats(msgspec.Struct, frozen=True):
     """Dataset statistics of the event log (decisions with outcomes), as ``GET /v1/stats`` and
-    ``router export`` print them."""
+    ``router export`` print them; the service adds its drift alarms."""
 
     decisions: int
     outcomes: int
@@ -161,6 +178,7 @@ class Stats(msgspec.Struct, frozen=True):
     averages: Averages
     current_model_version: str | None
     learned_outcomes: int
+    drift: DriftView = msgspec.field(default_factory=DriftView)
 
 
 class ModelVersionView(msgspec.Struct, frozen=True):

@@ -20,6 +20,7 @@ from msgspec import Meta
 from learners.bandit.vw_bandit import BanditSettings
 from learners.batch.settings import TrainSettings
 from learners.catalog import Catalog, CatalogError, ModelSpec, Temperature, TemplateSpec
+from learners.drift import BanditDriftSettings
 from learners.reward import DEFAULT_PROFILES, RewardProfile
 
 ENV_PREFIX = "ROUTER__"
@@ -90,6 +91,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reward_profiles: dict[str, RewardProfile] = {}
     default_profile: str = "balanced"
     bandit: BanditSettings = BanditSettings()
+    drift: BanditDriftSettings = BanditDriftSettings()
     learning: LearningSettings = LearningSettings()
     batch: BatchSettings = BatchSettings()
     training: TrainSettings = TrainSettings()

@@ -73,11 +73,16 @@ def vw_arguments(settings: BanditSettings) -> str:
 
 
 class ActionLines:
-    """VW text of every action of one catalog, formatted once and reused by every request."""
+    """VW text of every action of one catalog, formatted once and reused by every request
+    (re-formatted only when the set of drifting models changes)."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, drifting: frozenset[str] = frozenset()) -> None:
         self.fingerprint = catalog.fingerprint
-        self.lines: tuple[str, ...] = tuple(format_action(a) for a in catalog.actions)
+        self.drifting = drifting
+        self.key = f"{catalog.fingerprint}|{','.join(sorted(drifting))}"
+        self.lines: tuple[str, ...] = tuple(
+            format_action(a, a.model.name in drifting) for a in catalog.actions
+        )
 
     def select(self, indices: Sequence[int]) -> list[str]:
         lines = self.lines
@@ -109,10 +114,10 @@ class VWBandit:
         sums to 1)."""
         if not indices:
             raise ValueError("no action to choose from")
-        parsed = self._parsed.get(actions.fingerprint)
+        parsed = self._parsed.get(actions.key)
         if parsed is None:
             parsed = [self._workspace.example(line) for line in actions.lines]
-            self._parsed[actions.fingerprint] = parsed
+            self._parsed[actions.key] = parsed
         workspace = self._workspace
         examples = [parsed[i] for i in indices]
         examples.insert(0, workspace.example(shared))

@@ -38,8 +38,10 @@ def format_shared(namespaces: Namespaces) -> str:
     return " ".join(parts)
 
 
-def format_action(action: Action) -> str:
-    """One action line: model (M), temperature (P) and template (L) namespaces."""
+def format_action(action: Action, drifting: bool = False) -> str:
+    """One action line: model (M), temperature (P) and template (L) namespaces. ``drifting``
+    adds a fresh model feature while the model's drift alarm is active, so that the bandit can
+    re-learn the model's actions (and their interactions) quickly."""
     model = action.model
     template = action.template
     model_features = [
@@ -50,6 +52,8 @@ def format_action(action: Action) -> str:
     ]
     if model.tier:
         model_features.append(f"tier={sanitize(model.tier)}")
+    if drifting:
+        model_features.append("drift_alarm")
     temperature = [f"t={action.temperature:g}", f"temp:{action.temperature:.6g}"]
     template_features = [
         f"tpl={sanitize(template.name)}",

@@ -17,6 +17,7 @@ from learners.bandit.vw_bandit import ActionLines, BanditSettings
 from learners.bandit.vw_format import format_shared
 from learners.batch.models import BatchModels
 from learners.catalog import Catalog
+from learners.drift import BanditDriftSettings
 from learners.policy import OnlinePolicy
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
 from offline.replay.context import RowContext
@@ -83,10 +84,10 @@ class BanditSnapshotPolicy(_ContextPolicy):
     probabilities for each logged request, from the features logged with it."""
 
     def __init__(self, *, name: str, settings: BanditSettings, catalogs: dict[str, Catalog],
-                 snapshot: bytes) -> None:
+                 snapshot: bytes, drift: BanditDriftSettings | None = None) -> None:
         super().__init__(catalogs)
         self.name = name
-        self._policy = OnlinePolicy(settings=settings, catalogs=catalogs)
+        self._policy = OnlinePolicy(settings=settings, catalogs=catalogs, drift=drift)
         if not self._policy.restore(snapshot):
             self._policy.close()
             raise ReplayError(f"{name}: the snapshot was made by another bandit configuration "

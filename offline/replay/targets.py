@@ -103,7 +103,7 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
             checkpoint_id, last_seq, state = found
             out.append(BanditSnapshotPolicy(
                 name=f"bandit:{checkpoint_id}@{last_seq}", settings=settings.bandit,
-                catalogs=catalogs, snapshot=state))
+                catalogs=catalogs, snapshot=state, drift=settings.drift))
         elif spec.kind == "batch-greedy":
             registry = ModelRegistry(engine)
             version = spec.argument or await registry.current_version()
@@ -125,7 +125,7 @@ def bandit_learner_name(settings: Settings, catalogs: dict[str, Catalog]) -> str
     """The learner name under which the configured bandit's checkpoints are stored."""
     from learners.policy import OnlinePolicy
 
-    policy = OnlinePolicy(settings=settings.bandit, catalogs=catalogs)
+    policy = OnlinePolicy(settings=settings.bandit, catalogs=catalogs, drift=settings.drift)
     try:
         return policy.fingerprint
     finally:

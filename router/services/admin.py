@@ -13,7 +13,14 @@ from router.errors import (
     ModelVersionNotFoundError,
     PromotionRefusedError,
 )
-from router.schemas import Averages, ModelVersionView, PromotionView, Stats
+from router.schemas import (
+    Averages,
+    DriftAlarmView,
+    DriftView,
+    ModelVersionView,
+    PromotionView,
+    Stats,
+)
 from router.services.learning import LearnerService
 from router.services.models import ModelService
 from router.services.promotion import TrainReport, promote_version, train_and_register
@@ -82,6 +89,21 @@ class AdminService:
             ),
             current_model_version=None if current is None else current.version,
             learned_outcomes=self.learner.applied_seq,
+            drift=self.drift_view(),
+        )
+
+    def drift_view(self) -> DriftView:
+        drift = self.learner.policy.drift
+        return DriftView(
+            active=[
+                DriftAlarmView(
+                    model=a.model, stream=a.stream, detected_at_outcome=a.detected_at,
+                    before=round(a.before, 4), after=round(a.after, 4),
+                    remaining_outcomes=a.remaining, description=a.description,
+                )
+                for a in drift.active
+            ],
+            raised_total=len(drift.history),
         )
 
     async def versions(self) -> list[ModelVersionView]:

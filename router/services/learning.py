@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
+from learners.drift import DriftAlarm
 from learners.policy import LearnEvent, OnlinePolicy
 from router.settings import LearningSettings
 from router.storage.repository import EventLog
@@ -25,8 +27,17 @@ BATCH = 1000
 
 
 class LearnerService:
-    def __init__(self, *, policy: OnlinePolicy, log: EventLog, settings: LearningSettings) -> None:
+    def __init__(
+        self,
+        *,
+        policy: OnlinePolicy,
+        log: EventLog,
+        settings: LearningSettings,
+        on_alarm: Callable[[DriftAlarm], None] | None = None,
+    ) -> None:
         self.policy = policy
+        self.on_alarm = on_alarm
+        self._live = False  # alarms replayed while catching up at start are history
         self.log = log
         self.settings = settings
         self.applied_seq = 0
@@ -51,6 +62,7 @@ class LearnerService:
                 self.restored_seq = last_seq
                 logger.info("restored learner checkpoint at outcome %d", last_seq)
         await self.catch_up()
+        self._live = True
 
     async def catch_up(self) -> int:
         """Apply every outcome in the log after ``applied_seq``; returns how many."""
@@ -98,9 +110,13 @@ class LearnerService:
         if not self.policy.has_catalog(event.catalog_fingerprint):
             for catalog in (await self.log.load_catalogs()).values():
                 self.policy.add_catalog(catalog)
-        self.policy.learn(event)
+        raised = self.policy.learn(event)
         self.applied_seq = event.seq
         self._gap_since = None
+        for alarm in raised:
+            logger.warning("drift alarm at outcome %d: %s", event.seq, alarm.description)
+            if self._live and self.on_alarm is not None:
+                self.on_alarm(alarm)
 
     async def _maybe_checkpoint(self) -> None:
         new = self.applied_seq - self._checkpointed_seq

@@ -1,0 +1,121 @@
+"""Drift detection on the outcome stream (River ADWIN), folded with the online policy.
+
+Two detectors per model, both updated on every outcome of a decision that chose the model:
+
+- **success**: the approval indicator (approved = 1, modified = 0.5, rejected = 0). A detection
+  whose new window mean is lower than the mean before it raises a *success dropped* alarm;
+- **error**: the absolute error of the success predicted at decision time (the online estimate
+  the response carried). A detection with a higher new mean raises a *prediction error rose*
+  alarm.
+
+ADWIN keeps the longest recent window whose mean is consistent, so it needs no window size;
+``delta`` is its confidence parameter (smaller = fewer false alarms, slower detection). An alarm
+stays active for ``hold`` further outcomes of its model (the adaptation period: the policy gives
+the model's actions a fresh VW feature so the bandit can re-learn them quickly), then clears.
+Like the rest of the policy state this is a deterministic fold over the ordered outcomes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from river import drift
+
+Stream = Literal["success", "error"]
+
+
+class BanditDriftSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Config section ``[drift]``."""
+
+    enabled: bool = True
+    delta: float = 0.002
+    hold: int = 500
+    min_change: float = 0.05  # a detection that moves the mean less than this is not an alarm
+    retrain_on_alarm: bool = False
+
+
+class DriftAlarm(msgspec.Struct, frozen=True):
+    """One detected change of a model's outcome stream."""
+
+    model: str
+    stream: Stream
+    detected_at: int  # the policy's outcome count when it fired
+    before: float
+    after: float
+    remaining: int  # outcomes of this model until the alarm clears
+
+    @property
+    def description(self) -> str:
+        what = "success rate dropped" if self.stream == "success" else "prediction error rose"
+        return f"{self.model}: {what} from {self.before:.3f} to {self.after:.3f}"
+
+
+class _ModelDetectors:
+    def __init__(self, delta: float) -> None:
+        self.success = drift.ADWIN(delta=delta)  # type: ignore[no-untyped-call]
+        self.error = drift.ADWIN(delta=delta)  # type: ignore[no-untyped-call]
+
+
+class DriftMonitor:
+    """Per-model ADWIN detectors and the alarms they raised."""
+
+    def __init__(self, settings: BanditDriftSettings | None = None) -> None:
+        self.settings = settings or BanditDriftSettings()
+        self._models: dict[str, _ModelDetectors] = {}
+        self._alarms: dict[tuple[str, Stream], DriftAlarm] = {}
+        self.history: list[DriftAlarm] = []  # every alarm raised, oldest first
+        self.observed = 0
+
+    def update(self, model: str, success: float, predicted: float | None) -> list[DriftAlarm]:
+        """Fold in one outcome of ``model``; the alarms this outcome raised."""
+        self.observed += 1
+        if not self.settings.enabled:
+            return []
+        detectors = self._models.get(model)
+        if detectors is None:
+            detectors = self._models[model] = _ModelDetectors(self.settings.delta)
+        self._age(model)
+        raised = []
+        alarm = self._feed(model, "success", detectors.success, success, falling=True)
+        if alarm is not None:
+            raised.append(alarm)
+        if predicted is not None:
+            alarm = self._feed(model, "error", detectors.error, abs(success - predicted),
+                               falling=False)
+            if alarm is not None:
+                raised.append(alarm)
+        return raised
+
+    def _feed(self, model: str, stream: Stream, detector: drift.ADWIN, value: float,
+              *, falling: bool) -> DriftAlarm | None:
+        before = float(detector.estimation)
+        detector.update(value)  # type: ignore[no-untyped-call]
+        if not detector.drift_detected:
+            return None
+        after = float(detector.estimation)
+        change = before - after if falling else after - before
+        if change < self.settings.min_change:
+            return None
+        alarm = DriftAlarm(model=model, stream=stream, detected_at=self.observed,
+                           before=before, after=after, remaining=self.settings.hold)
+        self._alarms[(model, stream)] = alarm
+        self.history.append(alarm)
+        return alarm
+
+    def _age(self, model: str) -> None:
+        for key in [k for k in self._alarms if k[0] == model]:
+            alarm = self._alarms[key]
+            if alarm.remaining <= 1:
+                del self._alarms[key]
+            else:
+                self._alarms[key] = msgspec.structs.replace(alarm, remaining=alarm.remaining - 1)
+
+    @property
+    def active(self) -> list[DriftAlarm]:
+        """Alarms still in their adaptation period, by model then stream."""
+        return [self._alarms[k] for k in sorted(self._alarms)]
+
+    def alarmed_models(self) -> frozenset[str]:
+        """Models whose success dropped (the ones whose actions the bandit re-learns)."""
+        return frozenset(m for m, s in self._alarms if s == "success")
