@@ -4,12 +4,14 @@ Two detectors per model, both updated on every outcome of a decision that chose 
 
 - **success**: the approval indicator (approved = 1, modified = 0.5, rejected = 0). A detection
   whose new window mean is lower than the mean before it raises a *success dropped* alarm;
-- **error**: the absolute error of the success predicted at decision time (the online estimate
-  the response carried). A detection with a higher new mean raises a *prediction error rose*
-  alarm.
+- **residual**: the outcome minus the success the online statistics predicted for the chosen
+  action just before it (per action, so a shift of the policy towards other contexts or actions
+  does not look like drift). A detection with a lower new mean raises an *outcomes fell below
+  predictions* alarm; it usually fires first, because it compares like with like.
 
 ADWIN keeps the longest recent window whose mean is consistent, so it needs no window size;
-``delta`` is its confidence parameter (smaller = fewer false alarms, slower detection). An alarm
+``delta`` is its confidence parameter (smaller = fewer false alarms, slower detection; the
+default 0.02 is measured in configs/default.toml). An alarm
 stays active for ``hold`` further outcomes of its model (the adaptation period: the policy gives
 the model's actions a fresh VW feature so the bandit can re-learn them quickly), then clears.
 Like the rest of the policy state this is a deterministic fold over the ordered outcomes.
@@ -17,21 +19,23 @@ Like the rest of the policy state this is a deterministic fold over the ordered 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import Meta
 from river import drift
 
-Stream = Literal["success", "error"]
+Stream = Literal["success", "residual"]
 
 
 class BanditDriftSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Config section ``[drift]``."""
 
     enabled: bool = True
-    delta: float = 0.002
-    hold: int = 500
-    min_change: float = 0.05  # a detection that moves the mean less than this is not an alarm
+    delta: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.02
+    hold: Annotated[int, Meta(ge=1)] = 500
+    # A detection that lowers the stream's mean by less than this is not an alarm.
+    min_change: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.05
     retrain_on_alarm: bool = False
 
 
@@ -47,14 +51,15 @@ class DriftAlarm(msgspec.Struct, frozen=True):
 
     @property
     def description(self) -> str:
-        what = "success rate dropped" if self.stream == "success" else "prediction error rose"
+        what = ("success rate dropped" if self.stream == "success"
+                else "outcomes fell below predictions")
         return f"{self.model}: {what} from {self.before:.3f} to {self.after:.3f}"
 
 
 class _ModelDetectors:
     def __init__(self, delta: float) -> None:
         self.success = drift.ADWIN(delta=delta)  # type: ignore[no-untyped-call]
-        self.error = drift.ADWIN(delta=delta)  # type: ignore[no-untyped-call]
+        self.residual = drift.ADWIN(delta=delta)  # type: ignore[no-untyped-call]
 
 
 class DriftMonitor:
@@ -77,25 +82,23 @@ class DriftMonitor:
             detectors = self._models[model] = _ModelDetectors(self.settings.delta)
         self._age(model)
         raised = []
-        alarm = self._feed(model, "success", detectors.success, success, falling=True)
+        alarm = self._feed(model, "success", detectors.success, success)
         if alarm is not None:
             raised.append(alarm)
         if predicted is not None:
-            alarm = self._feed(model, "error", detectors.error, abs(success - predicted),
-                               falling=False)
+            alarm = self._feed(model, "residual", detectors.residual, success - predicted)
             if alarm is not None:
                 raised.append(alarm)
         return raised
 
-    def _feed(self, model: str, stream: Stream, detector: drift.ADWIN, value: float,
-              *, falling: bool) -> DriftAlarm | None:
+    def _feed(self, model: str, stream: Stream, detector: drift.ADWIN,
+              value: float) -> DriftAlarm | None:
         before = float(detector.estimation)
         detector.update(value)  # type: ignore[no-untyped-call]
         if not detector.drift_detected:
             return None
         after = float(detector.estimation)
-        change = before - after if falling else after - before
-        if change < self.settings.min_change:
+        if before - after < self.settings.min_change:  # only falls are alarms
             return None
         alarm = DriftAlarm(model=model, stream=stream, detected_at=self.observed,
                            before=before, after=after, remaining=self.settings.hold)
@@ -117,5 +120,5 @@ class DriftMonitor:
         return [self._alarms[k] for k in sorted(self._alarms)]
 
     def alarmed_models(self) -> frozenset[str]:
-        """Models whose success dropped (the ones whose actions the bandit re-learns)."""
-        return frozenset(m for m, s in self._alarms if s == "success")
+        """Models with an active alarm (the ones whose actions the bandit re-learns)."""
+        return frozenset(m for m, _ in self._alarms)

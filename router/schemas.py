@@ -151,7 +151,7 @@ class Averages(msgspec.Struct, frozen=True):
 
 class DriftAlarmView(msgspec.Struct, frozen=True):
     model: str
-    stream: str  # "success" (success rate dropped) or "error" (prediction error rose)
+    stream: str  # "success" (success rate dropped) or "residual" (outcomes below predictions)
     detected_at_outcome: int
     before: float
     after: float

@@ -30,7 +30,7 @@ class DriftRetrainer:
         self.runs = 0
 
     def __call__(self, alarm: DriftAlarm) -> None:
-        if not self.settings.drift.retrain_on_alarm or alarm.stream != "success":
+        if not self.settings.drift.retrain_on_alarm:
             return
         if self.task is not None and not self.task.done():
             logger.info("drift alarm (%s): a retrain is already running", alarm.description)
