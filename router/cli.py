@@ -1,4 +1,4 @@
-"""The ``router`` command: serve, simulate, bench, train, models, import, export.
+"""The ``router`` command: serve, simulate, bench, train, models, import, export, bench-real.
 
 Offline commands import their modules lazily so that ``router serve`` loads only the service.
 """
@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp = commands.add_parser("export", help="dataset statistics and the training table")
     import_export.configure_export_parser(exp)
     exp.set_defaults(handler=import_export.run_export)
+
+    from offline.realdata import cli as realdata_cli
+
+    real = commands.add_parser("bench-real", help="route real prompts against real outcomes")
+    realdata_cli.configure_parser(real)
+    real.set_defaults(handler=realdata_cli.run)
     return parser
 
 

@@ -159,7 +159,8 @@ def estimate_costs(data: RealData, output_tokens: int = ASSUMED_OUTPUT_TOKENS) -
     input_tokens = np.array([len(p) for p in data.prompts], dtype=np.float64) / CHARS_PER_TOKEN
     price_in = np.array([data.prices[m].input_price_per_mtok for m in data.models])
     price_out = np.array([data.prices[m].output_price_per_mtok for m in data.models])
-    return (np.outer(input_tokens, price_in) + output_tokens * price_out[np.newaxis, :]) / 1e6
+    costs: FloatArray = (np.outer(input_tokens, price_in) + output_tokens * price_out) / 1e6
+    return costs
 
 
 def build_catalog(data: RealData) -> Catalog:

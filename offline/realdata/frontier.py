@@ -4,6 +4,8 @@ looking at the prompt)."""
 
 from __future__ import annotations
 
+import itertools
+
 import msgspec
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +45,8 @@ def oracle_choices(scores: FloatArray, costs: FloatArray, lam: float) -> IntArra
     best = reward.max(axis=1, keepdims=True)
     # Among the (near-)best, the cheapest: with λ = 0 the oracle does not pay for a tie.
     tied_costs = np.where(np.isclose(reward, best, rtol=0.0, atol=1e-12), costs, np.inf)
-    return np.argmin(tied_costs, axis=1).astype(np.int64)
+    choices: IntArray = np.argmin(tied_costs, axis=1).astype(np.int64)
+    return choices
 
 
 def choice_point(scores: FloatArray, costs: FloatArray, choices: IntArray) -> Point:
@@ -88,7 +91,7 @@ def hull_accuracy(hull: list[Point], cost: float) -> float | None:
     accurate point's accuracy beyond it, ``None`` below the cheapest model's cost."""
     if cost < hull[0].cost:
         return None
-    for left, right in zip(hull, hull[1:], strict=False):
+    for left, right in itertools.pairwise(hull):
         if cost <= right.cost:
             share = (cost - left.cost) / (right.cost - left.cost)
             return left.accuracy + share * (right.accuracy - left.accuracy)

@@ -15,7 +15,9 @@ from learners.features import ContextFeatures, extract_features
 from offline.realdata.data import Subset
 
 CODE_TYPE = "code generation"
-_CODE = re.compile(r"^\s*def \w+\(|\bwrite an? (?:python )?function\b", re.IGNORECASE | re.MULTILINE)
+_CODE = re.compile(
+    r"^\s*def \w+\(|\bwrite an? (?:python )?function\b", re.IGNORECASE | re.MULTILINE
+)
 _MATH = re.compile(r"\$[^$]+\$|\\frac|\\boxed|\\sqrt|\d\s*[-+*/^=]\s*\d")
 _WORD_LIST = re.compile(r"^\s*\w+(?:\s*,\s*\w+){3,}\s*$")
 LONG_PROMPT_CHARS = 800
