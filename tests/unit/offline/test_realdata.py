@@ -199,7 +199,8 @@ def test_vw_policy_runs_end_to_end_by_name(code_sample: RealData) -> None:
     assert policy.learned == len(history) * len(catalog)
     choices = route_online(policy, catalog, test, 100.0, seed=0)
     assert policy.learned == len(history) * len(catalog) + len(test)
-    assert choices.min() >= 0 and choices.max() < len(catalog)
+    assert choices.min() >= 0
+    assert choices.max() < len(catalog)
     policy.close()
 
 
@@ -209,7 +210,9 @@ def test_both_protocols_report_and_plot(code_sample: RealData, tmp_path: Path) -
                          output_tokens=ASSUMED_OUTPUT_TOKENS)
     online = run_online(code_sample, spec)
     warm = run_warm(code_sample, spec)
-    assert online.n_eval == 90 and warm.n_eval == 30 and warm.n_history <= 60
+    assert online.n_eval == 90
+    assert warm.n_eval == 30
+    assert warm.n_history <= 60
     for result in (online, warm):
         assert [t.lam for t in result.tables] == [0.0, 300.0]
         rows = {row.policy: row for row in result.tables[0].rows}
@@ -221,7 +224,8 @@ def test_both_protocols_report_and_plot(code_sample: RealData, tmp_path: Path) -
     assert {"batch repo", "batch text", "batch repo+text", "uniform"} <= warm_policies
     assert any(p.startswith("best single, chosen on train") for p in warm_policies)
     text = format_protocol(warm) + "\n" + format_targets(warm)
-    assert "λ = 300" in text and "gap closed ≥ 25%" in text
+    assert "λ = 300" in text
+    assert "gap closed ≥ 25%" in text
     plot = tmp_path / "costs.png"
     save_plot([online, warm], plot)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
