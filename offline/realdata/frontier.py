@@ -5,6 +5,7 @@ looking at the prompt)."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import msgspec
 import numpy as np
@@ -88,9 +89,10 @@ def _cross(a: Point, b: Point, c: Point) -> float:
 
 def hull_accuracy(hull: list[Point], cost: float) -> float | None:
     """Accuracy of the zero-router hull at ``cost``: linear between hull points, the most
-    accurate point's accuracy beyond it, ``None`` below the cheapest model's cost."""
+    accurate point's accuracy beyond it, ``None`` below the cheapest model's cost (with a
+    relative tolerance of 1e-9: the same model's mean cost summed in another order)."""
     if cost < hull[0].cost:
-        return None
+        return hull[0].accuracy if math.isclose(cost, hull[0].cost, rel_tol=1e-9) else None
     for left, right in itertools.pairwise(hull):
         if cost <= right.cost:
             share = (cost - left.cost) / (right.cost - left.cost)

@@ -127,6 +127,7 @@ def test_hull_matches_hand_computed_frontier() -> None:
     assert hull_accuracy(hull, 4.0) == pytest.approx(0.925)
     assert hull_accuracy(hull, 6.0) == pytest.approx(0.95)
     assert hull_accuracy(hull, 0.5) is None
+    assert hull_accuracy(hull, 1.0 - 1e-12) == pytest.approx(0.5)
 
 
 def test_oracle_breaks_ties_by_cost_and_best_single_follows_lambda() -> None:
