@@ -1,4 +1,5 @@
-"""The ``router`` command: serve, simulate, bench, train, models, import, export, replay.
+"""The ``router`` command: serve, simulate, bench, train, models, import, export, replay and
+the benchmarks (bench, bench-models, bench-learning, bench-replay, bench-real).
 
 Offline commands import their modules lazily so that ``router serve`` loads only the service.
 """
@@ -118,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     brp = commands.add_parser("bench-replay", help="off-policy evaluation speed on a 1M-row log")
     replay_bench.configure_parser(brp)
     brp.set_defaults(handler=replay_bench.run)
+
+    from offline.realdata import cli as realdata_cli
+
+    real = commands.add_parser("bench-real", help="route real prompts against real outcomes")
+    realdata_cli.configure_parser(real)
+    real.set_defaults(handler=realdata_cli.run)
     return parser
 
 
