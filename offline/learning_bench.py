@@ -158,6 +158,7 @@ class ContenderResult(msgspec.Struct, frozen=True):
     seconds: float
     drift_model_share_before: float | None = None
     decisions_to_move_away: int | None = None
+    drift_alarms: list[str] = []  # "outcome N: description" of every alarm the policy raised
 
 
 def run_contender(contender: Contender, world: World, steps: Sequence[Step], seed: int,
@@ -254,6 +255,9 @@ def run(args: argparse.Namespace) -> int:
         for contender in contenders(catalog, settings.bandit, args.contenders):
             started = time.perf_counter()
             chosen, models = run_contender(contender, world, steps, seed, profile)
+            alarms = ([f"outcome {a.detected_at}: {a.description}"
+                       for a in contender.policy.drift.history]
+                      if isinstance(contender, PolicyContender) else [])
             close = getattr(contender, "close", None)
             if close is not None:
                 close()
@@ -261,7 +265,9 @@ def run(args: argparse.Namespace) -> int:
                 name=contender.name, seed=seed, mean_reward=float(chosen.mean()),
                 fraction_of_oracle=float(chosen.mean() / oracle.mean()),
                 early_mean_reward=float(chosen[:early].mean()),
-                seconds=round(time.perf_counter() - started, 1))
+                seconds=round(time.perf_counter() - started, 1), drift_alarms=alarms)
+            for alarm in alarms:
+                _progress(f"  drift alarm at {alarm}")
             if args.drift_model is not None:
                 share = [m == args.drift_model for m in
                          models[max(0, args.drift_at - DRIFT_WINDOW):args.drift_at]]
