@@ -14,7 +14,6 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusController
-from prometheus_client import REGISTRY
 
 from learners.policy import OnlinePolicy
 from router.auth import Authenticator
@@ -29,7 +28,7 @@ from router.dependencies import (
     provide_tenant,
 )
 from router.errors import create_problem_details_plugin, unexpected_error_handlers
-from router.metrics import LearningCollector
+from router.metrics import learning_collector
 from router.services.admin import AdminService
 from router.services.learning import LearnerService
 from router.services.models import ModelService
@@ -131,12 +130,12 @@ def create_app(settings: Settings) -> Litestar:
                 asyncio.create_task(learner.tail_forever(), name="learner-tail"),
                 asyncio.create_task(models.refresh_forever(), name="model-refresh"),
             ]
-            collector = LearningCollector(learner)
-            REGISTRY.register(collector)
+            collector = learning_collector()
+            collector.attach(learner)
             try:
                 yield
             finally:
-                REGISTRY.unregister(collector)
+                collector.detach(learner)
                 if retrainer.task is not None:
                     tasks.append(retrainer.task)
                 for task in tasks:

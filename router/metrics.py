@@ -10,9 +10,11 @@ With several workers each process answers for itself (Prometheus scrapes them as
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterator
 
+from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -20,11 +22,23 @@ from router.services.learning import LearnerService
 
 
 class LearningCollector(Collector):
-    def __init__(self, learner: LearnerService) -> None:
-        self.learner = learner
+    """Registered once per process; reports the learner of the app started last (a process
+    serves one app; tests start several, and a metric name may be registered only once)."""
+
+    def __init__(self) -> None:
+        self._learners: list[LearnerService] = []
+
+    def attach(self, learner: LearnerService) -> None:
+        self._learners.append(learner)
+
+    def detach(self, learner: LearnerService) -> None:
+        self._learners = [x for x in self._learners if x is not learner]
 
     def collect(self) -> Iterator[Metric]:
-        drift = self.learner.policy.drift
+        if not self._learners:
+            return
+        learner = self._learners[-1]
+        drift = learner.policy.drift
         active = GaugeMetricFamily(
             "router_drift_alarm_active",
             "1 while a drift alarm of the model's outcome stream is in its adaptation period",
@@ -44,5 +58,13 @@ class LearningCollector(Collector):
         yield raised
         yield GaugeMetricFamily(
             "router_learned_outcomes", "Outcomes folded into the online policy",
-            value=float(self.learner.applied_seq),
+            value=float(learner.applied_seq),
         )
+
+
+@functools.cache
+def learning_collector() -> LearningCollector:
+    """The process's collector, registered in prometheus_client's default registry."""
+    collector = LearningCollector()
+    REGISTRY.register(collector)
+    return collector
