@@ -31,8 +31,10 @@ from router.services.admin import AdminService
 from router.services.learning import LearnerService
 from router.services.models import ModelService
 from router.services.routing import RoutingService
+from router.services.shadow import ActivePolicyWatcher, ShadowPolicies
 from router.settings import Settings, load_settings
 from router.storage.database import create_engine, migrate
+from router.storage.policy_store import PolicyStore
 from router.storage.registry import ModelRegistry
 from router.storage.repository import EventLog
 
@@ -66,9 +68,27 @@ def create_app(settings: Settings) -> Litestar:
             authenticator = Authenticator(
                 key_hashes=key_hashes, default_tenant=settings.auth.default_tenant
             )
-            policy = OnlinePolicy(settings=settings.bandit, catalogs=await log.load_catalogs())
-            learner = LearnerService(policy=policy, log=log, settings=settings.learning)
+            # `router promote` may have made another bandit configuration the served one.
+            store = PolicyStore(engine)
+            active = await store.active()
+            if active is not None:
+                logger.info("serving %s (promotion %d) instead of the config's [bandit]",
+                            active.candidate, active.id)
+            catalogs = await log.load_catalogs()
+            policy = OnlinePolicy(
+                settings=settings.bandit if active is None else active.bandit, catalogs=catalogs
+            )
+            shadows = ShadowPolicies.create(settings.shadow, catalogs)
+            learner = LearnerService(
+                policy=policy, log=log, settings=settings.learning, shadows=shadows
+            )
             await learner.start()
+            watcher = ActivePolicyWatcher(
+                store,
+                learner,
+                poll_interval_s=settings.learning.policy_poll_interval_s,
+                active_id=None if active is None else active.id,
+            )
             for tenant_id, project_id, first in await log.project_first_decisions():
                 policy.history.observe_decision(tenant_id, project_id, first)
             models = ModelService(
@@ -121,6 +141,7 @@ def create_app(settings: Settings) -> Litestar:
             tasks = [
                 asyncio.create_task(learner.tail_forever(), name="learner-tail"),
                 asyncio.create_task(models.refresh_forever(), name="model-refresh"),
+                asyncio.create_task(watcher.refresh_forever(), name="policy-refresh"),
             ]
             try:
                 yield
@@ -131,7 +152,8 @@ def create_app(settings: Settings) -> Litestar:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await learner.checkpoint()
-                policy.close()
+                learner.policy.close()
+                shadows.close()
         finally:
             await engine.dispose()
 
