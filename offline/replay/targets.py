@@ -2,7 +2,8 @@
 
 ``logged``, ``uniform``, ``fixed:<action>`` and ``probs:<file>`` need only the log columns.
 ``bandit[:<checkpoint id>]``, ``batch-greedy[:<version>]`` and ``vw:<ips|dr|mtr>`` decide from
-each logged request and read the event log's checkpoints and model registry.
+each logged request and read the event log's checkpoints and model registry; ``shadow:<name>``
+reads the probabilities a shadow policy logged with each decision.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from router.settings import Settings
 
 SIMPLE_POLICIES = ("logged", "uniform", "fixed", "probs")
-CONTEXT_POLICIES = ("bandit", "batch-greedy", "vw")
+CONTEXT_POLICIES = ("bandit", "batch-greedy", "vw", "shadow")
 CB_TYPES = ("ips", "dr", "mtr")
 
 
@@ -66,9 +67,11 @@ def parse_target(text: str) -> TargetSpec:
         return TargetSpec(kind, argument or None)
     if kind == "vw" and argument in CB_TYPES:
         return TargetSpec(kind, argument)
+    if kind == "shadow" and argument:
+        return TargetSpec(kind, argument)
     raise ReplayError(
         f"unknown target policy {text!r}: use logged, uniform, fixed:<action>, probs:<file>, "
-        "bandit[:<checkpoint id>], batch-greedy[:<version>] or vw:ips|dr|mtr")
+        "bandit[:<checkpoint id>], batch-greedy[:<version>], vw:ips|dr|mtr or shadow:<name>")
 
 
 def needs_context(specs: Sequence[TargetSpec]) -> bool:
@@ -82,7 +85,12 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
     import asyncio
 
     from learners.batch.models import load_models
-    from offline.replay.deciders import BanditSnapshotPolicy, BatchGreedyPolicy, OfflineVWPolicy
+    from offline.replay.deciders import (
+        BanditSnapshotPolicy,
+        BatchGreedyPolicy,
+        OfflineVWPolicy,
+        ShadowLoggedPolicy,
+    )
     from router.storage.registry import ModelRegistry
     from router.storage.replay_log import bandit_snapshot
 
@@ -104,6 +112,8 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
             out.append(BanditSnapshotPolicy(
                 name=f"bandit:{checkpoint_id}@{last_seq}", settings=settings.bandit,
                 catalogs=catalogs, snapshot=state))
+        elif spec.kind == "shadow":
+            out.append(ShadowLoggedPolicy(spec.argument or "", catalogs))
         elif spec.kind == "batch-greedy":
             registry = ModelRegistry(engine)
             version = spec.argument or await registry.current_version()
