@@ -1,4 +1,5 @@
-"""The ``router`` command: serve, simulate, bench, train, models, import, export, replay.
+"""The ``router`` command: serve, simulate, bench, train, models, import, export, replay,
+promote.
 
 Offline commands import their modules lazily so that ``router serve`` loads only the service.
 """
@@ -107,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep = commands.add_parser("replay", help="off-policy evaluation of target policies on a log")
     replay.configure_parser(rep)
     rep.set_defaults(handler=replay.run)
+
+    from offline import promote
+
+    pro = commands.add_parser(
+        "promote", help="replace the served policy by a candidate that the logs show is better"
+    )
+    promote.configure_parser(pro)
+    pro.set_defaults(handler=promote.run)
 
     from offline.replay import bench as replay_bench
 
