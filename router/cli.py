@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     promote.configure_parser(pro)
     pro.set_defaults(handler=promote.run)
 
+    from offline import bench_shadows
+
+    bsh = commands.add_parser("bench-shadows", help="route latency without and with shadows")
+    bench_shadows.configure_parser(bsh)
+    bsh.set_defaults(handler=bench_shadows.run)
+
     from offline.replay import bench as replay_bench
 
     brp = commands.add_parser("bench-replay", help="off-policy evaluation speed on a 1M-row log")
