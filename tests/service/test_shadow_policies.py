@@ -27,7 +27,7 @@ from router.services.routing import RoutingService
 from router.settings import Settings, SettingsError, load_settings
 from router.storage.database import create_engine
 from router.storage.models import Decision
-from router.storage.policy_store import PolicyStore
+from router.storage.policy_store import NewPromotion, PolicyStore
 from tests.support import make_settings
 
 pytestmark = pytest.mark.slow
@@ -301,3 +301,30 @@ async def test_promotion_gate_both_ways(tmp_path: Path,
         code = await asyncio.to_thread(main, ["promote", "--candidate", candidate, *common])
         assert code == 2
         assert message in capsys.readouterr().err
+
+
+async def test_shadows_on_each_database(database_url: str) -> None:
+    """The shadow column, the checkpoints and the promotion tables on SQLite and PostgreSQL."""
+    settings = make_settings(database_url, **SHADOWS)
+    world = World(catalog=settings.catalog, seed=2)
+    async with AsyncTestClient(create_app(settings)) as client:
+        await simulate(client, world, n=20, seed=2,  # type: ignore[arg-type]
+                       profile=settings.profiles["balanced"], request_prefix="db")
+        versions = routing(client.app).learner.shadows.versions()
+    assert versions["eps"].endswith(".20")
+    async with AsyncTestClient(create_app(settings)) as client:
+        assert routing(client.app).learner.shadows.versions() == versions
+    rows = await decision_rows(database_url)
+    assert all(set(row["shadow_probabilities"]) == {"eps", "same"} for row in rows)
+    engine = create_engine(database_url)
+    try:
+        store = PolicyStore(engine)
+        promotion = NewPromotion(candidate="shadow:eps", window={"since": None}, n=20,
+                                 estimates={"rule": "test"}, decision="promoted", reason="test")
+        promotion_id = await store.record(promotion, activate=("f", settings.shadow["eps"]))
+        active = await store.active()
+        assert active is not None
+        assert (active.id, active.bandit) == (await store.active_id(), settings.shadow["eps"])
+        assert [r.id for r in await store.promotions()] == [promotion_id]
+    finally:
+        await engine.dispose()
