@@ -28,11 +28,11 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from learners.bandit.vw_bandit import BanditSettings
-from learners.catalog import Catalog
 from offline.replay.errors import ReplayError
 from offline.replay.estimators import EstimatorOptions, Interval
 from offline.replay.evaluate import PolicyReport, ReplayReport, evaluate
 from offline.replay.policies import LoggedPolicy, TargetPolicy
+from offline.replay.targets import bandit_learner_name as bandit_fingerprint
 from router.settings import Settings
 
 if TYPE_CHECKING:
@@ -109,18 +109,6 @@ def load_bandit_file(path: str, base: BanditSettings) -> BanditSettings:
         reason, _, where = str(exc).partition(" - at `$")
         key = "bandit" + (where.rstrip("`") if where else "")
         raise PromoteError(f"{path}: {key}: {reason}") from exc
-
-
-def bandit_fingerprint(bandit: BanditSettings, catalogs: dict[str, Catalog]) -> str:
-    """The learner fingerprint of a bandit configuration (what its checkpoints are stored as
-    and what its logged versions start with)."""
-    from learners.policy import OnlinePolicy
-
-    policy = OnlinePolicy(settings=bandit, catalogs=catalogs)
-    try:
-        return policy.fingerprint
-    finally:
-        policy.close()
 
 
 def policy_evidence(name: str, report: PolicyReport) -> PolicyEvidence:

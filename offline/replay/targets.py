@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from learners.bandit.cb_adf import CbType
+    from learners.bandit.vw_bandit import BanditSettings
     from learners.catalog import Catalog
     from router.settings import Settings
 
@@ -91,6 +92,7 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
         OfflineVWPolicy,
         ShadowLoggedPolicy,
     )
+    from router.storage.policy_store import PolicyStore
     from router.storage.registry import ModelRegistry
     from router.storage.replay_log import bandit_snapshot
 
@@ -101,7 +103,10 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
         if spec.kind in SIMPLE_POLICIES:
             out.append(spec.build_simple())
         elif spec.kind == "bandit":
-            learner = bandit_learner_name(settings, catalogs)
+            # The served bandit: the one `router promote` made active, else the config's.
+            active = await PolicyStore(engine).active()
+            served = settings.bandit if active is None else active.bandit
+            learner = bandit_learner_name(served, catalogs)
             found = await bandit_snapshot(engine, learner, spec.argument)
             if found is None:
                 which = (f"checkpoint {spec.argument}" if spec.argument
@@ -110,7 +115,7 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
                                   "`router serve` writes them as it learns")
             checkpoint_id, last_seq, state = found
             out.append(BanditSnapshotPolicy(
-                name=f"bandit:{checkpoint_id}@{last_seq}", settings=settings.bandit,
+                name=f"bandit:{checkpoint_id}@{last_seq}", settings=served,
                 catalogs=catalogs, snapshot=state))
         elif spec.kind == "shadow":
             out.append(ShadowLoggedPolicy(spec.argument or "", catalogs))
@@ -131,11 +136,11 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
     return out
 
 
-def bandit_learner_name(settings: Settings, catalogs: dict[str, Catalog]) -> str:
+def bandit_learner_name(bandit: BanditSettings, catalogs: dict[str, Catalog]) -> str:
     """The learner name under which the configured bandit's checkpoints are stored."""
     from learners.policy import OnlinePolicy
 
-    policy = OnlinePolicy(settings=settings.bandit, catalogs=catalogs)
+    policy = OnlinePolicy(settings=bandit, catalogs=catalogs)
     try:
         return policy.fingerprint
     finally:
