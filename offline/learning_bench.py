@@ -32,6 +32,7 @@ from learners.bandit.sampling import draw_index, seed_from_id
 from learners.bandit.vw_bandit import BanditSettings
 from learners.catalog import Catalog
 from learners.context import DecisionContext
+from learners.drift import BanditDriftSettings
 from learners.estimates import estimate_action_cost
 from learners.features import ContextFeatures, describe_context
 from learners.history import OutcomeFacts
@@ -80,10 +81,12 @@ class Contender(Protocol):
 class PolicyContender:
     """The service's online policy (:class:`OnlinePolicy`) under some bandit settings."""
 
-    def __init__(self, name: str, catalog: Catalog, settings: BanditSettings) -> None:
+    def __init__(self, name: str, catalog: Catalog, settings: BanditSettings,
+                 drift: BanditDriftSettings | None = None) -> None:
         self.name = name
         self.catalog = catalog
-        self.policy = OnlinePolicy(settings=settings, catalogs={catalog.fingerprint: catalog})
+        self.policy = OnlinePolicy(settings=settings, catalogs={catalog.fingerprint: catalog},
+                                   drift=drift)
 
     def choose(self, step: Step, seed: int) -> tuple[int, float]:
         probabilities = self.policy.probabilities(step.features, self.catalog, step.allowed)
@@ -197,12 +200,13 @@ def decisions_to_move_away(models: Sequence[str], drift_model: str, drift_at: in
     return None
 
 
-def contenders(catalog: Catalog, bandit: BanditSettings, names: Sequence[str]
-               ) -> list[Contender]:
+def contenders(catalog: Catalog, bandit: BanditSettings, drift: BanditDriftSettings,
+               names: Sequence[str]) -> list[Contender]:
     available: dict[str, Callable[[], Contender]] = {
-        "service": lambda: PolicyContender("service", catalog, bandit),
+        "service": lambda: PolicyContender("service", catalog, bandit, drift),
         "vw-epsilon": lambda: PolicyContender(
-            "vw-epsilon", catalog, msgspec.structs.replace(bandit, exploration="epsilon")),
+            "vw-epsilon", catalog, msgspec.structs.replace(bandit, exploration="epsilon"),
+            drift),
         "uniform": UniformContender,
     }
     unknown = [n for n in names if n not in available]
@@ -252,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
         references[seed] = {"oracle": float(oracle.mean()), "best_fixed": best,
                             "best_fixed_early": best_early,
                             "oracle_early": float(oracle[:early].mean())}
-        for contender in contenders(catalog, settings.bandit, args.contenders):
+        for contender in contenders(catalog, settings.bandit, settings.drift, args.contenders):
             started = time.perf_counter()
             chosen, models = run_contender(contender, world, steps, seed, profile)
             alarms = ([f"outcome {a.detected_at}: {a.description}"

@@ -34,8 +34,10 @@ from router.services.learning import LearnerService
 from router.services.models import ModelService
 from router.services.retrain import DriftRetrainer
 from router.services.routing import RoutingService
+from router.services.shadow import ActivePolicyWatcher, ShadowPolicies
 from router.settings import Settings, load_settings
 from router.storage.database import create_engine, migrate
+from router.storage.policy_store import PolicyStore
 from router.storage.registry import ModelRegistry
 from router.storage.repository import EventLog
 
@@ -69,9 +71,19 @@ def create_app(settings: Settings) -> Litestar:
             authenticator = Authenticator(
                 key_hashes=key_hashes, default_tenant=settings.auth.default_tenant
             )
+            # `router promote` may have made another bandit configuration the served one.
+            store = PolicyStore(engine)
+            active = await store.active()
+            if active is not None:
+                logger.info("serving %s (promotion %d) instead of the config's [bandit]",
+                            active.candidate, active.id)
+            catalogs = await log.load_catalogs()
             policy = OnlinePolicy(
-                settings=settings.bandit, catalogs=await log.load_catalogs(), drift=settings.drift
+                settings=settings.bandit if active is None else active.bandit,
+                catalogs=catalogs,
+                drift=settings.drift,
             )
+            shadows = ShadowPolicies.create(settings.shadow, catalogs, drift=settings.drift)
             models = ModelService(
                 ModelRegistry(engine),
                 poll_interval_s=settings.batch.poll_interval_s,
@@ -80,9 +92,19 @@ def create_app(settings: Settings) -> Litestar:
             )
             retrainer = DriftRetrainer(engine, settings, models)
             learner = LearnerService(
-                policy=policy, log=log, settings=settings.learning, on_alarm=retrainer
+                policy=policy,
+                log=log,
+                settings=settings.learning,
+                shadows=shadows,
+                on_alarm=retrainer,
             )
             await learner.start()
+            watcher = ActivePolicyWatcher(
+                store,
+                learner,
+                poll_interval_s=settings.learning.policy_poll_interval_s,
+                active_id=None if active is None else active.id,
+            )
             for tenant_id, project_id, first in await log.project_first_decisions():
                 policy.history.observe_decision(tenant_id, project_id, first)
             await models.refresh()
@@ -129,6 +151,7 @@ def create_app(settings: Settings) -> Litestar:
             tasks = [
                 asyncio.create_task(learner.tail_forever(), name="learner-tail"),
                 asyncio.create_task(models.refresh_forever(), name="model-refresh"),
+                asyncio.create_task(watcher.refresh_forever(), name="policy-refresh"),
             ]
             collector = learning_collector()
             collector.attach(learner)
@@ -144,7 +167,8 @@ def create_app(settings: Settings) -> Litestar:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await learner.checkpoint()
-                policy.close()
+                learner.policy.close()
+                shadows.close()
         finally:
             await engine.dispose()
 

@@ -1,5 +1,6 @@
-"""The ``router`` command: serve, simulate, bench, train, models, import, export, replay and
-the benchmarks (bench, bench-models, bench-learning, bench-replay, bench-real).
+"""The ``router`` command: serve, simulate, bench, train, models, import, export, replay,
+promote and the benchmarks (bench, bench-models, bench-learning, bench-replay, bench-real,
+bench-shadows).
 
 Offline commands import their modules lazily so that ``router serve`` loads only the service.
 """
@@ -113,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     rep = commands.add_parser("replay", help="off-policy evaluation of target policies on a log")
     replay.configure_parser(rep)
     rep.set_defaults(handler=replay.run)
+
+    from offline import promote
+
+    pro = commands.add_parser(
+        "promote", help="replace the served policy by a candidate that the logs show is better"
+    )
+    promote.configure_parser(pro)
+    pro.set_defaults(handler=promote.run)
+
+    from offline import bench_shadows
+
+    bsh = commands.add_parser("bench-shadows", help="route latency without and with shadows")
+    bench_shadows.configure_parser(bsh)
+    bsh.set_defaults(handler=bench_shadows.run)
 
     from offline.replay import bench as replay_bench
 

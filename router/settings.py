@@ -9,6 +9,7 @@ JSON object mapping each key to its tenant id.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +39,8 @@ class LearningSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     checkpoint_every_s: Annotated[float, Meta(gt=0.0)] = 60.0
     checkpoints_kept: Annotated[int, Meta(ge=1, le=100)] = 3
     tail_interval_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 0.25
+    # How often each process looks for a newly promoted bandit configuration (router promote).
+    policy_poll_interval_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0
 
 
 class BatchSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -82,6 +85,12 @@ class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     admin_tenants: tuple[Annotated[str, Meta(min_length=1)], ...] = ("default",)
 
 
+# Shadow names are lower case so that ROUTER__SHADOW__<NAME>__<KEY> overrides reach them.
+SHADOW_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+ShadowName = Annotated[str, Meta(pattern=SHADOW_NAME_PATTERN)]
+MAX_SHADOWS = 8
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Everything the service reads at start; see configs/default.toml for the documented keys."""
 
@@ -92,6 +101,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     default_profile: str = "balanced"
     bandit: BanditSettings = BanditSettings()
     drift: BanditDriftSettings = BanditDriftSettings()
+    # Candidate bandit configurations run in shadow (``[shadow.<name>]``): each decides on every
+    # route call and learns from every outcome, never changing what is served. A table holds
+    # overrides of ``[bandit]``; keys it leaves out take the ``[bandit]`` value.
+    shadow: Annotated[dict[ShadowName, BanditSettings], Meta(max_length=MAX_SHADOWS)] = {}
     learning: LearningSettings = LearningSettings()
     batch: BatchSettings = BatchSettings()
     training: TrainSettings = TrainSettings()
@@ -120,6 +133,8 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str]) -> Settin
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"config file {config_path} is not valid TOML: {exc}") from exc
     apply_overrides(raw, environ)
+    inherit_bandit(raw)
+    _check_shadows(raw, config_path)
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
@@ -156,6 +171,38 @@ def apply_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
         node[keys[-1]] = _parse_literal(environ[name])
 
 
+def inherit_bandit(raw: dict[str, Any]) -> None:
+    """Complete each ``[shadow.<name>]`` table with the ``[bandit]`` keys it does not set."""
+    shadows, base = raw.get("shadow"), raw.get("bandit", {})
+    if not isinstance(shadows, dict) or not isinstance(base, dict):
+        return  # msgspec reports the wrong type with its key
+    raw["shadow"] = {
+        name: {**base, **table} if isinstance(table, dict) else table
+        for name, table in shadows.items()
+    }
+
+
+def _check_shadows(raw: dict[str, Any], config_path: Path) -> None:
+    # msgspec elides dictionary keys in its error paths ("shadow[...].epsilon"); checking each
+    # table on its own lets the message name the shadow.
+    shadows = raw.get("shadow")
+    if not isinstance(shadows, dict):
+        return
+    pattern = re.compile(SHADOW_NAME_PATTERN)
+    for name, table in shadows.items():
+        if not pattern.match(str(name)):
+            raise SettingsError(
+                f"{config_path}: shadow.{name}: a shadow name is 1-32 characters of a-z, 0-9, "
+                "'_' and '-', starting with a letter or digit"
+            )
+        try:
+            msgspec.convert(table, BanditSettings, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(
+                f"{config_path}: {_config_path_message(exc, f'shadow.{name}')}"
+            ) from exc
+
+
 def _parse_literal(text: str) -> Any:
     stripped = text.strip()
     if stripped[:1] in ("[", "{"):
@@ -169,11 +216,11 @@ def _parse_literal(text: str) -> Any:
         return text
 
 
-def _config_path_message(exc: msgspec.ValidationError) -> str:
+def _config_path_message(exc: msgspec.ValidationError, section: str = "") -> str:
     # msgspec says "... - at `$.bandit.epsilon`"; turn the JSON path into a config key.
     message = str(exc)
     if " - at `$" in message:
         reason, _, where = message.partition(" - at `$")
-        key = where.rstrip("`").lstrip(".") or "(top level)"
-        return f"{key}: {reason}"
-    return message
+        key = ".".join(part for part in (section, where.rstrip("`").lstrip(".")) if part)
+        return f"{key or '(top level)'}: {reason}"
+    return f"{section}: {message}" if section else message

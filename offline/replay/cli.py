@@ -63,7 +63,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
-def _time(text: str | None, option: str) -> datetime | None:
+def parse_time(text: str | None, option: str) -> datetime | None:
     if text is None:
         return None
     try:
@@ -137,8 +137,8 @@ async def _with_database(args: argparse.Namespace, specs: list[TargetSpec],
             source = FileLog(args.log, chunk_rows=args.chunk_rows, catalog=settings.catalog)
             known = [action.id for action in settings.catalog.actions]
         else:
-            window = ReplayWindow(since=_time(args.since, "--since"),
-                                  until=_time(args.until, "--until"), tenant_id=args.tenant)
+            window = ReplayWindow(since=parse_time(args.since, "--since"),
+                                  until=parse_time(args.until, "--until"), tenant_id=args.tenant)
             db_source = DatabaseLog(engine, catalogs, loop=asyncio.get_running_loop(),
                                     window=window, chunk_rows=args.chunk_rows)
             source, known = db_source, list(db_source.action_ids)

@@ -8,8 +8,9 @@ the file in decision-time order (:class:`offline.dataset.HistoryFold`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from learners.catalog import Catalog
 from learners.features import ContextFeatures, ContextRecord, extract_features
@@ -18,16 +19,21 @@ from offline.dataset import HistoryFold
 from offline.history_file import HistoryFileError, RawChunk, parse_row
 from offline.replay.log import LogError
 
+if TYPE_CHECKING:
+    from router.storage.policy_store import ShadowDecision
+
 
 @dataclass(frozen=True)
 class RowContext:
-    """One decision's catalog, allowed actions (catalog indices) and features."""
+    """One decision's catalog, allowed actions (catalog indices) and features, and from the
+    event log what each shadow policy would have done (``shadows``)."""
 
     catalog: Catalog
     allowed: Sequence[int]
     features: ContextFeatures
     record: ContextRecord | None
     history: HistoryFeatures | None
+    shadows: Mapping[str, ShadowDecision] | None = None
 
 
 def new_fold(catalog: Catalog) -> HistoryFold:

@@ -166,6 +166,50 @@ class OfflineVWPolicy(_ContextPolicy):
         return out
 
 
+class ShadowLoggedPolicy(_ContextPolicy):
+    """A shadow policy (README "Shadow policies"), from the probabilities it logged beside each
+    served decision: exact, like ``logged``. Every row must carry them, all from one
+    configuration (the fingerprint in the logged version)."""
+
+    def __init__(self, shadow: str, catalogs: dict[str, Catalog]) -> None:
+        super().__init__(catalogs)
+        self.shadow = shadow
+        self.name = f"shadow:{shadow}"
+        self.fingerprint: str | None = None
+        self.versions: set[str] = set()
+
+    def probabilities(self, chunk: LogChunk, space: ActionSpace) -> TargetProbabilities:
+        matrix = np.zeros((len(chunk), len(space)), dtype=np.float64)
+        missing: list[int] = []
+        for i, context in enumerate(self._contexts(chunk)):
+            decided = (context.shadows or {}).get(self.shadow)
+            if decided is None:
+                missing.append(int(chunk.rows[i]))
+                continue
+            if len(decided.probabilities) != len(context.allowed):
+                raise LogError(f"row {chunk.rows[i]}: {self.name} logged "
+                               f"{len(decided.probabilities)} probabilities for "
+                               f"{len(context.allowed)} allowed actions")
+            fingerprint = decided.version.rpartition(".")[0]
+            if self.fingerprint is None:
+                self.fingerprint = fingerprint
+            elif fingerprint != self.fingerprint:
+                raise ReplayError(
+                    f"{self.name} changed configuration in this window (bandit {self.fingerprint}"
+                    f", then {fingerprint} from row {chunk.rows[i]}): choose a window with "
+                    "--since/--until that holds one")
+            self.versions.add(decided.version)
+            positions = self._position(context.catalog, space)[list(context.allowed)]
+            matrix[i, positions] = decided.probabilities
+        if missing:
+            shown = ", ".join(str(r) for r in missing[:5])
+            raise LogError(f"{self.name}: {len(missing)} decisions of this window (rows {shown}"
+                           f"{', …' if len(missing) > 5 else ''}) were made without this shadow "
+                           "(not configured then); start the window with --since after it was "
+                           "added")
+        return TargetProbabilities(matrix=matrix, chosen=chosen_of(matrix, chunk))
+
+
 class SliceLog:
     """Rows ``start`` (inclusive) to ``stop`` (exclusive) of another source, by position."""
 

@@ -2,7 +2,8 @@
 
 ``logged``, ``uniform``, ``fixed:<action>`` and ``probs:<file>`` need only the log columns.
 ``bandit[:<checkpoint id>]``, ``batch-greedy[:<version>]`` and ``vw:<ips|dr|mtr>`` decide from
-each logged request and read the event log's checkpoints and model registry.
+each logged request and read the event log's checkpoints and model registry; ``shadow:<name>``
+reads the probabilities a shadow policy logged with each decision.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from learners.bandit.cb_adf import CbType
+    from learners.bandit.vw_bandit import BanditSettings
     from learners.catalog import Catalog
+    from learners.drift import BanditDriftSettings
     from router.settings import Settings
 
 SIMPLE_POLICIES = ("logged", "uniform", "fixed", "probs")
-CONTEXT_POLICIES = ("bandit", "batch-greedy", "vw")
+CONTEXT_POLICIES = ("bandit", "batch-greedy", "vw", "shadow")
 CB_TYPES = ("ips", "dr", "mtr")
 
 
@@ -66,9 +69,11 @@ def parse_target(text: str) -> TargetSpec:
         return TargetSpec(kind, argument or None)
     if kind == "vw" and argument in CB_TYPES:
         return TargetSpec(kind, argument)
+    if kind == "shadow" and argument:
+        return TargetSpec(kind, argument)
     raise ReplayError(
         f"unknown target policy {text!r}: use logged, uniform, fixed:<action>, probs:<file>, "
-        "bandit[:<checkpoint id>], batch-greedy[:<version>] or vw:ips|dr|mtr")
+        "bandit[:<checkpoint id>], batch-greedy[:<version>], vw:ips|dr|mtr or shadow:<name>")
 
 
 def needs_context(specs: Sequence[TargetSpec]) -> bool:
@@ -82,7 +87,13 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
     import asyncio
 
     from learners.batch.models import load_models
-    from offline.replay.deciders import BanditSnapshotPolicy, BatchGreedyPolicy, OfflineVWPolicy
+    from offline.replay.deciders import (
+        BanditSnapshotPolicy,
+        BatchGreedyPolicy,
+        OfflineVWPolicy,
+        ShadowLoggedPolicy,
+    )
+    from router.storage.policy_store import PolicyStore
     from router.storage.registry import ModelRegistry
     from router.storage.replay_log import bandit_snapshot
 
@@ -93,7 +104,10 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
         if spec.kind in SIMPLE_POLICIES:
             out.append(spec.build_simple())
         elif spec.kind == "bandit":
-            learner = bandit_learner_name(settings, catalogs)
+            # The served bandit: the one `router promote` made active, else the config's.
+            active = await PolicyStore(engine).active()
+            served = settings.bandit if active is None else active.bandit
+            learner = bandit_learner_name(served, catalogs, settings.drift)
             found = await bandit_snapshot(engine, learner, spec.argument)
             if found is None:
                 which = (f"checkpoint {spec.argument}" if spec.argument
@@ -102,8 +116,10 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
                                   "`router serve` writes them as it learns")
             checkpoint_id, last_seq, state = found
             out.append(BanditSnapshotPolicy(
-                name=f"bandit:{checkpoint_id}@{last_seq}", settings=settings.bandit,
+                name=f"bandit:{checkpoint_id}@{last_seq}", settings=served,
                 catalogs=catalogs, snapshot=state, drift=settings.drift))
+        elif spec.kind == "shadow":
+            out.append(ShadowLoggedPolicy(spec.argument or "", catalogs))
         elif spec.kind == "batch-greedy":
             registry = ModelRegistry(engine)
             version = spec.argument or await registry.current_version()
@@ -121,11 +137,12 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
     return out
 
 
-def bandit_learner_name(settings: Settings, catalogs: dict[str, Catalog]) -> str:
+def bandit_learner_name(bandit: BanditSettings, catalogs: dict[str, Catalog],
+                        drift: BanditDriftSettings | None = None) -> str:
     """The learner name under which the configured bandit's checkpoints are stored."""
     from learners.policy import OnlinePolicy
 
-    policy = OnlinePolicy(settings=settings.bandit, catalogs=catalogs, drift=settings.drift)
+    policy = OnlinePolicy(settings=bandit, catalogs=catalogs, drift=drift)
     try:
         return policy.fingerprint
     finally:

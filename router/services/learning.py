@@ -13,8 +13,10 @@ import logging
 import time
 from collections.abc import Callable
 
+from learners.bandit.vw_bandit import BanditSettings
 from learners.drift import DriftAlarm
 from learners.policy import LearnEvent, OnlinePolicy
+from router.services.shadow import ShadowPolicies
 from router.settings import LearningSettings
 from router.storage.repository import EventLog
 
@@ -33,9 +35,12 @@ class LearnerService:
         policy: OnlinePolicy,
         log: EventLog,
         settings: LearningSettings,
+        shadows: ShadowPolicies | None = None,
         on_alarm: Callable[[DriftAlarm], None] | None = None,
     ) -> None:
         self.policy = policy
+        # Candidate configurations folded over the same outcomes (router/services/shadow.py).
+        self.shadows = shadows if shadows is not None else ShadowPolicies()
         self.on_alarm = on_alarm
         self._live = False  # alarms replayed while catching up at start are history
         self.log = log
@@ -61,6 +66,7 @@ class LearnerService:
                 self._checkpointed_seq = last_seq
                 self.restored_seq = last_seq
                 logger.info("restored learner checkpoint at outcome %d", last_seq)
+        await self.shadows.start(self.log, self.applied_seq)
         await self.catch_up()
         self._live = True
 
@@ -110,7 +116,9 @@ class LearnerService:
         if not self.policy.has_catalog(event.catalog_fingerprint):
             for catalog in (await self.log.load_catalogs()).values():
                 self.policy.add_catalog(catalog)
+                self.shadows.add_catalog(catalog)
         raised = self.policy.learn(event)
+        self.shadows.learn(event)
         self.applied_seq = event.seq
         self._gap_since = None
         for alarm in raised:
@@ -131,6 +139,7 @@ class LearnerService:
         await self.log.save_checkpoint(
             self.learner_name, self.applied_seq, state, self.settings.checkpoints_kept
         )
+        await self.shadows.checkpoint(self.log, self.settings.checkpoints_kept)
         self._checkpointed_seq = self.applied_seq
         self._checkpointed_at = time.monotonic()
 
@@ -139,6 +148,44 @@ class LearnerService:
         async with self._lock:
             if self.applied_seq > self._checkpointed_seq:
                 await self._checkpoint()
+
+    async def switch_policy(self, settings: BanditSettings) -> bool:
+        """Serve the bandit configuration ``settings`` from now on, in the state it has learned
+        from the log: a copy of a running shadow with that configuration, else its newest
+        checkpoint plus the outcomes after it (up to what this process has applied).
+
+        Returns False when it is already served. Learning waits while the state is built.
+        """
+        async with self._lock:
+            catalogs = await self.log.load_catalogs()
+            policy = OnlinePolicy(
+                settings=settings, catalogs=catalogs, drift=self.policy.drift_settings
+            )
+            if policy.fingerprint == self.policy.fingerprint:
+                policy.close()
+                return False
+            seq = 0
+            state = self.shadows.state_of(policy.fingerprint)
+            if state is None:
+                state = await self.log.latest_checkpoint(policy.fingerprint)
+            # A checkpoint ahead of this process cannot be rewound: fold from the start then.
+            if state is not None and state[0] <= self.applied_seq and policy.restore(state[1]):
+                seq = state[0]
+            while seq < self.applied_seq:
+                events = await self.log.learn_events_after(seq, min(BATCH, self.applied_seq - seq))
+                events = [e for e in events if e.seq <= self.applied_seq]
+                if not events:
+                    break
+                for event in events:
+                    policy.learn(event)
+                seq = events[-1].seq
+            for tenant_id, project_id, first in await self.log.project_first_decisions():
+                policy.history.observe_decision(tenant_id, project_id, first)
+            previous, self.policy = self.policy, policy
+            previous.close()
+            if self.applied_seq > 0:
+                await self._checkpoint()  # so that a restart finds this configuration's state
+            return True
 
     async def tail_forever(self) -> None:
         """Background task: apply outcomes other processes wrote."""

@@ -207,6 +207,8 @@ class RoutingService:
                 "template_ranking": None if batch is None else batch.template_ranking,
             },
             "learner_seq": self.learner.applied_seq,
+            # Candidates decide on the same allowed actions and features; never served.
+            "shadow_probabilities": self.learner.shadows.decide(features, self.catalog, allowed),
             "response": response,
         }
         try:

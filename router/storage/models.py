@@ -87,6 +87,9 @@ class Decision(Base):
     model: Mapped[str | None] = mapped_column(String(128))
     # Imported history rows: hash of the row's content, so importing a file twice adds nothing.
     content_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # What each shadow policy would have done: {name: {"version": …, "probabilities": […]}},
+    # probabilities over ``allowed`` in its order (router/services/shadow.py).
+    shadow_probabilities: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Outcome(Base):
@@ -143,3 +146,32 @@ class Checkpoint(Base):
     last_seq: Mapped[int] = mapped_column(Integer)
     state: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ActivePolicy(Base):
+    """A bandit configuration made the served one by ``router promote``; the newest row is in
+    force (none: the config file's ``[bandit]``). Services poll it."""
+
+    __tablename__ = "active_policies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    candidate: Mapped[str] = mapped_column(String(300))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    bandit: Mapped[dict[str, Any]] = mapped_column(JSON)
+    promotion_id: Mapped[int] = mapped_column(ForeignKey("policy_promotions.id"))
+
+
+class PolicyPromotion(Base):
+    """Every ``router promote`` gate decision with its evidence."""
+
+    __tablename__ = "policy_promotions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    candidate: Mapped[str] = mapped_column(String(300))
+    window: Mapped[dict[str, Any]] = mapped_column(JSON)
+    n: Mapped[int] = mapped_column(Integer)
+    estimates: Mapped[dict[str, Any]] = mapped_column(JSON)
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)

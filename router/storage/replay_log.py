@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from router.errors import StorageUnavailableError
 from router.storage.models import Checkpoint, Decision, Outcome
+from router.storage.policy_store import ShadowDecision
 from router.storage.repository import StoredFeatures, as_utc
 
 
@@ -40,12 +41,14 @@ class LoggedDecision(msgspec.Struct, frozen=True):
     policy_version: str
     features: StoredFeatures
     reward: float
+    shadow_probabilities: dict[str, ShadowDecision] | None = None
 
 
 _COLUMNS = (
     Decision.id, Decision.tenant_id, Decision.created_at, Decision.catalog_fingerprint,
     Decision.allowed, Decision.probabilities, Decision.chosen_action, Decision.chosen_position,
     Decision.propensity, Decision.policy_version, Decision.features, Outcome.reward,
+    Decision.shadow_probabilities,
 )
 
 

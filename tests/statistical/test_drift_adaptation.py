@@ -26,7 +26,7 @@ def test_traffic_moves_away_from_a_drifting_model_and_an_alarm_fires() -> None:
     world = World(catalog=settings.catalog, seed=2, drift_model="code-specialist",
                   drift_at=DRIFT_AT)
     steps = build_steps(world, DRIFT_AT + 1300, seed=2, profile=profile)
-    contender = PolicyContender("service", settings.catalog, settings.bandit)
+    contender = PolicyContender("service", settings.catalog, settings.bandit, settings.drift)
     try:
         _, models = run_contender(contender, world, steps, seed=2, profile=profile)
         alarms = contender.policy.drift.history
