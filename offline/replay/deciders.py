@@ -8,6 +8,7 @@ file read with a catalog).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -26,7 +27,7 @@ from offline.replay.log import ActionSpace, FloatArray, LogChunk, LogError, LogS
 from offline.replay.policies import TargetProbabilities, chosen_of
 
 
-class _ContextPolicy:
+class _ContextPolicy(ABC):
     """Shared plumbing: catalog → action-space positions, contexts, scattering."""
 
     name: str
@@ -67,9 +68,9 @@ class _ContextPolicy:
             matrix[i, positions] = self.row(context)
         return TargetProbabilities(matrix=matrix, chosen=chosen_of(matrix, chunk))
 
+    @abstractmethod
     def row(self, context: RowContext) -> Sequence[float] | FloatArray:
         """Probabilities over ``context.allowed`` (same order)."""
-        raise NotImplementedError
 
 
 def greedy(scores: Sequence[float] | FloatArray) -> FloatArray:
