@@ -27,7 +27,7 @@ from offline.replay.log import ActionSpace, FloatArray, LogChunk, LogError, LogS
 from offline.replay.policies import TargetProbabilities, chosen_of
 
 
-class _ContextPolicy(ABC):
+class _ContextPolicy:
     """Shared plumbing: catalog → action-space positions, contexts, scattering."""
 
     name: str
@@ -61,6 +61,11 @@ class _ContextPolicy(ABC):
             self._positions[catalog.fingerprint] = positions
         return positions
 
+
+
+class _RowPolicy(_ContextPolicy, ABC):
+    """A policy that decides each logged row from its context alone (:meth:`row`)."""
+
     def probabilities(self, chunk: LogChunk, space: ActionSpace) -> TargetProbabilities:
         matrix = np.zeros((len(chunk), len(space)), dtype=np.float64)
         for i, context in enumerate(self._contexts(chunk)):
@@ -80,7 +85,7 @@ def greedy(scores: Sequence[float] | FloatArray) -> FloatArray:
     return out
 
 
-class BanditSnapshotPolicy(_ContextPolicy):
+class BanditSnapshotPolicy(_RowPolicy):
     """The online VW bandit frozen at a snapshot (a learner checkpoint): its exploration
     probabilities for each logged request, from the features logged with it."""
 
@@ -98,7 +103,7 @@ class BanditSnapshotPolicy(_ContextPolicy):
         return self._policy.probabilities(context.features, context.catalog, context.allowed)
 
 
-class BatchGreedyPolicy(_ContextPolicy):
+class BatchGreedyPolicy(_RowPolicy):
     """The action with the highest reward predicted by a batch-model version.
 
     Predicted reward (under ``profile``): P(success) × reward(approved) + (1 − P(success)) ×
@@ -132,7 +137,7 @@ class BatchGreedyPolicy(_ContextPolicy):
         return greedy(self.predicted_rewards(context))
 
 
-class OfflineVWPolicy(_ContextPolicy):
+class OfflineVWPolicy(_RowPolicy):
     """A greedy VW ``cb_adf`` policy (``cb_type`` ips, dr or mtr) trained on logged rows with
     :meth:`train` before the evaluation (on rows the evaluation does not use)."""
 
