@@ -113,6 +113,24 @@ class OnlinePolicy:
         table = self._lines[catalog.fingerprint]
         return self._bandit.probabilities(format_shared(features.namespaces), table, allowed)
 
+    def action_lines(self, catalog: Catalog, allowed: Sequence[int]) -> list[str]:
+        """The VW text of the allowed actions as this policy formats them now."""
+        return self._lines[catalog.fingerprint].select(allowed)
+
+    def probabilities_for_lines(self, features: ContextFeatures, lines: Sequence[str]
+                                ) -> list[float]:
+        """Probabilities over actions given as VW text (per-request action features; parsed
+        per call, so slower than :meth:`probabilities`)."""
+        return self._bandit.probabilities_for_lines(format_shared(features.namespaces), lines)
+
+    def learn_lines(self, features: ContextFeatures, lines: Sequence[str], chosen: int,
+                    reward: float, propensity: float) -> None:
+        """Learn the bandit alone from per-request action lines (see
+        :meth:`probabilities_for_lines`); outcome statistics are not touched."""
+        self._bandit.learn(format_shared(features.namespaces), lines, chosen, reward,
+                           propensity)
+        self._learned += 1
+
     def predict(self, catalog: Catalog, index: int, prior_time_s: float) -> ActionPrediction:
         action = catalog.actions[index]
         return self._stats.predict_one(

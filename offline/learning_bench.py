@@ -34,8 +34,9 @@ from learners.catalog import Catalog
 from learners.context import DecisionContext
 from learners.drift import BanditDriftSettings
 from learners.estimates import estimate_action_cost
-from learners.features import ContextFeatures, describe_context
+from learners.features import ContextFeatures, ContextRecord, describe_context
 from learners.history import OutcomeFacts
+from learners.online_models import OnlineOutcomeModels, squarecb
 from learners.policy import LearnEvent, OnlinePolicy
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
 from offline.simulate import fallback_indices
@@ -62,6 +63,7 @@ class Step(msgspec.Struct):
     task: SimTask
     at: datetime
     features: ContextFeatures
+    record: ContextRecord
     allowed: list[int]
     rewards: FloatArray  # true expected reward of each allowed action
     prior_time_s: list[float]
@@ -115,6 +117,66 @@ class PolicyContender:
         self.policy.close()
 
 
+class RiverContender:
+    """River alone: SquareCB over the rewards River's online linear model predicts
+    (:mod:`learners.online_models`), with VW's γ schedule (gamma_scale · √t)."""
+
+    name = "river"
+
+    def __init__(self, catalog: Catalog, bandit: BanditSettings) -> None:
+        self.catalog = catalog
+        self.gamma_scale = bandit.gamma_scale
+        self.models = OnlineOutcomeModels()
+
+    def choose(self, step: Step, seed: int) -> tuple[int, float]:
+        actions = [self.catalog.actions[i] for i in step.allowed]
+        predicted = self.models.predict_rewards(step.record, actions)
+        gamma = self.gamma_scale * math.sqrt(self.models.learned + 1)
+        probabilities = squarecb(predicted, gamma)
+        position = draw_index(probabilities, seed_from_id(f"river-{seed}-{step.index}"))
+        return position, probabilities[position]
+
+    def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
+              reward: float) -> None:
+        action = self.catalog.actions[step.allowed[position]]
+        self.models.learn(step.record, action, reward, outcome.verdict is Verdict.APPROVED)
+
+
+class HybridContender(PolicyContender):
+    """VW (the service's settings) with River's predicted reward of each action as an action
+    feature (namespace R, crossed with the task namespace): VW learns how far to trust River
+    per kind of task and explores around it. Action lines are built per request here."""
+
+    def __init__(self, name: str, catalog: Catalog, settings: BanditSettings,
+                 drift: BanditDriftSettings | None = None) -> None:
+        interactions = (*settings.interactions, "TR")
+        super().__init__(name, catalog, msgspec.structs.replace(settings,
+                                                                interactions=interactions),
+                         drift)
+        self.models = OnlineOutcomeModels()
+        self._lines: dict[int, list[str]] = {}
+
+    def _action_lines(self, step: Step) -> list[str]:
+        actions = [self.catalog.actions[i] for i in step.allowed]
+        predicted = self.models.predict_rewards(step.record, actions)
+        base = self.policy.action_lines(self.catalog, step.allowed)
+        return [f"{line} |R river:{p:.4f}" for line, p in zip(base, predicted, strict=True)]
+
+    def choose(self, step: Step, seed: int) -> tuple[int, float]:
+        lines = self._action_lines(step)
+        self._lines[step.index] = lines
+        probabilities = self.policy.probabilities_for_lines(step.features, lines)
+        position = draw_index(probabilities, seed_from_id(f"{self.name}-{seed}-{step.index}"))
+        return position, probabilities[position]
+
+    def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
+              reward: float) -> None:
+        lines = self._lines.pop(step.index)
+        self.policy.learn_lines(step.features, lines, position, reward, propensity)
+        action = self.catalog.actions[step.allowed[position]]
+        self.models.learn(step.record, action, reward, outcome.verdict is Verdict.APPROVED)
+
+
 class UniformContender:
     name = "uniform"
 
@@ -139,12 +201,12 @@ def build_steps(world: World, n: int, seed: int, profile: RewardProfile) -> list
         context = DecisionContext(task=request.task, caller=request.context,
                                   features=dict(request.features), objective="balanced")
         at = START + i * STEP
-        features, _ = describe_context(context, at)
+        features, record = describe_context(context, at)
         allowed = catalog.indices_for_language(task.language)
         actions = [catalog.actions[a] for a in allowed]
         rag = task.rag.examples if task.rag else 0
         steps.append(Step(
-            index=i, task=task, at=at, features=features, allowed=list(allowed),
+            index=i, task=task, at=at, features=features, record=record, allowed=list(allowed),
             rewards=np.array([world.expected_reward(task, a, profile) for a in actions]),
             prior_time_s=[estimate_action_cost(a, request.task, features.complexity, rag)
                           .latency_s for a in actions],
@@ -208,6 +270,8 @@ def contenders(catalog: Catalog, bandit: BanditSettings, drift: BanditDriftSetti
             "vw-epsilon", catalog, msgspec.structs.replace(bandit, exploration="epsilon"),
             drift),
         "uniform": UniformContender,
+        "river": lambda: RiverContender(catalog, bandit),
+        "hybrid": lambda: HybridContender("hybrid", catalog, bandit, drift),
     }
     unknown = [n for n in names if n not in available]
     if unknown:

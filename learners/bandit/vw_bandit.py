@@ -124,6 +124,16 @@ class VWBandit:
         pmf = workspace.predict(examples)
         return normalize(pmf)
 
+    def probabilities_for_lines(self, shared: str, lines: Sequence[str]) -> list[float]:
+        """Probabilities over actions given as text lines (parsed per call)."""
+        if not lines:
+            raise ValueError("no action to choose from")
+        workspace = self._workspace
+        examples = [workspace.example(shared), *(workspace.example(line) for line in lines)]
+        pmf = workspace.predict(examples)
+        workspace.finish_example(examples)
+        return normalize(pmf)
+
     def learn(
         self,
         shared: str,

@@ -1,0 +1,65 @@
+"""River online outcome models and the SquareCB rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from learners.features import ContextRecord
+from learners.online_models import OnlineOutcomeModels, action_crosses, squarecb
+from router.settings import load_settings
+
+
+def record(task_type: str = "backend", language: str = "python",
+           complexity: float = 5.0) -> ContextRecord:
+    return ContextRecord(task_type=task_type, language=language, framework=None, agent="impl",
+                         objective="balanced", description_words=40, requirements=2,
+                         technical_terms=3, complexity=complexity, rag_examples=None,
+                         rag_similarity=None, rag_quality=None, hour=10, weekday=2)
+
+
+def test_squarecb_gives_the_greedy_action_the_rest_and_others_by_their_gap() -> None:
+    p = squarecb([0.5, 0.8, 0.2], gamma=10.0)
+    assert math.fsum(p) == pytest.approx(1.0)
+    assert p[0] == pytest.approx(1 / (3 + 10 * 0.3))
+    assert p[2] == pytest.approx(1 / (3 + 10 * 0.6))
+    assert p[1] == max(p)
+    assert squarecb([0.4, 0.4], gamma=100.0) == pytest.approx([0.5, 0.5])  # ties: uniform
+    assert squarecb([0.1, 0.9], gamma=1e9)[1] == pytest.approx(1.0)  # huge γ: greedy
+
+
+def test_crosses_name_the_action_and_its_task_specific_effects() -> None:
+    catalog = load_settings("configs/default.toml", {}).catalog
+    action = catalog.actions[0]
+    crosses = action_crosses(record(), action)
+    assert crosses[f"a={action.id}"] == 1.0
+    assert crosses[f"m={action.model.name}|t=backend"] == 1.0
+    assert crosses[f"tpl={action.template.name}|c"] == pytest.approx(0.5)
+    other = action_crosses(record(task_type="frontend"), action)
+    assert f"m={action.model.name}|t=frontend" in other
+    assert f"m={action.model.name}|t=backend" not in other
+
+
+def test_the_models_learn_which_model_suits_which_task() -> None:
+    catalog = load_settings("configs/default.toml", {}).catalog
+    good_backend = next(a for a in catalog.actions if a.model.name == "code-specialist")
+    good_frontend = next(a for a in catalog.actions if a.model.name == "mid-general"
+                         and a.template == good_backend.template
+                         and a.temperature == good_backend.temperature)
+    models = OnlineOutcomeModels()
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        kind = "backend" if rng.random() < 0.5 else "frontend"
+        action = good_backend if rng.random() < 0.5 else good_frontend
+        best = (kind == "backend") == (action is good_backend)
+        success = rng.random() < (0.8 if best else 0.3)
+        models.learn(record(kind), action, 0.9 if success else 0.2, bool(success))
+    backend = models.predict_rewards(record("backend"), [good_backend, good_frontend])
+    frontend = models.predict_rewards(record("frontend"), [good_backend, good_frontend])
+    assert backend[0] > backend[1] + 0.15
+    assert frontend[1] > frontend[0] + 0.15
+    p_backend = models.predict_success(record("backend"), [good_backend, good_frontend])
+    assert p_backend[0] > p_backend[1]
+    assert all(0.0 <= v <= 1.0 for v in backend + frontend + p_backend)
