@@ -27,19 +27,26 @@ from typing import Protocol
 import msgspec
 import numpy as np
 import numpy.typing as npt
+from vowpalwabbit import Workspace
 
 from learners.bandit.sampling import draw_index, seed_from_id
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.vw_bandit import ActionLines, BanditSettings
+from learners.bandit.vw_format import format_label, format_shared
+from learners.batch.models import BatchModels
+from learners.batch.settings import TrainSettings
+from learners.batch.training import train_models
 from learners.catalog import Catalog
 from learners.context import DecisionContext
 from learners.drift import BanditDriftSettings
 from learners.estimates import estimate_action_cost
 from learners.features import ContextFeatures, ContextRecord, describe_context
-from learners.history import OutcomeFacts
+from learners.history import HistoryStats, OutcomeFacts
 from learners.online_models import OnlineOutcomeModels, squarecb
 from learners.policy import LearnEvent, OnlinePolicy
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
+from offline.dataset import history_from_rows
 from offline.simulate import fallback_indices
+from offline.synthetic import generate_history
 from offline.world import SimOutcome, SimTask, World
 from router.schemas import RouteRequest
 from router.settings import load_settings
@@ -67,6 +74,7 @@ class Step(msgspec.Struct):
     allowed: list[int]
     rewards: FloatArray  # true expected reward of each allowed action
     prior_time_s: list[float]
+    cost_usd: list[float]  # the catalog estimate of each allowed action's cost
 
 
 class Contender(Protocol):
@@ -177,6 +185,120 @@ class HybridContender(PolicyContender):
         self.models.learn(step.record, action, reward, outcome.verdict is Verdict.APPROVED)
 
 
+class BatchContender:
+    """Batch models trained once (before the run) on uniformly logged decisions of the same
+    world; each decision takes the highest predicted reward (``batch-greedy``), or — as
+    ``hybrid-batch`` — hands the predictions to VW as an action feature next to River's."""
+
+    def __init__(self, name: str, catalog: Catalog, models: BatchModels,
+                 profile: RewardProfile) -> None:
+        self.name = name
+        self.catalog = catalog
+        self.models = models
+        self.profile = profile
+        self.history = HistoryStats()
+
+    def predicted(self, step: Step) -> FloatArray:
+        task = step.task
+        history = self.history.features(
+            tenant_id=TENANT, task_type=step.record.task_type, language=step.record.language,
+            project_id=task.project_id, agent=step.record.agent,
+            models=tuple(sorted(self.catalog.model_names)),
+            templates=tuple(sorted(self.catalog.template_names)), at=step.at)
+        matrix = self.models.encoder.matrix(step.record, history, self.catalog, step.allowed)
+        return self.models.predicted_rewards(matrix, self.profile, step.cost_usd)
+
+    def choose(self, step: Step, seed: int) -> tuple[int, float]:
+        return int(np.argmax(self.predicted(step))), 1.0
+
+    def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
+              reward: float) -> None:
+        action = self.catalog.actions[step.allowed[position]]
+        task = step.task
+        self.history.observe_decision(TENANT, task.project_id, step.at)
+        self.history.learn_one(OutcomeFacts(
+            tenant_id=TENANT, decided_at=step.at, task_type=task.type, language=task.language,
+            project_id=task.project_id, agent=task.agent, model=action.model.name,
+            template=action.template.name, approved=outcome.verdict is Verdict.APPROVED,
+            quality=outcome.quality))
+
+
+class BatchHybridContender(HybridContender):
+    """VW with the batch models' and River's predicted rewards as action features."""
+
+    def __init__(self, catalog: Catalog, settings: BanditSettings,
+                 drift: BanditDriftSettings | None, batch: BatchContender) -> None:
+        super().__init__("hybrid-batch", catalog, settings, drift)
+        self.batch = batch
+
+    def _action_lines(self, step: Step) -> list[str]:
+        lines = super()._action_lines(step)
+        predicted = self.batch.predicted(step)
+        return [f"{line} batch:{p:.4f}" for line, p in zip(lines, predicted, strict=True)]
+
+    def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
+              reward: float) -> None:
+        super().learn(step, position, propensity, outcome, reward)
+        self.batch.learn(step, position, propensity, outcome, reward)
+
+
+class ResidualHybridContender:
+    """The batch models' predicted reward as the base, VW (``--cb_adf``, the service's features
+    and interactions, no built-in exploration) learning the residual reward − base of the chosen
+    action, and SquareCB over base + residual (VW's γ schedule): it starts where the batch
+    models are and corrects them from every outcome."""
+
+    def __init__(self, catalog: Catalog, settings: BanditSettings, batch: BatchContender) -> None:
+        self.name = "hybrid-residual"
+        self.catalog = catalog
+        self.batch = batch
+        self.gamma_scale = settings.gamma_scale
+        interactions = " ".join(f"-q {pair}" for pair in settings.interactions)
+        self.workspace = Workspace(
+            f"--cb_adf --quiet -b {settings.bits} -l {settings.learning_rate} "
+            f"--random_seed {settings.seed} {interactions}")
+        self.lines = ActionLines(catalog)
+        self.parsed = [self.workspace.example(line) for line in self.lines.lines]
+        self.learned = 0
+        self._base: dict[int, FloatArray] = {}
+
+    def choose(self, step: Step, seed: int) -> tuple[int, float]:
+        base = self.batch.predicted(step)
+        shared = self.workspace.example(format_shared(step.features.namespaces))
+        costs = self.workspace.predict([shared, *(self.parsed[i] for i in step.allowed)])
+        predicted = [float(b - c) for b, c in zip(base, costs, strict=True)]
+        probabilities = squarecb(predicted, self.gamma_scale * math.sqrt(self.learned + 1))
+        position = draw_index(probabilities, seed_from_id(f"{self.name}-{seed}-{step.index}"))
+        self._base[step.index] = base
+        return position, probabilities[position]
+
+    def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
+              reward: float) -> None:
+        base = self._base.pop(step.index)
+        lines = self.lines.select(step.allowed)
+        example = [format_shared(step.features.namespaces), *lines]
+        residual = reward - float(base[position])
+        example[position + 1] = f"{format_label(residual, propensity)} {lines[position]}"
+        self.workspace.learn(example)
+        self.learned += 1
+        self.batch.learn(step, position, propensity, outcome, reward)
+
+    def close(self) -> None:
+        self.workspace.finish()
+
+
+WARM_DECISIONS = 5000
+
+
+def warm_batch_models(world: World, seed: int) -> BatchModels:
+    """Batch models trained on ``WARM_DECISIONS`` uniformly logged decisions of ``world``
+    (tasks from another seed than the benchmark's)."""
+    rows = generate_history(world, WARM_DECISIONS, seed=seed + 10_000)
+    history = history_from_rows(rows, [world.catalog])
+    models, _, _ = train_models(history, world.catalog, TrainSettings(search_budget_s=10.0))
+    return models
+
+
 class UniformContender:
     name = "uniform"
 
@@ -205,11 +327,13 @@ def build_steps(world: World, n: int, seed: int, profile: RewardProfile) -> list
         allowed = catalog.indices_for_language(task.language)
         actions = [catalog.actions[a] for a in allowed]
         rag = task.rag.examples if task.rag else 0
+        estimates = [estimate_action_cost(a, request.task, features.complexity, rag)
+                     for a in actions]
         steps.append(Step(
             index=i, task=task, at=at, features=features, record=record, allowed=list(allowed),
             rewards=np.array([world.expected_reward(task, a, profile) for a in actions]),
-            prior_time_s=[estimate_action_cost(a, request.task, features.complexity, rag)
-                          .latency_s for a in actions],
+            prior_time_s=[e.latency_s for e in estimates],
+            cost_usd=[e.cost_usd for e in estimates],
         ))
     return steps
 
@@ -263,8 +387,24 @@ def decisions_to_move_away(models: Sequence[str], drift_model: str, drift_at: in
 
 
 def contenders(catalog: Catalog, bandit: BanditSettings, drift: BanditDriftSettings,
-               names: Sequence[str]) -> list[Contender]:
+               names: Sequence[str], world: World, seed: int,
+               profile: RewardProfile) -> list[Contender]:
+    warm: list[BatchModels] = []
+
+    def batch_models() -> BatchModels:
+        if not warm:
+            _progress(f"training batch models on {WARM_DECISIONS} uniformly logged decisions")
+            warm.append(warm_batch_models(world, seed))
+        return warm[0]
+
     available: dict[str, Callable[[], Contender]] = {
+        "batch-greedy": lambda: BatchContender("batch-greedy", catalog, batch_models(),
+                                               profile),
+        "hybrid-residual": lambda: ResidualHybridContender(
+            catalog, bandit, BatchContender("hybrid-residual", catalog, batch_models(), profile)),
+        "hybrid-batch": lambda: BatchHybridContender(
+            catalog, bandit, drift,
+            BatchContender("hybrid-batch", catalog, batch_models(), profile)),
         "service": lambda: PolicyContender("service", catalog, bandit, drift),
         "vw-epsilon": lambda: PolicyContender(
             "vw-epsilon", catalog, msgspec.structs.replace(bandit, exploration="epsilon"),
@@ -320,7 +460,8 @@ def run(args: argparse.Namespace) -> int:
         references[seed] = {"oracle": float(oracle.mean()), "best_fixed": best,
                             "best_fixed_early": best_early,
                             "oracle_early": float(oracle[:early].mean())}
-        for contender in contenders(catalog, settings.bandit, settings.drift, args.contenders):
+        for contender in contenders(catalog, settings.bandit, settings.drift,
+                                     args.contenders, world, seed, profile):
             started = time.perf_counter()
             chosen, models = run_contender(contender, world, steps, seed, profile)
             alarms = ([f"outcome {a.detected_at}: {a.description}"

@@ -29,6 +29,7 @@ from learners.batch.compiled import (
     compile_predictor,
     verified_explainer,
 )
+from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
 from learners.tabular import CONTEXT_CATEGORICAL, CONTEXT_NUMERIC, DESCRIPTIONS, TabularEncoder
 
 FloatArray = npt.NDArray[np.float64]
@@ -244,6 +245,23 @@ class BatchModels:
             time_low_s=time[:, 0].tolist(),
             time_high_s=time[:, 2].tolist(),
         )
+
+    def predicted_rewards(self, matrix: FloatArray, profile: RewardProfile,
+                          costs_usd: Sequence[float] | None = None) -> FloatArray:
+        """Expected reward of each row under ``profile``: P(success) × reward(approved) +
+        (1 − P(success)) × reward(rejected), both at the predicted quality and median time and
+        at the estimated cost when ``costs_usd`` is given (the models do not predict cost;
+        without it the profile leaves cost out, as for a missing field)."""
+        predicted = self.predict_actions(matrix)
+        costs = costs_usd if costs_usd is not None else [None] * len(matrix)
+        out = np.empty(len(matrix))
+        for i, (p, quality, time_s, cost) in enumerate(
+            zip(predicted.success, predicted.quality, predicted.time_s, costs, strict=True)
+        ):
+            approved = compute_reward(Outcome(Verdict.APPROVED, quality, time_s, cost), profile)
+            rejected = compute_reward(Outcome(Verdict.REJECTED, quality, time_s, cost), profile)
+            out[i] = p * approved + (1.0 - p) * rejected
+        return out
 
     def predict_complexity(self, context: FloatArray) -> FloatArray:
         """Task complexity (0–10) from context columns, one value per row of ``context``."""

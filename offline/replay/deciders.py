@@ -20,7 +20,7 @@ from learners.batch.models import BatchModels
 from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings
 from learners.policy import OnlinePolicy
-from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
+from learners.reward import RewardProfile
 from offline.replay.context import RowContext
 from offline.replay.errors import ReplayError
 from offline.replay.log import ActionSpace, FloatArray, LogChunk, LogError, LogSource, LogSummary
@@ -124,14 +124,7 @@ class BatchGreedyPolicy(_RowPolicy):
                            "before batch-model features existed)")
         matrix = self.models.encoder.matrix(context.record, context.history, context.catalog,
                                             context.allowed)
-        predicted = self.models.predict_actions(matrix)
-        out = np.empty(len(context.allowed))
-        for i, (p, quality, time_s) in enumerate(zip(predicted.success, predicted.quality,
-                                                     predicted.time_s, strict=True)):
-            approved = compute_reward(Outcome(Verdict.APPROVED, quality, time_s), self.profile)
-            rejected = compute_reward(Outcome(Verdict.REJECTED, quality, time_s), self.profile)
-            out[i] = p * approved + (1.0 - p) * rejected
-        return out
+        return self.models.predicted_rewards(matrix, self.profile)
 
     def row(self, context: RowContext) -> FloatArray:
         return greedy(self.predicted_rewards(context))
