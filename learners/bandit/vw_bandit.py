@@ -28,8 +28,8 @@ from learners.catalog import Catalog
 # RegCB-elimination (--regcb alone) is not offered.
 Exploration = Literal["epsilon", "squarecb", "cover", "bag", "softmax", "regcbopt"]
 # VW's update rule: "default" is adaptive + normalized + invariant. RegCB's confidence bounds
-# come from the base learner's sensitivity, and under adaptive + normalized updates they are
-# too narrow to ever leave the first action drawn; RegCB-opt explores under "adaptive".
+# come from the base learner's sensitivity; under the default rule RegCB-opt keeps the first
+# action it draws, under "adaptive" or "sgd" it explores (tests/unit/learners/test_bandit.py).
 UpdateRule = Literal["default", "adaptive", "normalized-invariant", "sgd"]
 _UPDATE_FLAGS: dict[str, str] = {
     "default": "",
