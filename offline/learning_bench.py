@@ -44,6 +44,12 @@ from learners.history import HistoryStats, OutcomeFacts
 from learners.online_models import OnlineOutcomeModels, squarecb
 from learners.policy import LearnEvent, OnlinePolicy
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
+from offline.bandit_spec import (
+    METHOD_PARAMETERS,
+    BanditSpecError,
+    is_bandit_spec,
+    parse_bandit_spec,
+)
 from offline.dataset import history_from_rows
 from offline.simulate import fallback_indices
 from offline.synthetic import generate_history
@@ -386,9 +392,42 @@ def decisions_to_move_away(models: Sequence[str], drift_model: str, drift_at: in
     return None
 
 
+# River / batch / hybrid contenders (not VW settings variants): see contenders().
+EXPERIMENTS = ("river", "hybrid", "batch-greedy", "hybrid-batch", "hybrid-residual")
+
+
+def contender_settings(bandit: BanditSettings,
+                       names: Sequence[str]) -> dict[str, BanditSettings | None]:
+    """The bandit settings of each named contender (None: not a VW policy). ``service`` is the
+    configured ``[bandit]``, ``vw-epsilon`` the same with ε-greedy, and ``vw:...`` an
+    exploration variant of it (:mod:`offline.bandit_spec`). Raises SystemExit on a bad name."""
+    fixed: dict[str, BanditSettings | None] = {
+        "service": bandit,
+        "vw-epsilon": msgspec.structs.replace(bandit, exploration="epsilon"),
+        "uniform": None,
+        **dict.fromkeys(EXPERIMENTS),
+    }
+    chosen: dict[str, BanditSettings | None] = {}
+    for name in names:
+        if name in fixed:
+            chosen[name] = fixed[name]
+        elif is_bandit_spec(name):
+            try:
+                chosen[name] = parse_bandit_spec(name).apply(bandit)
+            except BanditSpecError as exc:
+                raise SystemExit(f"bench-learning: contender {exc}") from exc
+        else:
+            raise SystemExit(f"bench-learning: unknown contender {name!r}; known: "
+                             f"{', '.join(fixed)} or vw:METHOD[=VALUE] with METHOD one of "
+                             f"{', '.join(METHOD_PARAMETERS)} (e.g. vw:squarecb=200)")
+    return chosen
+
+
 def contenders(catalog: Catalog, bandit: BanditSettings, drift: BanditDriftSettings,
                names: Sequence[str], world: World, seed: int,
                profile: RewardProfile) -> list[Contender]:
+    """The named contenders: VW policies (``service``, ``vw-epsilon``, ``vw:...`` specs),
+    ``uniform``, and the River / batch / hybrid experiments of issue 4."""
     warm: list[BatchModels] = []
 
     def batch_models() -> BatchModels:
@@ -397,7 +436,7 @@ def contenders(catalog: Catalog, bandit: BanditSettings, drift: BanditDriftSetti
             warm.append(warm_batch_models(world, seed))
         return warm[0]
 
-    available: dict[str, Callable[[], Contender]] = {
+    experiments: dict[str, Callable[[], Contender]] = {
         "batch-greedy": lambda: BatchContender("batch-greedy", catalog, batch_models(),
                                                profile),
         "hybrid-residual": lambda: ResidualHybridContender(
@@ -405,25 +444,27 @@ def contenders(catalog: Catalog, bandit: BanditSettings, drift: BanditDriftSetti
         "hybrid-batch": lambda: BatchHybridContender(
             catalog, bandit, drift,
             BatchContender("hybrid-batch", catalog, batch_models(), profile)),
-        "service": lambda: PolicyContender("service", catalog, bandit, drift),
-        "vw-epsilon": lambda: PolicyContender(
-            "vw-epsilon", catalog, msgspec.structs.replace(bandit, exploration="epsilon"),
-            drift),
-        "uniform": UniformContender,
         "river": lambda: RiverContender(catalog, bandit),
         "hybrid": lambda: HybridContender("hybrid", catalog, bandit, drift),
     }
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        raise SystemExit(f"bench-learning: unknown contender(s) {unknown}; "
-                         f"known: {sorted(available)}")
-    return [available[n]() for n in names]
+    made: list[Contender] = []
+    for name, settings in contender_settings(bandit, names).items():
+        if name in experiments:
+            made.append(experiments[name]())
+        elif settings is None:
+            made.append(UniformContender())
+        else:
+            made.append(PolicyContender(name, catalog, settings, drift))
+    return made
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=20_000, help="decisions per seed (20,000)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--contenders", nargs="+", default=["service", "vw-epsilon", "uniform"])
+    parser.add_argument("--contenders", nargs="+", default=["service", "vw-epsilon", "uniform"],
+                        help="service, vw-epsilon, uniform, or exploration variants of the "
+                        "service's policy: vw:epsilon=0.05, vw:squarecb=200, vw:cover=5, "
+                        "vw:bag=5, vw:softmax=10, vw:regcbopt, vw:bag=5,epsilon=0.1, ...")
     parser.add_argument("--config", help="TOML config (default: configs/default.toml)")
     parser.add_argument("--profile", default="balanced")
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
@@ -436,6 +477,7 @@ def run(args: argparse.Namespace) -> int:
         print("router bench-learning: --drift-model and --drift-at go together", file=sys.stderr)
         return 2
     settings = load_settings(args.config, {})
+    contender_settings(settings.bandit, args.contenders)  # a bad name fails before any work
     catalog = settings.catalog
     profile = settings.profiles[args.profile]
     results: list[ContenderResult] = []
@@ -514,16 +556,16 @@ def format_table(results: Sequence[ContenderResult], references: dict[int, dict[
     seeds = sorted(references)
     lines = [f"command: router bench-learning --n {args.n} --seeds "
              f"{' '.join(map(str, seeds))} --contenders {' '.join(args.contenders)}",
-             f"{'policy':<16}{'mean reward':>20}{'of oracle':>18}{'first ' + str(EARLY):>20}"]
+             f"{'policy':<24}{'mean reward':>20}{'of oracle':>18}{'first ' + str(EARLY):>20}"]
     for name in dict.fromkeys(r.name for r in results):
         rows = [r for r in results if r.name == name]
-        lines.append(f"{name:<16}{_mean_sd([r.mean_reward for r in rows]):>20}"
+        lines.append(f"{name:<24}{_mean_sd([r.mean_reward for r in rows]):>20}"
                      f"{_mean_sd([r.fraction_of_oracle for r in rows]):>18}"
                      f"{_mean_sd([r.early_mean_reward for r in rows]):>20}")
     for key, label in (("best_fixed", "best fixed"), ("oracle", "oracle")):
         values = [references[s][key] for s in seeds]
         early = [references[s][f"{key}_early"] for s in seeds]
         fractions = [references[s][key] / references[s]["oracle"] for s in seeds]
-        lines.append(f"{label:<16}{_mean_sd(values):>20}{_mean_sd(fractions):>18}"
+        lines.append(f"{label:<24}{_mean_sd(values):>20}{_mean_sd(fractions):>18}"
                      f"{_mean_sd(early):>20}")
     return "\n".join(lines)

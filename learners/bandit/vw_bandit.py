@@ -20,9 +20,23 @@ from learners.bandit.sampling import normalize
 from learners.bandit.vw_format import format_action, format_label
 from learners.catalog import Catalog
 
-# RegCB (--regcb / --regcbopt) is left out: in vowpalwabbit 9.11 its cb_explore_adf predictions
-# come back as 1.0 for every action or stay uniform after learning (tests/unit/learners).
-Exploration = Literal["epsilon", "squarecb", "cover", "bag", "softmax"]
+# "regcbopt" is RegCB-optimistic: all probability on the action with the lowest optimistic
+# (lower-confidence) cost, shared among ties. VW clips its confidence bounds to the cost range
+# [cb_min_cost, cb_max_cost], default [0, 1]; our costs (-reward) lie in [-1, 0], so with the
+# default every action's bound clips to 0, all tie, and the prediction stays all-ones (uniform)
+# for ever. The range is therefore always passed, from min_reward/max_reward.
+# RegCB-elimination (--regcb alone) is not offered.
+Exploration = Literal["epsilon", "squarecb", "cover", "bag", "softmax", "regcbopt"]
+# VW's update rule: "default" is adaptive + normalized + invariant. RegCB's confidence bounds
+# come from the base learner's sensitivity; under the default rule RegCB-opt keeps the first
+# action it draws, under "adaptive" or "sgd" it explores (tests/unit/learners/test_bandit.py).
+UpdateRule = Literal["default", "adaptive", "normalized-invariant", "sgd"]
+_UPDATE_FLAGS: dict[str, str] = {
+    "default": "",
+    "adaptive": "--adaptive",
+    "normalized-invariant": "--normalized --invariant",
+    "sgd": "--sgd",
+}
 
 
 class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -34,8 +48,12 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bag_size: Annotated[int, Meta(ge=2, le=64)] = 5
     cover_size: Annotated[int, Meta(ge=1, le=64)] = 5
     softmax_lambda: Annotated[float, Meta(gt=0.0)] = 10.0
+    mellowness: Annotated[float, Meta(gt=0.0)] = 0.1  # RegCB's c0: wider bounds when larger
+    min_reward: float = 0.0  # bounds of every reward the bandit learns (RegCB clips to them)
+    max_reward: float = 1.0
     bits: Annotated[int, Meta(ge=12, le=28)] = 18
     learning_rate: Annotated[float, Meta(gt=0.0, le=100.0)] = 0.5
+    update_rule: UpdateRule = "default"
     interactions: tuple[Annotated[str, Meta(pattern=r"^[A-Za-z]{2,3}$")], ...] = (
         "TM",
         "TP",
@@ -50,11 +68,19 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     )
     seed: int = 7
 
+    def __post_init__(self) -> None:
+        if not self.min_reward < self.max_reward:
+            raise ValueError(
+                f"min_reward ({self.min_reward}) must be below max_reward ({self.max_reward})"
+            )
+
 
 def vw_arguments(settings: BanditSettings) -> str:
     """The VW command line for ``settings``."""
     args = ["--cb_explore_adf", "--quiet", f"-b {settings.bits}", f"-l {settings.learning_rate}"]
     args.append(f"--random_seed {settings.seed}")
+    if settings.update_rule != "default":
+        args.append(_UPDATE_FLAGS[settings.update_rule])
     match settings.exploration:
         case "epsilon":
             args.append(f"--epsilon {settings.epsilon}")
@@ -66,6 +92,13 @@ def vw_arguments(settings: BanditSettings) -> str:
             args.append(f"--bag {settings.bag_size} --epsilon {settings.epsilon}")
         case "softmax":
             args.append(f"--softmax --lambda {settings.softmax_lambda}")
+        case "regcbopt":
+            # cost = -reward: the cost range is the reward range negated and reversed.
+            args.append(
+                f"--regcb --regcbopt --mellowness {settings.mellowness} "
+                f"--cb_min_cost {0.0 - settings.max_reward} "
+                f"--cb_max_cost {0.0 - settings.min_reward}"
+            )
     for pair in settings.interactions:
         flag = "-q" if len(pair) == 2 else "--cubic"
         args.append(f"{flag} {pair}")

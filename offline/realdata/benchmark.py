@@ -168,13 +168,26 @@ def _reference_rows(frame: _Frame, models: list[str], lam: float) -> list[Policy
     ]
 
 
+def bandit_for_lambda(bandit: BanditSettings, lam: float,
+                      workloads: Sequence[Workload]) -> BanditSettings:
+    """``bandit`` with its reward range widened to what ``score − λ·cost`` can reach: scores
+    lie in [0, 1], so the lowest reward is −λ times the dearest estimated cost. Only RegCB
+    reads the range (it clips its confidence bounds to it)."""
+    lowest = min(-lam * float(w.costs.max()) for w in workloads)
+    if lowest >= bandit.min_reward:
+        return bandit
+    return msgspec.structs.replace(bandit, min_reward=lowest)
+
+
 def _online_rows(frame: _Frame, catalog: Catalog, spec: BenchmarkSpec, lam: float,
                  history: Workload | None) -> list[PolicyRow]:
     rows = []
+    bandit = bandit_for_lambda(
+        spec.bandit, lam, [frame.workload] if history is None else [frame.workload, history])
     for name, factory in spec.policies.items():
         points = []
         for seed in spec.seeds:
-            policy = factory(catalog, spec.bandit, seed)
+            policy = factory(catalog, bandit, seed)
             if history is not None:
                 warm_start(policy, catalog, history, lam, seed)
             choices = route_online(policy, catalog, frame.workload, lam, seed)
@@ -244,4 +257,4 @@ def _result(protocol: Protocol, data: RealData, spec: BenchmarkSpec, frame: _Fra
 
 
 __all__ = ["COST_TARGET", "GAP_TARGET", "BenchmarkSpec", "LambdaTable", "Measure", "PolicyRow",
-           "ProtocolResult", "make_workload", "run_online", "run_warm"]
+           "ProtocolResult", "bandit_for_lambda", "make_workload", "run_online", "run_warm"]

@@ -42,7 +42,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=5, help="seeds per online router (default 5)")
     parser.add_argument("--protocol", choices=("online", "warm", "both"), default="both")
     parser.add_argument("--policy", action="append", dest="policies", metavar="NAME",
-                        help="online router: 'vw' (default) or module:factory; repeatable")
+                        help="online router: 'vw' (default), an exploration variant of it "
+                        "(vw:squarecb=200, vw:epsilon=0.05, vw:regcbopt, ...) or "
+                        "module:factory; repeatable")
     parser.add_argument("--output-tokens", type=int, default=ASSUMED_OUTPUT_TOKENS,
                         help=f"assumed completion tokens per prompt (default "
                         f"{ASSUMED_OUTPUT_TOKENS})")

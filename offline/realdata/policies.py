@@ -2,9 +2,10 @@
 
 A policy is anything with the decide/learn interface of :class:`learners.policy.OnlinePolicy`
 (:class:`RoutingPolicy`): ``probabilities(features, catalog, allowed)`` and
-``learn(event)``. ``--policy NAME`` takes a name of :data:`POLICIES` or ``module:function``, a
-factory ``(catalog, settings, seed) -> policy``, so a new learner (River, hybrid, ...) is
-benchmarked without editing this module.
+``learn(event)``. ``--policy NAME`` takes a name of :data:`POLICIES`, an exploration variant
+of the VW policy (``vw:squarecb=200``, ``vw:regcbopt``, ...: :mod:`offline.bandit_spec`) or
+``module:function``, a factory ``(catalog, settings, seed) -> policy``, so a new learner
+(River, hybrid, ...) is benchmarked without editing this module.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from learners.bandit.vw_bandit import BanditSettings
 from learners.catalog import Catalog
 from learners.features import ContextFeatures
 from learners.policy import LearnEvent, OnlinePolicy
+from offline.bandit_spec import BanditSpecError, is_bandit_spec, parse_bandit_spec
 
 
 class RoutingPolicy(Protocol):
@@ -49,10 +51,21 @@ POLICIES: dict[str, PolicyFactory] = {"vw": create_vw_policy}
 
 
 def resolve_policy(name: str) -> PolicyFactory:
-    """The factory registered as ``name``, or the callable ``module:function``."""
+    """The factory registered as ``name``, the VW policy under the bandit spec ``name``
+    (``vw:...``), or the callable ``module:function``."""
     factory = POLICIES.get(name)
     if factory is not None:
         return factory
+    if is_bandit_spec(name):
+        try:
+            spec = parse_bandit_spec(name)
+        except BanditSpecError as exc:
+            raise UnknownPolicyError(str(exc)) from exc
+
+        def create_variant(catalog: Catalog, settings: BanditSettings, seed: int) -> OnlinePolicy:
+            return create_vw_policy(catalog, spec.apply(settings), seed)
+
+        return create_variant
     module_name, _, attribute = name.partition(":")
     if not attribute:
         raise UnknownPolicyError(

@@ -5,7 +5,13 @@ import random
 import pytest
 
 from learners.bandit.sampling import draw_index, normalize, seed_from_id
-from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit, vw_arguments
+from learners.bandit.vw_bandit import (
+    ActionLines,
+    BanditSettings,
+    UpdateRule,
+    VWBandit,
+    vw_arguments,
+)
 from learners.bandit.vw_format import format_label, format_shared
 from learners.catalog import Catalog, ModelSpec, TemplateSpec
 
@@ -98,6 +104,68 @@ def test_every_exploration_learns_the_rewarded_action(exploration: str) -> None:
     assert sum(probabilities) == pytest.approx(1.0)
     assert max(range(len(LINES)), key=probabilities.__getitem__) == 3
     bandit.close()
+
+
+TWO = ActionLines(
+    Catalog(
+        models=[
+            ModelSpec(name=name, input_price_per_mtok=1, output_price_per_mtok=1,
+                      typical_latency_s=1)
+            for name in ("strong", "weak")
+        ],
+        templates=[TemplateSpec(name="plain")],
+        temperatures=[0.2],
+    )
+)
+
+
+def _two_actions_online(settings: BanditSettings, steps: int) -> tuple[int, list[float]]:
+    """Rewards 0.9 (strong) and 0.2 (weak); the bandit draws and learns its own choices with
+    their propensities, as the service does. Returns the first action drawn and the final
+    probabilities."""
+    bandit = VWBandit(settings=settings)
+    lines = list(TWO.lines)
+    first = -1
+    for step in range(steps):
+        probabilities = bandit.probabilities(SHARED, TWO, [0, 1])
+        chosen = draw_index(probabilities, seed_from_id(f"two-{step}"))
+        first = chosen if first < 0 else first
+        bandit.learn(SHARED, lines, chosen, (0.9, 0.2)[chosen], probabilities[chosen])
+    final = bandit.probabilities(SHARED, TWO, [0, 1])
+    bandit.close()
+    return first, final
+
+
+@pytest.mark.parametrize("update_rule", ["adaptive", "sgd"])
+def test_regcb_optimistic_moves_from_the_weak_first_draw_to_the_better_action(
+    update_rule: UpdateRule,
+) -> None:
+    settings = BanditSettings(exploration="regcbopt", update_rule=update_rule)
+    assert _two_actions_online(settings, 1) == (1, [0.5, 0.5])  # tied, then weak is drawn
+    assert _two_actions_online(settings, 50)[1] == [1.0, 0.0]
+
+
+def test_regcb_optimistic_keeps_the_first_draw_under_the_default_update() -> None:
+    # VW's default update (adaptive + normalized + invariant): after one outcome of the weak
+    # action (0.2) the untried strong one's optimistic bound no longer beats it, for good.
+    settings = BanditSettings(exploration="regcbopt")
+    assert _two_actions_online(settings, 1) == (1, [0.0, 1.0])
+    assert _two_actions_online(settings, 500)[1] == [0.0, 1.0]
+
+
+def test_regcb_optimistic_stays_uniform_when_rewards_lie_outside_its_range() -> None:
+    # VW's default cost range [0, 1] is the reward range [-1, 0]: every confidence bound clips
+    # to the same end, all actions tie, and the prediction never leaves uniform. This is what
+    # made RegCB look broken before min_reward/max_reward were passed to VW (with the default
+    # update; under "adaptive" it does leave uniform on this problem).
+    settings = BanditSettings(exploration="regcbopt", min_reward=-1.0, max_reward=0.0)
+    assert "--cb_min_cost 0.0 --cb_max_cost 1.0" in vw_arguments(settings)
+    assert _two_actions_online(settings, 200)[1] == [0.5, 0.5]
+
+
+def test_reward_range_must_not_be_empty() -> None:
+    with pytest.raises(ValueError, match="min_reward"):
+        BanditSettings(min_reward=1.0, max_reward=1.0)
 
 
 def test_save_and_restore_give_identical_state() -> None:

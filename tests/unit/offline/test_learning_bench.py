@@ -1,13 +1,93 @@
-"""The learning benchmark's bookkeeping: when traffic counts as moved away, and a short run
-whose contenders and references come out in the right order."""
+"""The learning benchmark's bookkeeping: contender names and ``vw:...`` exploration specs, when
+traffic counts as moved away, and a short run whose contenders and references come out in the
+right order."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
+from typing import get_args
 
-from offline.learning_bench import DRIFT_WINDOW, decisions_to_move_away, run
+import msgspec
+import pytest
+
+from learners.bandit.vw_bandit import BanditSettings, Exploration, vw_arguments
+from offline.bandit_spec import METHOD_PARAMETERS, BanditSpecError, parse_bandit_spec
+from offline.learning_bench import (
+    DRIFT_WINDOW,
+    contender_settings,
+    decisions_to_move_away,
+    run,
+)
+
+CONFIGURED = BanditSettings(exploration="squarecb", gamma_scale=200.0, epsilon=0.05,
+                            learning_rate=0.5, interactions=("TM", "ML"))
+
+
+@pytest.mark.parametrize(
+    ("spec", "changed"),
+    [
+        ("vw:epsilon=0.1", {"exploration": "epsilon", "epsilon": 0.1}),
+        ("vw:squarecb=1000", {"gamma_scale": 1000.0}),
+        ("vw:cover=5", {"exploration": "cover", "cover_size": 5}),
+        ("vw:bag=7,epsilon=0.1", {"exploration": "bag", "bag_size": 7, "epsilon": 0.1}),
+        ("vw:softmax=10", {"exploration": "softmax", "softmax_lambda": 10.0}),
+        ("vw:regcbopt", {"exploration": "regcbopt"}),
+        ("vw:regcbopt=0.01,update_rule=adaptive",
+         {"exploration": "regcbopt", "mellowness": 0.01, "update_rule": "adaptive"}),
+        ("vw:squarecb,learning_rate=1", {"learning_rate": 1.0}),
+        ("vw", {}),
+    ],
+)
+def test_a_spec_overrides_only_what_it_names(spec: str, changed: dict[str, object]) -> None:
+    settings = parse_bandit_spec(spec).apply(CONFIGURED)
+    assert settings == msgspec.structs.replace(CONFIGURED, **changed)
+    assert settings.interactions == ("TM", "ML")  # the rest of [bandit] is kept
+
+
+def test_every_exploration_method_has_a_spec_parameter() -> None:
+    assert set(METHOD_PARAMETERS) == set(get_args(Exploration))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("vw:regcb", "unknown exploration 'regcb'; known: epsilon, squarecb"),
+        ("vw:greedy=1", "unknown exploration 'greedy'"),
+        ("vw:bag=1", "Expected `int` >= 2 - at `$.bag_size`"),
+        ("vw:squarecb=fast", "Expected `float`, got `str` - at `$.gamma_scale`"),
+        ("vw:bag=5,bag_size=6", "bag_size is set twice"),
+        ("vw:bag=5,size=6", "'size=6' is not FIELD=VALUE with FIELD one of epsilon"),
+        ("vw:bag=5,epsilon", "'epsilon' is not FIELD=VALUE"),
+        ("vw:epsilon,interactions=TM", "'interactions=TM' is not FIELD=VALUE"),
+        ("vw:regcbopt,update_rule=fast", "Invalid enum value 'fast' - at `$.update_rule`"),
+        ("river", "'river' is not a bandit spec"),
+    ],
+)
+def test_a_bad_spec_is_named_with_what_is_wrong(spec: str, message: str) -> None:
+    with pytest.raises(BanditSpecError, match=re.escape(message)):
+        parse_bandit_spec(spec)
+
+
+def test_contenders_keep_their_names_and_settings() -> None:
+    chosen = contender_settings(CONFIGURED, ["service", "vw-epsilon", "vw:cover=3", "uniform"])
+    assert list(chosen) == ["service", "vw-epsilon", "vw:cover=3", "uniform"]
+    assert chosen["service"] == CONFIGURED
+    assert chosen["vw-epsilon"] == msgspec.structs.replace(CONFIGURED, exploration="epsilon")
+    cover = chosen["vw:cover=3"]
+    assert cover is not None
+    assert "--cover 3 --epsilon 0.05" in vw_arguments(cover)
+    assert chosen["uniform"] is None
+
+
+def test_an_unknown_contender_stops_the_run_with_the_known_ones() -> None:
+    with pytest.raises(SystemExit, match="unknown contender 'vw-greedy'; known: service, "
+                       "vw-epsilon, uniform or vw:METHOD"):
+        contender_settings(CONFIGURED, ["service", "vw-greedy"])
+    with pytest.raises(SystemExit, match=re.escape("contender 'vw:cover=0'")):
+        contender_settings(CONFIGURED, ["vw:cover=0"])
 
 
 def test_moving_away_is_measured_on_a_trailing_window() -> None:

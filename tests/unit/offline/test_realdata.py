@@ -205,6 +205,31 @@ def test_vw_policy_runs_end_to_end_by_name(code_sample: RealData) -> None:
     policy.close()
 
 
+def test_an_exploration_variant_is_the_vw_policy_under_its_spec() -> None:
+    data = _tiny(["a" * 40], [[1.0, 0.0]])
+    configured = BanditSettings(exploration="squarecb", learning_rate=0.3)
+    policy = resolve_policy("vw:cover=3,epsilon=0.1")(build_catalog(data), configured, 4)
+    assert isinstance(policy, OnlinePolicy)
+    assert policy.settings == BanditSettings(exploration="cover", cover_size=3, epsilon=0.1,
+                                             learning_rate=0.3, seed=4)
+    policy.close()
+    with pytest.raises(UnknownPolicyError, match="unknown exploration 'regcb'"):
+        resolve_policy("vw:regcb")
+
+
+def test_the_reward_range_reaches_down_to_lambda_times_the_dearest_cost() -> None:
+    from offline.realdata.benchmark import bandit_for_lambda, make_workload
+
+    workload = make_workload(_tiny(["a" * 40, "b" * 4000], [[1.0, 0.0], [0.0, 1.0]]), "code",
+                             ASSUMED_OUTPUT_TOKENS)
+    dearest = float(workload.costs.max())
+    assert dearest == workload.costs[1, 1]  # the long prompt on the dear model
+    assert bandit_for_lambda(BanditSettings(), 0.0, [workload]) == BanditSettings()
+    widened = bandit_for_lambda(BanditSettings(), 300.0, [workload])
+    assert widened.min_reward == pytest.approx(-300.0 * dearest)
+    assert widened.max_reward == 1.0
+
+
 def test_both_protocols_report_and_plot(code_sample: RealData, tmp_path: Path) -> None:
     spec = BenchmarkSpec(subset="code", lambdas=[0.0, 300.0], seeds=[0, 1],
                          policies={"vw": resolve_policy("vw")}, bandit=BanditSettings(),
