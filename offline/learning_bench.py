@@ -344,6 +344,20 @@ def build_steps(world: World, n: int, seed: int, profile: RewardProfile) -> list
     return steps
 
 
+def fixed_action_rewards(steps: Sequence[Step], catalog: Catalog) -> FloatArray:
+    """True expected reward of always playing each catalog action, per step (rows) and action
+    (columns). A fixed action with a language-specific template falls back, on other
+    languages, to the same model and temperature with a general template (as in
+    ``router simulate``)."""
+    fallback = fallback_indices(catalog)
+    per_action = np.empty((len(steps), len(catalog)))
+    for row, step in enumerate(steps):
+        full = np.full(len(catalog), np.nan)
+        full[step.allowed] = step.rewards
+        per_action[row] = np.where(np.isnan(full), full[fallback], full)
+    return per_action
+
+
 class ContenderResult(msgspec.Struct, frozen=True):
     name: str
     seed: int
@@ -488,14 +502,7 @@ def run(args: argparse.Namespace) -> int:
         _progress(f"seed {seed}: {args.n} tasks and their true rewards")
         steps = build_steps(world, args.n, seed, profile)
         oracle = np.array([s.rewards.max() for s in steps])
-        # A fixed action with a language-specific template falls back, on other languages, to
-        # the same model and temperature with a general template (as in ``router simulate``).
-        fallback = fallback_indices(catalog)
-        per_action = np.empty((len(steps), len(catalog)))
-        for s in steps:
-            full = np.full(len(catalog), np.nan)
-            full[s.allowed] = s.rewards
-            per_action[s.index] = np.where(np.isnan(full), full[fallback], full)
+        per_action = fixed_action_rewards(steps, catalog)
         best = float(per_action.mean(axis=0).max())
         early = min(EARLY, args.n)
         best_early = float(per_action[:early].mean(axis=0).max())

@@ -4,7 +4,6 @@ alone learns too (it beats uniform)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from offline.learning_bench import (
@@ -12,9 +11,9 @@ from offline.learning_bench import (
     RiverContender,
     UniformContender,
     build_steps,
+    fixed_action_rewards,
     run_contender,
 )
-from offline.simulate import fallback_indices
 from offline.world import World
 from router.settings import load_settings
 
@@ -30,13 +29,7 @@ def test_cold_start_policy_beats_uniform_and_the_best_fixed_action() -> None:
     catalog = settings.catalog
     world = World(catalog=catalog, seed=SEED)
     steps = build_steps(world, N, SEED, profile)
-    fallback = fallback_indices(catalog)
-    per_action = np.empty((N, len(catalog)))
-    for s in steps:
-        full = np.full(len(catalog), np.nan)
-        full[s.allowed] = s.rewards
-        per_action[s.index] = np.where(np.isnan(full), full[fallback], full)
-    best_fixed = float(per_action.mean(axis=0).max())
+    best_fixed = float(fixed_action_rewards(steps, catalog).mean(axis=0).max())
 
     service = PolicyContender("service", catalog, settings.bandit, settings.drift)
     try:
