@@ -258,7 +258,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=5000, help="number of decisions (default 5000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and the tasks")
     parser.add_argument("--url", help="base URL of a running service; default: run in-process")
-    parser.add_argument("--config", default="configs/default.toml",
+    parser.add_argument("--config",
                         help="config with the catalog (default configs/default.toml)")
     parser.add_argument("--profile", default="balanced", help="reward profile (default balanced)")
     parser.add_argument("--feedback-delay", type=int, default=0,

@@ -51,8 +51,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-duplicates", action="store_true",
                         help="warm protocol: keep train prompts whose text is also in the test "
                         "split (leaks test outcomes into the history)")
-    parser.add_argument("--config", default="configs/default.toml",
-                        help="config whose [bandit] section the VW router uses")
+    parser.add_argument("--config",
+                        help="config whose [bandit] section the VW router uses (default "
+                             "configs/default.toml)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="write report.txt, report.json and costs.png into DIR")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="cost-vs-accuracy plot")
