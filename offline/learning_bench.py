@@ -94,15 +94,76 @@ class Contender(Protocol):
               reward: float) -> None: ...
 
 
+class PredictionAudit:
+    """P(approved) of each chosen action as predicted *before* its outcome by the service's
+    online statistics (:class:`learners.online_stats.OutcomeStats`, what the response carries
+    before any batch model), River (:class:`learners.online_models.OnlineOutcomeModels`),
+    optionally batch models trained on warm history, and the mean of River and batch."""
+
+    def __init__(self, batch: BatchModels | None) -> None:
+        self.river = OnlineOutcomeModels()
+        self.batch = batch
+        self.history = HistoryStats()
+        self.outcomes: list[float] = []
+        self.predicted: dict[str, list[float]] = {"online stats": [], "river": []}
+        if batch is not None:
+            self.predicted.update({"batch (5k warm)": [], "mean of river and batch": []})
+
+    def record(self, step: Step, catalog: Catalog, position: int, stats: float,
+               approved: bool) -> None:
+        action = catalog.actions[step.allowed[position]]
+        river = self.river.predict_success(step.record, [action])[0]
+        self.predicted["online stats"].append(stats)
+        self.predicted["river"].append(river)
+        if self.batch is not None:
+            history = self.history.features(
+                tenant_id=TENANT, task_type=step.record.task_type,
+                language=step.record.language, project_id=step.task.project_id,
+                agent=step.record.agent, models=tuple(sorted(catalog.model_names)),
+                templates=tuple(sorted(catalog.template_names)), at=step.at)
+            matrix = self.batch.encoder.matrix(step.record, history, catalog,
+                                               [step.allowed[position]])
+            batch = float(self.batch.predict_success(matrix)[0])
+            self.predicted["batch (5k warm)"].append(batch)
+            self.predicted["mean of river and batch"].append((river + batch) / 2.0)
+        self.outcomes.append(1.0 if approved else 0.0)
+
+    def learn(self, step: Step, catalog: Catalog, position: int, reward: float,
+              outcome: SimOutcome) -> None:
+        action = catalog.actions[step.allowed[position]]
+        approved = outcome.verdict is Verdict.APPROVED
+        self.river.learn(step.record, action, reward, approved)
+        self.history.observe_decision(TENANT, step.task.project_id, step.at)
+        self.history.learn_one(OutcomeFacts(
+            tenant_id=TENANT, decided_at=step.at, task_type=step.task.type,
+            language=step.task.language, project_id=step.task.project_id,
+            agent=step.task.agent, model=action.model.name, template=action.template.name,
+            approved=approved, quality=outcome.quality))
+
+    def scores(self, start: int = 0) -> dict[str, dict[str, float]]:
+        """Log-loss and Brier score of each predictor over outcomes ``start`` onwards."""
+        y = np.asarray(self.outcomes[start:])
+        out = {}
+        for name, values in self.predicted.items():
+            p = np.clip(np.asarray(values[start:]), 1e-6, 1 - 1e-6)
+            out[name] = {
+                "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+                "brier": float(np.mean((p - y) ** 2)),
+            }
+        return out
+
+
 class PolicyContender:
     """The service's online policy (:class:`OnlinePolicy`) under some bandit settings."""
 
     def __init__(self, name: str, catalog: Catalog, settings: BanditSettings,
-                 drift: BanditDriftSettings | None = None) -> None:
+                 drift: BanditDriftSettings | None = None,
+                 audit: PredictionAudit | None = None) -> None:
         self.name = name
         self.catalog = catalog
         self.policy = OnlinePolicy(settings=settings, catalogs={catalog.fingerprint: catalog},
                                    drift=drift)
+        self.audit = audit
 
     def choose(self, step: Step, seed: int) -> tuple[int, float]:
         probabilities = self.policy.probabilities(step.features, self.catalog, step.allowed)
@@ -113,6 +174,11 @@ class PolicyContender:
               reward: float) -> None:
         action = self.catalog.actions[step.allowed[position]]
         task = step.task
+        if self.audit is not None:
+            stats = self.policy.predict(self.catalog, action.index, step.prior_time_s[position])
+            self.audit.record(step, self.catalog, position, stats.success_probability,
+                              outcome.verdict is Verdict.APPROVED)
+            self.audit.learn(step, self.catalog, position, reward, outcome)
         self.policy.learn(LearnEvent(
             seq=step.index + 1, catalog_fingerprint=self.catalog.fingerprint,
             features=step.features, allowed=step.allowed, chosen_position=position,
@@ -439,7 +505,7 @@ def contender_settings(bandit: BanditSettings,
 
 def contenders(catalog: Catalog, bandit: BanditSettings, drift: BanditDriftSettings,
                names: Sequence[str], world: World, seed: int,
-               profile: RewardProfile) -> list[Contender]:
+               profile: RewardProfile, audit: bool = False) -> list[Contender]:
     """The named contenders: VW policies (``service``, ``vw-epsilon``, ``vw:...`` specs),
     ``uniform``, and the River / batch / hybrid experiments of issue 4."""
     warm: list[BatchModels] = []
@@ -467,6 +533,9 @@ def contenders(catalog: Catalog, bandit: BanditSettings, drift: BanditDriftSetti
             made.append(experiments[name]())
         elif settings is None:
             made.append(UniformContender())
+        elif name == "service" and audit:
+            made.append(PolicyContender(name, catalog, settings, drift,
+                                        PredictionAudit(batch_models())))
         else:
             made.append(PolicyContender(name, catalog, settings, drift))
     return made
@@ -482,6 +551,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config (default: configs/default.toml)")
     parser.add_argument("--profile", default="balanced")
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
+    parser.add_argument("--prediction-audit", action="store_true",
+                        help="also score the service's P(approved) predictions: online "
+                             "statistics, River, batch models (5k warm) and their mean")
     parser.add_argument("--drift-model", help="model whose success drops at --drift-at")
     parser.add_argument("--drift-at", type=int, help="decision number where the drift starts")
 
@@ -510,7 +582,8 @@ def run(args: argparse.Namespace) -> int:
                             "best_fixed_early": best_early,
                             "oracle_early": float(oracle[:early].mean())}
         for contender in contenders(catalog, settings.bandit, settings.drift,
-                                     args.contenders, world, seed, profile):
+                                     args.contenders, world, seed, profile,
+                                     args.prediction_audit):
             started = time.perf_counter()
             chosen, models = run_contender(contender, world, steps, seed, profile)
             alarms = ([f"outcome {a.detected_at}: {a.description}"
@@ -526,6 +599,12 @@ def run(args: argparse.Namespace) -> int:
                 seconds=round(time.perf_counter() - started, 1), drift_alarms=alarms)
             for alarm in alarms:
                 _progress(f"  drift alarm at {alarm}")
+            audit = contender.audit if isinstance(contender, PolicyContender) else None
+            if audit is not None:
+                for start, label in ((0, "all"), (min(EARLY, args.n), f"after {EARLY}")):
+                    for predictor, score in audit.scores(start).items():
+                        _progress(f"  P(approved) by {predictor:<24} ({label}): log-loss "
+                                  f"{score['log_loss']:.4f}, Brier {score['brier']:.4f}")
             if args.drift_model is not None:
                 share = [m == args.drift_model for m in
                          models[max(0, args.drift_at - DRIFT_WINDOW):args.drift_at]]

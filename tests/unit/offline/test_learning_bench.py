@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from pathlib import Path
 from typing import get_args
@@ -17,6 +18,7 @@ from learners.bandit.vw_bandit import BanditSettings, Exploration, vw_arguments
 from offline.bandit_spec import METHOD_PARAMETERS, BanditSpecError, parse_bandit_spec
 from offline.learning_bench import (
     DRIFT_WINDOW,
+    PredictionAudit,
     contender_settings,
     decisions_to_move_away,
     run,
@@ -106,7 +108,7 @@ def test_a_short_run_ranks_the_service_between_uniform_and_the_oracle(tmp_path: 
     out = tmp_path / "bench.json"
     args = argparse.Namespace(n=300, seeds=[4], contenders=["service", "uniform"], config=None,
                               profile="balanced", json=str(out), drift_model=None,
-                              drift_at=None)
+                              drift_at=None, prediction_audit=False)
     run(args)
     data = json.loads(out.read_text())
     results = {r["name"]: r for r in data["results"]}
@@ -115,3 +117,15 @@ def test_a_short_run_ranks_the_service_between_uniform_and_the_oracle(tmp_path: 
     assert results["service"]["mean_reward"] < reference["oracle"]
     assert results["uniform"]["mean_reward"] < reference["best_fixed"] < reference["oracle"]
     assert 0.0 < results["uniform"]["fraction_of_oracle"] < 1.0
+
+
+def test_prediction_audit_scores_are_log_loss_and_brier() -> None:
+    audit = PredictionAudit(batch=None)
+    audit.outcomes = [1.0, 0.0, 1.0]
+    audit.predicted = {"river": [0.8, 0.4, 0.5], "online stats": [0.5, 0.5, 0.5]}
+    scores = audit.scores()
+    expected = -(math.log(0.8) + math.log(0.6) + math.log(0.5)) / 3
+    assert scores["river"]["log_loss"] == pytest.approx(expected)
+    assert scores["river"]["brier"] == pytest.approx((0.04 + 0.16 + 0.25) / 3)
+    assert scores["online stats"]["log_loss"] == pytest.approx(math.log(2))
+    assert audit.scores(start=2)["river"]["brier"] == pytest.approx(0.25)
