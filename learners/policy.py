@@ -16,12 +16,14 @@ from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit
 from learners.bandit.vw_format import format_shared
 from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings, DriftAlarm, DriftMonitor
-from learners.features import ContextFeatures
+from learners.features import ContextFeatures, ContextRecord
 from learners.history import HistoryStats, OutcomeFacts
+from learners.online_models import OnlineOutcomeModels
 from learners.online_stats import ActionPrediction, OutcomeStats
 from learners.reward import Verdict
 
-FEATURE_VERSION = "3"  # 3: drift_alarm model feature
+FEATURE_VERSION = "4"  # 3: drift_alarm model feature; 4: River outcome models in the state
+RIVER_MIN_OUTCOMES = 50  # River's P(approved) replaces the per-action rates from here on
 POLICY_NAME = "vw-cb-explore-adf"
 
 
@@ -40,6 +42,7 @@ class LearnEvent(msgspec.Struct, frozen=True):
     generation_time_s: float | None
     prior_time_s: float
     facts: OutcomeFacts | None = None
+    record: ContextRecord | None = None  # the decision's context record (River's input)
 
 
 class _Snapshot(msgspec.Struct, frozen=True):
@@ -49,6 +52,7 @@ class _Snapshot(msgspec.Struct, frozen=True):
     learned: int
     history: bytes = b""
     drift: bytes = b""
+    river: bytes = b""
 
 
 class OnlinePolicy:
@@ -72,6 +76,7 @@ class OnlinePolicy:
         self._stats = OutcomeStats()
         self._history = HistoryStats()
         self._drift = DriftMonitor(self.drift_settings)
+        self._river = OnlineOutcomeModels()
         self._learned = 0
 
     @property
@@ -131,11 +136,26 @@ class OnlinePolicy:
                            propensity)
         self._learned += 1
 
-    def predict(self, catalog: Catalog, index: int, prior_time_s: float) -> ActionPrediction:
+    def predict(
+        self,
+        catalog: Catalog,
+        index: int,
+        prior_time_s: float,
+        record: ContextRecord | None = None,
+    ) -> ActionPrediction:
+        """Online predictions for one action: outcome statistics (quality, time, and the
+        success rate shrunk from action to model), with P(approved) from River's online model
+        of this context and action once it has learned ``RIVER_MIN_OUTCOMES`` outcomes (it
+        predicted the chosen actions' approvals better: ``router bench-learning
+        --prediction-audit``, README "Learning quality and drift")."""
         action = catalog.actions[index]
-        return self._stats.predict_one(
+        stats = self._stats.predict_one(
             model=action.model.name, action_id=action.id, prior_time_s=prior_time_s
         )
+        if record is None or self._river.learned < RIVER_MIN_OUTCOMES:
+            return stats
+        success = self._river.predict_success(record, [action])[0]
+        return msgspec.structs.replace(stats, success_probability=success)
 
     def learn(self, event: LearnEvent) -> list[DriftAlarm]:
         """Fold in one outcome using the features and propensity logged at decision time;
@@ -172,6 +192,9 @@ class OnlinePolicy:
         )
         if event.facts is not None:
             self._history.learn_one(event.facts)
+        if event.record is not None:
+            self._river.learn(event.record, action, event.reward,
+                              event.verdict is Verdict.APPROVED)
         self._learned += 1
         self._refresh_lines()
         return raised
@@ -191,6 +214,7 @@ class OnlinePolicy:
             learned=self._learned,
             history=pickle.dumps(self._history, protocol=pickle.HIGHEST_PROTOCOL),
             drift=pickle.dumps(self._drift, protocol=pickle.HIGHEST_PROTOCOL),
+            river=pickle.dumps(self._river, protocol=pickle.HIGHEST_PROTOCOL),
         )
         return msgspec.msgpack.encode(snap)
 
@@ -204,10 +228,12 @@ class OnlinePolicy:
         stats = pickle.loads(snap.stats)
         history = pickle.loads(snap.history) if snap.history else None
         monitor = pickle.loads(snap.drift) if snap.drift else None
+        river = pickle.loads(snap.river) if snap.river else None
         if (
             not isinstance(stats, OutcomeStats)
             or not isinstance(history, HistoryStats)
             or not isinstance(monitor, DriftMonitor)
+            or not isinstance(river, OnlineOutcomeModels)
         ):
             return False
         self._bandit.close()
@@ -215,6 +241,7 @@ class OnlinePolicy:
         self._stats = stats
         self._history = history
         self._drift = monitor
+        self._river = river
         self._learned = snap.learned
         self._refresh_lines()
         return True

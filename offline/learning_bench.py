@@ -184,7 +184,7 @@ class PolicyContender:
             features=step.features, allowed=step.allowed, chosen_position=position,
             propensity=propensity, reward=reward, verdict=outcome.verdict,
             quality=outcome.quality, generation_time_s=outcome.generation_time_s,
-            prior_time_s=step.prior_time_s[position],
+            prior_time_s=step.prior_time_s[position], record=step.record,
             facts=OutcomeFacts(
                 tenant_id=TENANT, decided_at=step.at, task_type=task.type,
                 language=task.language, project_id=task.project_id, agent=task.agent,

@@ -137,7 +137,7 @@ class RoutingService:
         estimate = estimate_action_cost(action, request.task, features.complexity, rag_examples)
         explored = position != greedy
         if batch is None:
-            online = self.policy.predict(self.catalog, action.index, estimate.latency_s)
+            online = self.policy.predict(self.catalog, action.index, estimate.latency_s, record)
             predictions = build_predictions(online, estimate, features.complexity)
             risk = assess_risk(
                 predictions,
@@ -340,6 +340,7 @@ class RoutingService:
             quality=request.quality,
             generation_time_s=request.generation_time_s,
             prior_time_s=stored_features.prior_time_s,
+            record=stored_features.record,
             facts=outcome_facts(
                 tenant_id=tenant_id,
                 decided_at=decision.created_at,

@@ -351,6 +351,7 @@ class EventLog:
                     generation_time_s=row.generation_time_s,
                     prior_time_s=stored.prior_time_s,
                     facts=facts,
+                    record=stored.record,
                 )
             )
         return events

@@ -63,3 +63,40 @@ def test_the_models_learn_which_model_suits_which_task() -> None:
     p_backend = models.predict_success(record("backend"), [good_backend, good_frontend])
     assert p_backend[0] > p_backend[1]
     assert all(0.0 <= v <= 1.0 for v in backend + frontend + p_backend)
+
+
+def test_the_policy_predicts_success_with_river_once_it_has_learned_enough() -> None:
+    from learners.bandit.vw_bandit import BanditSettings
+    from learners.features import ContextFeatures
+    from learners.policy import RIVER_MIN_OUTCOMES, LearnEvent, OnlinePolicy
+    from learners.reward import Verdict
+
+    catalog = load_settings("configs/default.toml", {}).catalog
+    policy = OnlinePolicy(settings=BanditSettings(), catalogs={catalog.fingerprint: catalog})
+    action = catalog.actions[0]
+    features = ContextFeatures(namespaces={"task": {"type=x": 1.0}}, complexity=5.0)
+
+    def event(seq: int, kind: str) -> LearnEvent:
+        approved = kind == "backend"
+        return LearnEvent(seq=seq, catalog_fingerprint=catalog.fingerprint, features=features,
+                          allowed=[action.index], chosen_position=0, propensity=1.0,
+                          reward=0.9 if approved else 0.1,
+                          verdict=Verdict.APPROVED if approved else Verdict.REJECTED,
+                          quality=None, generation_time_s=None, prior_time_s=10.0,
+                          record=record(kind))
+
+    for seq in range(1, RIVER_MIN_OUTCOMES):
+        policy.learn(event(seq, "backend" if seq % 2 else "frontend"))
+    before = policy.predict(catalog, action.index, 10.0, record("backend"))
+    assert before == policy.predict(catalog, action.index, 10.0)  # still the outcome rates
+    for seq in range(RIVER_MIN_OUTCOMES, 400):
+        policy.learn(event(seq, "backend" if seq % 2 else "frontend"))
+    backend = policy.predict(catalog, action.index, 10.0, record("backend"))
+    frontend = policy.predict(catalog, action.index, 10.0, record("frontend"))
+    assert backend.success_probability > 0.7
+    assert frontend.success_probability < 0.3
+    restored = OnlinePolicy(settings=BanditSettings(), catalogs={catalog.fingerprint: catalog})
+    assert restored.restore(policy.snapshot())
+    assert restored.predict(catalog, action.index, 10.0, record("backend")) == backend
+    for p in (policy, restored):
+        p.close()
