@@ -51,8 +51,9 @@ from offline.bandit_spec import (
     parse_bandit_spec,
 )
 from offline.dataset import history_from_rows
+from offline.history_file import HistoryRow
 from offline.simulate import fallback_indices
-from offline.synthetic import generate_history
+from offline.synthetic import generate_history, history_row
 from offline.world import SimOutcome, SimTask, World
 from router.schemas import RouteRequest
 from router.settings import load_settings
@@ -100,7 +101,8 @@ class PredictionAudit:
     before any batch model), River (:class:`learners.online_models.OnlineOutcomeModels`),
     optionally batch models trained on warm history, and the mean of River and batch."""
 
-    def __init__(self, batch: BatchModels | None) -> None:
+    def __init__(self, batch: BatchModels | None, train_own_at: int | None = None,
+                 catalog: Catalog | None = None) -> None:
         self.river = OnlineOutcomeModels()
         self.batch = batch
         self.history = HistoryStats()
@@ -108,6 +110,14 @@ class PredictionAudit:
         self.predicted: dict[str, list[float]] = {"online stats": [], "river": []}
         if batch is not None:
             self.predicted.update({"batch (5k warm)": [], "mean of river and batch": []})
+        # Batch models trained on this policy's own log once it holds ``train_own_at``
+        # decisions (what `router train` does in a running service); scored from then on.
+        self.train_own_at = train_own_at
+        self.catalog = catalog
+        self.own_rows: list[HistoryRow] = []
+        self.own: BatchModels | None = None
+        if train_own_at is not None:
+            self.predicted.update({"batch (own log)": [], "mean of river and own batch": []})
 
     def record(self, step: Step, catalog: Catalog, position: int, stats: float,
                approved: bool) -> None:
@@ -116,17 +126,39 @@ class PredictionAudit:
         self.predicted["online stats"].append(stats)
         self.predicted["river"].append(river)
         if self.batch is not None:
-            history = self.history.features(
-                tenant_id=TENANT, task_type=step.record.task_type,
-                language=step.record.language, project_id=step.task.project_id,
-                agent=step.record.agent, models=tuple(sorted(catalog.model_names)),
-                templates=tuple(sorted(catalog.template_names)), at=step.at)
-            matrix = self.batch.encoder.matrix(step.record, history, catalog,
-                                               [step.allowed[position]])
-            batch = float(self.batch.predict_success(matrix)[0])
+            batch = self._batch_success(self.batch, step, catalog, position)
             self.predicted["batch (5k warm)"].append(batch)
             self.predicted["mean of river and batch"].append((river + batch) / 2.0)
+        if self.own is not None:
+            own = self._batch_success(self.own, step, catalog, position)
+            self.predicted["batch (own log)"].append(own)
+            self.predicted["mean of river and own batch"].append((river + own) / 2.0)
         self.outcomes.append(1.0 if approved else 0.0)
+
+    def _batch_success(self, models: BatchModels, step: Step, catalog: Catalog,
+                       position: int) -> float:
+        history = self.history.features(
+            tenant_id=TENANT, task_type=step.record.task_type, language=step.record.language,
+            project_id=step.task.project_id, agent=step.record.agent,
+            models=tuple(sorted(catalog.model_names)),
+            templates=tuple(sorted(catalog.template_names)), at=step.at)
+        matrix = models.encoder.matrix(step.record, history, catalog, [step.allowed[position]])
+        return float(models.predict_success(matrix)[0])
+
+    def learn_own(self, step: Step, catalog: Catalog, position: int, propensity: float,
+                  outcome: SimOutcome, reward: float) -> None:
+        """Log the decision for the own-log batch models; train them when it is time."""
+        if self.train_own_at is None:
+            return
+        action = catalog.actions[step.allowed[position]]
+        self.own_rows.append(history_row(step.task, action, outcome, at=step.at,
+                                         reward=reward, propensity=propensity,
+                                         decision_id=f"bench-{step.index}"))
+        if self.own is None and len(self.own_rows) == self.train_own_at:
+            _progress(f"training batch models on the policy's own {len(self.own_rows)} "
+                      "decisions")
+            history = history_from_rows(self.own_rows, [catalog])
+            self.own, _, _ = train_models(history, catalog, TrainSettings(search_budget_s=10.0))
 
     def learn(self, step: Step, catalog: Catalog, position: int, reward: float,
               outcome: SimOutcome) -> None:
@@ -142,13 +174,18 @@ class PredictionAudit:
 
     def scores(self, start: int = 0) -> dict[str, dict[str, float]]:
         """Log-loss and Brier score of each predictor over outcomes ``start`` onwards."""
-        y = np.asarray(self.outcomes[start:])
         out = {}
+        n = len(self.outcomes)
         for name, values in self.predicted.items():
-            p = np.clip(np.asarray(values[start:]), 1e-6, 1 - 1e-6)
+            if not values:
+                continue
+            first = max(start, n - len(values))  # own-log predictors start later
+            y = np.asarray(self.outcomes[first:])
+            p = np.clip(np.asarray(values[first - (n - len(values)):]), 1e-6, 1 - 1e-6)
             out[name] = {
                 "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
                 "brier": float(np.mean((p - y) ** 2)),
+                "n": float(len(y)),
             }
         return out
 
@@ -179,6 +216,7 @@ class PolicyContender:
             self.audit.record(step, self.catalog, position, stats.success_probability,
                               outcome.verdict is Verdict.APPROVED)
             self.audit.learn(step, self.catalog, position, reward, outcome)
+            self.audit.learn_own(step, self.catalog, position, propensity, outcome, reward)
         self.policy.learn(LearnEvent(
             seq=step.index + 1, catalog_fingerprint=self.catalog.fingerprint,
             features=step.features, allowed=step.allowed, chosen_position=position,
@@ -360,6 +398,7 @@ class ResidualHybridContender:
 
 
 WARM_DECISIONS = 5000
+OWN_LOG_DECISIONS = 5000
 
 
 def warm_batch_models(world: World, seed: int) -> BatchModels:
@@ -534,8 +573,9 @@ def contenders(catalog: Catalog, bandit: BanditSettings, drift: BanditDriftSetti
         elif settings is None:
             made.append(UniformContender())
         elif name == "service" and audit:
-            made.append(PolicyContender(name, catalog, settings, drift,
-                                        PredictionAudit(batch_models())))
+            made.append(PolicyContender(
+                name, catalog, settings, drift,
+                PredictionAudit(batch_models(), train_own_at=OWN_LOG_DECISIONS, catalog=catalog)))
         else:
             made.append(PolicyContender(name, catalog, settings, drift))
     return made
@@ -603,8 +643,9 @@ def run(args: argparse.Namespace) -> int:
             if audit is not None:
                 for start, label in ((0, "all"), (min(EARLY, args.n), f"after {EARLY}")):
                     for predictor, score in audit.scores(start).items():
-                        _progress(f"  P(approved) by {predictor:<24} ({label}): log-loss "
-                                  f"{score['log_loss']:.4f}, Brier {score['brier']:.4f}")
+                        _progress(f"  P(approved) by {predictor:<27} ({label}): log-loss "
+                                  f"{score['log_loss']:.4f}, Brier {score['brier']:.4f} "
+                                  f"over {score['n']:.0f}")
             if args.drift_model is not None:
                 share = [m == args.drift_model for m in
                          models[max(0, args.drift_at - DRIFT_WINDOW):args.drift_at]]

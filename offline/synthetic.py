@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from learners.catalog import Action
 from learners.reward import DEFAULT_PROFILES, Outcome, compute_reward
 from offline.history_file import HistoryRow
-from offline.world import World
+from offline.world import SimOutcome, SimTask, World
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -32,18 +33,25 @@ def generate_history(world: World, n: int, *, seed: int, start: datetime = START
             Outcome(verdict=outcome.verdict, quality=outcome.quality,
                     generation_time_s=outcome.generation_time_s, cost_usd=outcome.cost_usd,
                     regenerations=outcome.regenerations), profile)
-        rag = task.rag
-        rows.append(HistoryRow(
-            timestamp=at, task_type=task.type, language=task.language,
-            description=task.description, outcome=outcome.verdict, action=action.id,
-            framework=task.framework, requirements=list(task.requirements),
-            project_id=task.project_id, user_id=task.user_id, agent=task.agent,
-            rag_examples=None if rag is None else rag.examples,
-            rag_avg_similarity=None if rag is None else rag.avg_similarity,
-            rag_avg_quality=None if rag is None else rag.avg_quality,
-            decision_id=f"sim-{seed}-{step}", propensity=1.0 / len(allowed),
-            quality=outcome.quality, generation_time_s=outcome.generation_time_s,
-            cost_usd=round(outcome.cost_usd, 8), tokens=outcome.tokens,
-            regenerations=outcome.regenerations, reward=round(reward, 6),
-        ))
+        rows.append(history_row(task, action, outcome, at=at, reward=reward,
+                                propensity=1.0 / len(allowed), decision_id=f"sim-{seed}-{step}"))
     return rows
+
+
+def history_row(task: SimTask, action: Action, outcome: SimOutcome, *, at: datetime,
+                reward: float, propensity: float, decision_id: str) -> HistoryRow:
+    """One logged decision of the simulated world in the history-file schema."""
+    rag = task.rag
+    return HistoryRow(
+        timestamp=at, task_type=task.type, language=task.language,
+        description=task.description, outcome=outcome.verdict, action=action.id,
+        framework=task.framework, requirements=list(task.requirements),
+        project_id=task.project_id, user_id=task.user_id, agent=task.agent,
+        rag_examples=None if rag is None else rag.examples,
+        rag_avg_similarity=None if rag is None else rag.avg_similarity,
+        rag_avg_quality=None if rag is None else rag.avg_quality,
+        decision_id=decision_id, propensity=propensity,
+        quality=outcome.quality, generation_time_s=outcome.generation_time_s,
+        cost_usd=round(outcome.cost_usd, 8), tokens=outcome.tokens,
+        regenerations=outcome.regenerations, reward=round(reward, 6),
+    )
