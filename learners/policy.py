@@ -152,10 +152,17 @@ class OnlinePolicy:
         stats = self._stats.predict_one(
             model=action.model.name, action_id=action.id, prior_time_s=prior_time_s
         )
-        if record is None or self._river.learned < RIVER_MIN_OUTCOMES:
+        success = None if record is None else self.river_success(record, catalog, index)
+        if success is None:
             return stats
-        success = self._river.predict_success(record, [action])[0]
         return msgspec.structs.replace(stats, success_probability=success)
+
+    def river_success(self, record: ContextRecord, catalog: Catalog, index: int) -> float | None:
+        """River's P(approved) of one action in this context; None before it has learned
+        ``RIVER_MIN_OUTCOMES`` outcomes."""
+        if self._river.learned < RIVER_MIN_OUTCOMES:
+            return None
+        return self._river.predict_success(record, [catalog.actions[index]])[0]
 
     def learn(self, event: LearnEvent) -> list[DriftAlarm]:
         """Fold in one outcome using the features and propensity logged at decision time;

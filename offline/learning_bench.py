@@ -641,7 +641,9 @@ def run(args: argparse.Namespace) -> int:
                 _progress(f"  drift alarm at {alarm}")
             audit = contender.audit if isinstance(contender, PolicyContender) else None
             if audit is not None:
-                for start, label in ((0, "all"), (min(EARLY, args.n), f"after {EARLY}")):
+                windows = ((0, "all"), (min(EARLY, args.n), f"after {EARLY}"),
+                           (min(OWN_LOG_DECISIONS, args.n), f"after {OWN_LOG_DECISIONS}"))
+                for start, label in windows:
                     for predictor, score in audit.scores(start).items():
                         _progress(f"  P(approved) by {predictor:<27} ({label}): log-loss "
                                   f"{score['log_loss']:.4f}, Brier {score['brier']:.4f} "

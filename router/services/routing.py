@@ -149,6 +149,16 @@ class RoutingService:
             )
         else:
             predictions = batch.predictions(position, estimate)
+            # Served P(approved): the mean of the batch model's and River's once River has
+            # learned enough (it predicted better than either alone: README "Which prediction
+            # of P(approved) to serve"). Risk factors still explain the batch model.
+            river = self.policy.river_success(record, self.catalog, action.index)
+            if river is not None:
+                predictions = msgspec.structs.replace(
+                    predictions,
+                    success_probability=round((predictions.success_probability + river) / 2, 4),
+                    source=f"{predictions.source}+river",
+                )
             risk = assess_batch_risk(
                 predictions,
                 batch.contributions(position),

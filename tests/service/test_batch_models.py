@@ -194,3 +194,27 @@ async def test_high_risk_decisions_use_the_conservative_strategy(batch_settings:
             assert all(client.app.state.routing.catalog.get(a).temperature <= 0.2
                        for a in logged["allowed_actions"])
             assert abs(sum(logged["probabilities"]) - 1.0) < 1e-9
+
+
+async def test_served_success_blends_batch_and_river_once_river_has_learned(
+    batch_settings: Settings,
+) -> None:
+    version = await _train(batch_settings, seed=6)
+    async with AsyncTestClient(create_app(batch_settings)) as client:
+        routing: RoutingService = client.app.state.routing
+        assert routing.models.current is not None
+        first = await _route(client)
+        assert first["predictions"]["source"] == f"batch:{version}"  # River has learned nothing
+        for i in range(60):
+            decision = await _route(client, request_id=f"blend-{i}")
+            outcome = "approved" if i % 3 else "rejected"
+            response = await client.post("/v1/feedback", json={
+                "decision_id": decision["decision_id"], "outcome": outcome})
+            assert response.status_code == 200, response.text
+        body = await _route(client)
+        predictions = body["predictions"]
+        assert predictions["source"] == f"batch:{version}+river"
+        logged = (await client.get(f"/v1/decisions/{body['decision_id']}")).json()
+        assert routing.learner.applied_seq == 60  # the policy learned all 60 outcomes
+        assert 0.0 <= predictions["success_probability"] <= 1.0
+        assert logged["response"]["predictions"] == predictions
