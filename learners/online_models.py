@@ -7,7 +7,9 @@ linear models keep their weights in a Rust ``VectorDict``: a prediction over ~10
 about a microsecond, so a whole 160-action catalog is scored in a fraction of a millisecond.
 
 - ``reward``: the reward in [0, 1] (squared loss): what a decision maximises;
-- ``success``: P(approved) (logistic loss): for predictions, risk and drift.
+- ``success``: P(approved) (logistic loss): for predictions, risk and drift;
+- ``quality``: quality / 10 (squared loss), learned from outcomes that carry a quality;
+- ``time``: log(generation time / the catalog's time estimate) (squared loss).
 """
 
 from __future__ import annotations
@@ -54,6 +56,13 @@ class OnlineOutcomeModels:
             intercept_init=0.5,
         )
         self.success = linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate))
+        self.quality = linear_model.LinearRegression(
+            optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate,
+            intercept_init=0.5,
+        )
+        self.time = linear_model.LinearRegression(
+            optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate,
+        )
         self.learned = 0
 
     def predict_rewards(self, record: ContextRecord, actions: Sequence[Action]) -> list[float]:
@@ -70,11 +79,28 @@ class OnlineOutcomeModels:
             for a in actions
         ]
 
+    def predict_quality(self, record: ContextRecord, action: Action) -> float:
+        """Expected quality (0–10) of ``action``'s code in this context."""
+        x = action_crosses(record, action)
+        predicted = float(self.quality.predict_one(x))  # type: ignore[no-untyped-call]
+        return min(max(10.0 * predicted, 0.0), 10.0)
+
+    def predict_time_ratio(self, record: ContextRecord, action: Action) -> float:
+        """Expected generation time as a multiple of the catalog's estimate."""
+        x = action_crosses(record, action)
+        predicted = float(self.time.predict_one(x))  # type: ignore[no-untyped-call]
+        return math.exp(min(max(predicted, -5.0), 5.0))
+
     def learn(self, record: ContextRecord, action: Action, reward: float,
-              approved: bool) -> None:
+              approved: bool, *, quality: float | None = None,
+              time_ratio: float | None = None) -> None:
         x = action_crosses(record, action)
         self.reward.learn_one(x, reward)
         self.success.learn_one(x, approved)
+        if quality is not None:
+            self.quality.learn_one(x, min(max(quality, 0.0), 10.0) / 10.0)
+        if time_ratio is not None and time_ratio > 0:
+            self.time.learn_one(x, math.log(time_ratio))
         self.learned += 1
 
 

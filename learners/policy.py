@@ -200,6 +200,8 @@ class OnlinePolicy:
         if event.facts is not None:
             self._history.learn_one(event.facts)
         if event.record is not None:
+            # Quality and time stay with the outcome statistics: River's were worse
+            # (README "Which prediction of P(approved) to serve").
             self._river.learn(event.record, action, event.reward,
                               event.verdict is Verdict.APPROVED)
         self._learned += 1

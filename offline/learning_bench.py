@@ -42,6 +42,7 @@ from learners.estimates import estimate_action_cost
 from learners.features import ContextFeatures, ContextRecord, describe_context
 from learners.history import HistoryStats, OutcomeFacts
 from learners.online_models import OnlineOutcomeModels, squarecb
+from learners.online_stats import ActionPrediction
 from learners.policy import LearnEvent, OnlinePolicy
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
 from offline.bandit_spec import (
@@ -108,6 +109,9 @@ class PredictionAudit:
         self.history = HistoryStats()
         self.outcomes: list[float] = []
         self.predicted: dict[str, list[float]] = {"online stats": [], "river": []}
+        self.errors: dict[str, list[float]] = {
+            "quality: online stats": [], "quality: river": [],
+            "log time: online stats": [], "log time: river": []}
         if batch is not None:
             self.predicted.update({"batch (5k warm)": [], "mean of river and batch": []})
         # Batch models trained on this policy's own log once it holds ``train_own_at``
@@ -160,11 +164,30 @@ class PredictionAudit:
             history = history_from_rows(self.own_rows, [catalog])
             self.own, _, _ = train_models(history, catalog, TrainSettings(search_budget_s=10.0))
 
+    def record_quality_time(self, step: Step, catalog: Catalog, position: int,
+                            stats: ActionPrediction, outcome: SimOutcome) -> None:
+        """Quality and time of the chosen action, predicted before its outcome."""
+        action = catalog.actions[step.allowed[position]]
+        prior = step.prior_time_s[position]
+        if outcome.quality is not None:
+            self.errors["quality: online stats"].append(abs(stats.quality - outcome.quality))
+            self.errors["quality: river"].append(
+                abs(self.river.predict_quality(step.record, action) - outcome.quality))
+        if outcome.generation_time_s > 0:
+            actual = math.log(outcome.generation_time_s)
+            self.errors["log time: online stats"].append(abs(math.log(stats.time_s) - actual))
+            river_time = prior * self.river.predict_time_ratio(step.record, action)
+            self.errors["log time: river"].append(abs(math.log(river_time) - actual))
+
+    def mean_errors(self) -> dict[str, float]:
+        return {name: float(np.mean(v)) for name, v in self.errors.items() if v}
+
     def learn(self, step: Step, catalog: Catalog, position: int, reward: float,
               outcome: SimOutcome) -> None:
         action = catalog.actions[step.allowed[position]]
         approved = outcome.verdict is Verdict.APPROVED
-        self.river.learn(step.record, action, reward, approved)
+        self.river.learn(step.record, action, reward, approved, quality=outcome.quality,
+                         time_ratio=outcome.generation_time_s / step.prior_time_s[position])
         self.history.observe_decision(TENANT, step.task.project_id, step.at)
         self.history.learn_one(OutcomeFacts(
             tenant_id=TENANT, decided_at=step.at, task_type=step.task.type,
@@ -215,6 +238,7 @@ class PolicyContender:
             stats = self.policy.predict(self.catalog, action.index, step.prior_time_s[position])
             self.audit.record(step, self.catalog, position, stats.success_probability,
                               outcome.verdict is Verdict.APPROVED)
+            self.audit.record_quality_time(step, self.catalog, position, stats, outcome)
             self.audit.learn(step, self.catalog, position, reward, outcome)
             self.audit.learn_own(step, self.catalog, position, propensity, outcome, reward)
         self.policy.learn(LearnEvent(
@@ -648,6 +672,8 @@ def run(args: argparse.Namespace) -> int:
                         _progress(f"  P(approved) by {predictor:<27} ({label}): log-loss "
                                   f"{score['log_loss']:.4f}, Brier {score['brier']:.4f} "
                                   f"over {score['n']:.0f}")
+                for name, error in audit.mean_errors().items():
+                    _progress(f"  mean absolute error of {name}: {error:.4f}")
             if args.drift_model is not None:
                 share = [m == args.drift_model for m in
                          models[max(0, args.drift_at - DRIFT_WINDOW):args.drift_at]]

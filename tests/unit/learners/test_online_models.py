@@ -100,3 +100,16 @@ def test_the_policy_predicts_success_with_river_once_it_has_learned_enough() -> 
     assert restored.predict(catalog, action.index, 10.0, record("backend")) == backend
     for p in (policy, restored):
         p.close()
+
+
+def test_quality_and_time_models_learn_their_targets() -> None:
+    catalog = load_settings("configs/default.toml", {}).catalog
+    action = catalog.actions[0]
+    models = OnlineOutcomeModels()
+    for _ in range(2000):
+        models.learn(record("backend"), action, 0.5, True, quality=8.0, time_ratio=2.0)
+        models.learn(record("frontend"), action, 0.5, True, quality=4.0, time_ratio=0.5)
+    assert models.predict_quality(record("backend"), action) == pytest.approx(8.0, abs=0.5)
+    assert models.predict_quality(record("frontend"), action) == pytest.approx(4.0, abs=0.5)
+    assert models.predict_time_ratio(record("backend"), action) == pytest.approx(2.0, rel=0.15)
+    assert models.predict_time_ratio(record("frontend"), action) == pytest.approx(0.5, rel=0.15)
