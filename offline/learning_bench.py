@@ -35,12 +35,12 @@ from learners.bandit.vw_format import format_label, format_shared
 from learners.batch.models import BatchModels
 from learners.batch.settings import TrainSettings
 from learners.batch.training import train_models
-from learners.catalog import Catalog
+from learners.catalog import Action, Catalog
 from learners.context import DecisionContext
 from learners.drift import BanditDriftSettings
 from learners.estimates import estimate_action_cost
 from learners.features import ContextFeatures, ContextRecord, describe_context
-from learners.history import HistoryStats, OutcomeFacts
+from learners.history import HistoryFeatures, HistoryStats, OutcomeFacts
 from learners.online_models import OnlineOutcomeModels, squarecb
 from learners.online_stats import ActionPrediction
 from learners.policy import LearnEvent, OnlinePolicy
@@ -96,6 +96,31 @@ class Contender(Protocol):
               reward: float) -> None: ...
 
 
+def step_facts(step: Step, action: Action, outcome: SimOutcome) -> OutcomeFacts:
+    """What one step's outcome adds to the historical features."""
+    task = step.task
+    return OutcomeFacts(
+        tenant_id=TENANT, decided_at=step.at, task_type=task.type, language=task.language,
+        project_id=task.project_id, agent=task.agent, model=action.model.name,
+        template=action.template.name, approved=outcome.verdict is Verdict.APPROVED,
+        quality=outcome.quality)
+
+
+def observe(history: HistoryStats, step: Step, action: Action, outcome: SimOutcome) -> None:
+    """Fold one step's decision and outcome into ``history``."""
+    history.observe_decision(TENANT, step.task.project_id, step.at)
+    history.learn_one(step_facts(step, action, outcome))
+
+
+def history_at(history: HistoryStats, step: Step, catalog: Catalog) -> HistoryFeatures:
+    """The historical features known at ``step``'s decision."""
+    return history.features(
+        tenant_id=TENANT, task_type=step.record.task_type, language=step.record.language,
+        project_id=step.task.project_id, agent=step.record.agent,
+        models=tuple(sorted(catalog.model_names)),
+        templates=tuple(sorted(catalog.template_names)), at=step.at)
+
+
 class PredictionAudit:
     """P(approved) of each chosen action as predicted *before* its outcome by the service's
     online statistics (:class:`learners.online_stats.OutcomeStats`, what the response carries
@@ -141,12 +166,8 @@ class PredictionAudit:
 
     def _batch_success(self, models: BatchModels, step: Step, catalog: Catalog,
                        position: int) -> float:
-        history = self.history.features(
-            tenant_id=TENANT, task_type=step.record.task_type, language=step.record.language,
-            project_id=step.task.project_id, agent=step.record.agent,
-            models=tuple(sorted(catalog.model_names)),
-            templates=tuple(sorted(catalog.template_names)), at=step.at)
-        matrix = models.encoder.matrix(step.record, history, catalog, [step.allowed[position]])
+        matrix = models.encoder.matrix(step.record, history_at(self.history, step, catalog),
+                                       catalog, [step.allowed[position]])
         return float(models.predict_success(matrix)[0])
 
     def learn_own(self, step: Step, catalog: Catalog, position: int, propensity: float,
@@ -188,12 +209,7 @@ class PredictionAudit:
         approved = outcome.verdict is Verdict.APPROVED
         self.river.learn(step.record, action, reward, approved, quality=outcome.quality,
                          time_ratio=outcome.generation_time_s / step.prior_time_s[position])
-        self.history.observe_decision(TENANT, step.task.project_id, step.at)
-        self.history.learn_one(OutcomeFacts(
-            tenant_id=TENANT, decided_at=step.at, task_type=step.task.type,
-            language=step.task.language, project_id=step.task.project_id,
-            agent=step.task.agent, model=action.model.name, template=action.template.name,
-            approved=approved, quality=outcome.quality))
+        observe(self.history, step, action, outcome)
 
     def scores(self, start: int = 0) -> dict[str, dict[str, float]]:
         """Log-loss and Brier score of each predictor over outcomes ``start`` onwards."""
@@ -247,11 +263,7 @@ class PolicyContender:
             propensity=propensity, reward=reward, verdict=outcome.verdict,
             quality=outcome.quality, generation_time_s=outcome.generation_time_s,
             prior_time_s=step.prior_time_s[position], record=step.record,
-            facts=OutcomeFacts(
-                tenant_id=TENANT, decided_at=step.at, task_type=task.type,
-                language=task.language, project_id=task.project_id, agent=task.agent,
-                model=action.model.name, template=action.template.name,
-                approved=outcome.verdict is Verdict.APPROVED, quality=outcome.quality),
+            facts=step_facts(step, action, outcome),
         ))
         self.policy.history.observe_decision(TENANT, task.project_id, step.at)
 
@@ -333,12 +345,7 @@ class BatchContender:
         self.history = HistoryStats()
 
     def predicted(self, step: Step) -> FloatArray:
-        task = step.task
-        history = self.history.features(
-            tenant_id=TENANT, task_type=step.record.task_type, language=step.record.language,
-            project_id=task.project_id, agent=step.record.agent,
-            models=tuple(sorted(self.catalog.model_names)),
-            templates=tuple(sorted(self.catalog.template_names)), at=step.at)
+        history = history_at(self.history, step, self.catalog)
         matrix = self.models.encoder.matrix(step.record, history, self.catalog, step.allowed)
         return self.models.predicted_rewards(matrix, self.profile, step.cost_usd)
 
@@ -347,14 +354,7 @@ class BatchContender:
 
     def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
               reward: float) -> None:
-        action = self.catalog.actions[step.allowed[position]]
-        task = step.task
-        self.history.observe_decision(TENANT, task.project_id, step.at)
-        self.history.learn_one(OutcomeFacts(
-            tenant_id=TENANT, decided_at=step.at, task_type=task.type, language=task.language,
-            project_id=task.project_id, agent=task.agent, model=action.model.name,
-            template=action.template.name, approved=outcome.verdict is Verdict.APPROVED,
-            quality=outcome.quality))
+        observe(self.history, step, self.catalog.actions[step.allowed[position]], outcome)
 
 
 class BatchHybridContender(HybridContender):
