@@ -169,6 +169,7 @@ def create_app(settings: Settings) -> Litestar:
                 await learner.checkpoint()
                 learner.policy.close()
                 shadows.close()
+                log.close()
         finally:
             await engine.dispose()
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def _json_dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
@@ -23,7 +23,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
     """An async engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
     options: dict[str, Any] = {
         "echo": echo,
-        "json_serializer": _json_dumps,
+        "json_serializer": json_dumps,
         "json_deserializer": msgspec.json.decode,
     }
     is_sqlite = url.startswith("sqlite")
@@ -32,11 +32,11 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         options["pool_pre_ping"] = True
     engine = create_async_engine(url, **options)
     if is_sqlite:
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the writer; synchronous=NORMAL in WAL mode loses nothing a
     # process crash could take (only an OS crash can drop the last commits).
     cursor = dbapi_connection.cursor()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -28,6 +28,9 @@ from router.storage.models import (
     Outcome,
     Tenant,
 )
+from router.storage.sqlite_writer import SQLiteWriter, sqlite_file_url
+
+T = TypeVar("T")
 
 
 class StoredFeatures(msgspec.Struct, frozen=True):
@@ -152,6 +155,31 @@ class EventLog:
         # SQLite has one writer at a time; queueing writers here, in order, avoids its busy
         # handler's sleep-and-retry back-off, which turned contention into second-long tails.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        # File-backed SQLite: the hot-path inserts (decisions, outcomes) go through one writer
+        # thread, one hand-off per transaction (router/storage/sqlite_writer.py).
+        file_url = sqlite_file_url(engine.url)
+        self._writer = None if file_url is None else SQLiteWriter(file_url)
+
+    def close(self) -> None:
+        """Stop the writer thread (the engine is the caller's to dispose)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    async def _write(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in one write transaction: in the SQLite writer thread when there is one,
+        else on the async engine; errors translated as in :meth:`_transaction`."""
+        if self._writer is None:
+            async with self._transaction(write=True) as conn:
+                return await conn.run_sync(work)
+        assert self._write_lock is not None  # a writer exists only for SQLite
+        try:
+            async with self._write_lock:
+                return await self._writer.run(work)
+        except IntegrityError as exc:
+            raise DuplicateKeyError(str(exc.orig)) from exc
+        except (OperationalError, DBAPIError) as exc:
+            raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
 
     @asynccontextmanager
     async def _transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
@@ -219,8 +247,12 @@ class EventLog:
 
     async def insert_decisions(self, rows: list[dict[str, Any]]) -> None:
         """Insert decision rows in one transaction (all or none)."""
-        async with self._transaction(write=True) as conn:
-            await conn.execute(insert(Decision), rows)
+        statement = insert(Decision)
+
+        def work(conn: Connection) -> None:
+            conn.execute(statement, rows)
+
+        await self._write(work)
 
     async def get_decision(self, tenant_id: str, decision_id: str) -> DecisionRecord | None:
         async with self._transaction() as conn:
@@ -268,9 +300,12 @@ class EventLog:
     async def insert_outcome(self, values: dict[str, Any]) -> int:
         """Append an outcome; returns its sequence number. Raises DuplicateKeyError when the
         decision already has one."""
-        async with self._transaction(write=True) as conn:
-            result = await conn.execute(insert(Outcome).returning(Outcome.seq), values)
-            return int(result.scalar_one())
+        statement = insert(Outcome).returning(Outcome.seq)
+
+        def work(conn: Connection) -> int:
+            return int(conn.execute(statement, values).scalar_one())
+
+        return await self._write(work)
 
     async def get_outcome(self, decision_id: str) -> OutcomeRecord | None:
         async with self._transaction() as conn:
