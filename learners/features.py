@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import msgspec
@@ -178,9 +179,13 @@ def squash(value: float) -> float:
     return round(math.copysign(math.log1p(abs(value)), value), 6)
 
 
-def description_tokens(text: str) -> list[str]:
-    """Distinct lower-case word tokens of ``text`` in order of first use, without stopwords."""
-    seen: dict[str, None] = {}
+def description_tokens(text: str, *, after: Sequence[str] = ()) -> list[str]:
+    """Distinct lower-case word tokens of ``text`` in order of first use, without stopwords
+    (at most ``MAX_DESCRIPTION_TOKENS``). ``after``, the tokens of a text that came before, makes
+    this the tokens of that text followed by ``text`` without tokenising the first again."""
+    seen: dict[str, None] = dict.fromkeys(after)
+    if len(seen) >= MAX_DESCRIPTION_TOKENS:
+        return list(seen)
     for token in _TOKEN.findall(text.lower()):
         token = token.rstrip(".-")
         if len(token) > 1 and token not in _STOPWORDS and token not in seen:
@@ -197,7 +202,20 @@ def count_requirements(task: Task) -> int:
 
 
 def count_technical_terms(text: str) -> int:
-    return sum(1 for token in description_tokens(text) if token in TECHNICAL_TERMS)
+    return technical_terms_in(description_tokens(text))
+
+
+def technical_terms_in(tokens: Sequence[str]) -> int:
+    return sum(1 for token in tokens if token in TECHNICAL_TERMS)
+
+
+def task_tokens(task: Task) -> tuple[list[str], list[str]]:
+    """The description's tokens, and those of the description followed by the requirements
+    (what :func:`count_technical_terms` counts), tokenising each text once."""
+    tokens = description_tokens(task.description)
+    if not task.requirements:
+        return tokens, tokens
+    return tokens, description_tokens(" ".join(task.requirements), after=tokens)
 
 
 def complexity_score(words: int, requirements: int, terms: int) -> float:
@@ -221,13 +239,18 @@ def estimate_complexity(task: Task) -> float:
     return complexity_score(words, requirements, terms)
 
 
-def context_record(context: DecisionContext, at: datetime) -> ContextRecord:
-    """Named raw values of ``context`` for a decision at ``at`` (hour and weekday in UTC)."""
+def context_record(
+    context: DecisionContext, at: datetime, *, all_tokens: Sequence[str] | None = None
+) -> ContextRecord:
+    """Named raw values of ``context`` for a decision at ``at`` (hour and weekday in UTC).
+    ``all_tokens``, the second list of :func:`task_tokens`, saves tokenising the text again."""
     task = context.task
     words = len(task.description.split())
     all_words = words + sum(len(r.split()) for r in task.requirements)
     requirements = count_requirements(task)
-    terms = count_technical_terms(task.description + " " + " ".join(task.requirements))
+    if all_tokens is None:
+        all_tokens = task_tokens(task)[1]
+    terms = technical_terms_in(all_tokens)
     rag = context.caller.rag
     utc = at.astimezone(UTC) if at.tzinfo is not None else at
     return ContextRecord(
@@ -253,15 +276,20 @@ def describe_context(
 ) -> tuple[ContextFeatures, ContextRecord]:
     """:func:`extract_features` and :func:`context_record` of one decision, sharing the text
     analysis (requirement and technical-term counts) instead of doing it twice."""
-    record = context_record(context, at)
-    return extract_features(context, record=record), record
+    tokens, all_tokens = task_tokens(context.task)
+    record = context_record(context, at, all_tokens=all_tokens)
+    return extract_features(context, record=record, tokens=tokens), record
 
 
 def extract_features(
-    context: DecisionContext, *, record: ContextRecord | None = None
+    context: DecisionContext,
+    *,
+    record: ContextRecord | None = None,
+    tokens: Sequence[str] | None = None,
 ) -> ContextFeatures:
     """Features of ``context``; pure and independent of dict ordering. ``record``, the same
-    context's :func:`context_record`, saves recounting requirements and technical terms."""
+    context's :func:`context_record`, saves recounting requirements and technical terms;
+    ``tokens``, its description's tokens, saves tokenising the description again."""
     task = context.task
     complexity = estimate_complexity(task) if record is None else record.complexity
     requirements = count_requirements(task) if record is None else record.requirements
@@ -305,7 +333,9 @@ def extract_features(
             free_ns[f"{key}={sanitize(value)}"] = 1.0
     namespaces: Namespaces = {
         "task": task_ns,
-        "description": {token: 1.0 for token in description_tokens(task.description)},
+        "description": dict.fromkeys(
+            description_tokens(task.description) if tokens is None else tokens, 1.0
+        ),
         "caller": caller_ns,
         "free": free_ns,
     }

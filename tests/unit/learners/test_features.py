@@ -88,3 +88,18 @@ def test_describe_context_equals_the_separate_functions() -> None:
     features, record = describe_context(context, at)
     assert features == extract_features(context)
     assert record == context_record(context, at)
+
+
+@pytest.mark.parametrize("repeat", [1, 40])
+def test_task_tokens_equal_tokenising_the_joined_text(repeat: int) -> None:
+    from learners.features import MAX_DESCRIPTION_TOKENS, task_tokens
+
+    # repeat=40 fills the token cap from the description alone (the requirements add none).
+    description = " ".join(f"word{i} redis" for i in range(repeat * 2))
+    task = Task(type="x", language="go", description=description,
+                requirements=["Kafka consumer", "postgres migrations", "redis"])
+    tokens, all_tokens = task_tokens(task)
+    assert tokens == description_tokens(description)
+    assert all_tokens == description_tokens(description + " " + " ".join(task.requirements))
+    assert len(all_tokens) <= MAX_DESCRIPTION_TOKENS
+    assert ("kafka" in all_tokens) == (repeat == 1)
