@@ -170,10 +170,10 @@ class OnlinePolicy:
 
         The action lines carry the drift flags as they stand when the outcome is folded in
         (a function of the outcomes before it), so a replay reproduces them exactly."""
-        lines = self._lines[event.catalog_fingerprint].select(event.allowed)
-        self._bandit.learn(
+        self._bandit.learn_actions(
             format_shared(event.features.namespaces),
-            lines,
+            self._lines[event.catalog_fingerprint],
+            event.allowed,
             event.chosen_position,
             event.reward,
             event.propensity,

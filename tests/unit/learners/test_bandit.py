@@ -202,3 +202,35 @@ def test_reused_action_examples_predict_like_freshly_parsed_text() -> None:
         reward = 1.0 if subset[chosen] == (step % 3) else 0.0
         bandit.learn(shared, lines, chosen, reward, cached[chosen])
     assert len(set(bandit.probabilities(SHARED, TABLE, ALL))) > 1
+
+
+@pytest.mark.parametrize("update_rule", ["default", "adaptive", "normalized-invariant", "sgd"])
+@pytest.mark.parametrize("exploration", ["squarecb", "epsilon", "bag", "cover"])
+def test_learning_over_parsed_examples_equals_learning_from_text(
+    update_rule: UpdateRule, exploration: str
+) -> None:
+    """``learn_actions`` (parsed action examples reused under adaptive updates, text otherwise)
+    keeps exactly the probabilities of ``learn`` on freshly parsed text."""
+    settings = BanditSettings(exploration=exploration, update_rule=update_rule)  # type: ignore[arg-type]
+    from_text, reusing = VWBandit(settings=settings), VWBandit(settings=settings)
+    rng = random.Random(5)
+    for _ in range(150):
+        shared = format_shared({"task": {f"type=t{rng.randrange(3)}": 1.0},
+                                "description": {f"w{rng.randrange(9)}": 1.0}})
+        subset = sorted(rng.sample(ALL, rng.randrange(1, len(ALL) + 1)))
+        probabilities = from_text.probabilities(shared, TABLE, subset)
+        assert reusing.probabilities(shared, TABLE, subset) == probabilities
+        chosen = draw_index(probabilities, rng.getrandbits(64))
+        reward = rng.random() * (1.0 if subset[chosen] % 2 else 0.3)
+        from_text.learn(shared, TABLE.select(subset), chosen, reward, probabilities[chosen])
+        reusing.learn_actions(shared, TABLE, subset, chosen, reward, probabilities[chosen])
+    assert from_text.probabilities(SHARED, TABLE, ALL) == reusing.probabilities(SHARED, TABLE, ALL)
+    assert len(set(reusing.probabilities(SHARED, TABLE, ALL))) > 1
+
+
+def test_learn_actions_rejects_bad_propensity_and_index() -> None:
+    bandit = VWBandit(settings=BanditSettings())
+    with pytest.raises(ValueError, match="propensity"):
+        bandit.learn_actions(SHARED, TABLE, ALL, 0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="chosen index"):
+        bandit.learn_actions(SHARED, TABLE, ALL, 6, 1.0, 0.5)
