@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -28,7 +28,7 @@ from router.storage.models import (
     Outcome,
     Tenant,
 )
-from router.storage.sqlite_writer import SQLiteWriter, sqlite_file_url
+from router.storage.sqlite_thread import SQLiteThread, sqlite_file_url
 
 T = TypeVar("T")
 
@@ -147,6 +147,41 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+# Point look-ups of the feedback path, built once (SQLAlchemy caches their compiled SQL).
+_DECISION_BY_ID = select(
+    Decision.id,
+    Decision.tenant_id,
+    Decision.request_id,
+    Decision.request_hash,
+    Decision.created_at,
+    Decision.catalog_fingerprint,
+    Decision.objective,
+    Decision.request,
+    Decision.features,
+    Decision.allowed,
+    Decision.probabilities,
+    Decision.chosen_action,
+    Decision.chosen_position,
+    Decision.propensity,
+    Decision.response,
+    Decision.project_id,
+).where(
+    Decision.id == bindparam("decision_id"), Decision.tenant_id == bindparam("tenant_id")
+)
+_OUTCOME_BY_DECISION = select(
+    Outcome.seq,
+    Outcome.decision_id,
+    Outcome.verdict,
+    Outcome.quality,
+    Outcome.generation_time_s,
+    Outcome.cost_usd,
+    Outcome.tokens,
+    Outcome.regenerations,
+    Outcome.reward,
+    Outcome.reward_source,
+).where(Outcome.decision_id == bindparam("decision_id"))
+
+
 class EventLog:
     """Decisions, outcomes, checkpoints, catalogs and tenants in one SQL database."""
 
@@ -155,16 +190,30 @@ class EventLog:
         # SQLite has one writer at a time; queueing writers here, in order, avoids its busy
         # handler's sleep-and-retry back-off, which turned contention into second-long tails.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        # File-backed SQLite: the hot-path inserts (decisions, outcomes) go through one writer
-        # thread, one hand-off per transaction (router/storage/sqlite_writer.py).
+        # File-backed SQLite: the hot-path inserts (decisions, outcomes) and look-ups (a
+        # feedback's decision and outcome) go through a writer and a reader thread, one
+        # hand-off per transaction (router/storage/sqlite_thread.py).
         file_url = sqlite_file_url(engine.url)
-        self._writer = None if file_url is None else SQLiteWriter(file_url)
+        self._writer = None if file_url is None else SQLiteThread(file_url, name="sqlite-writer")
+        self._reader = None if file_url is None else SQLiteThread(file_url, name="sqlite-reader")
 
     def close(self) -> None:
-        """Stop the writer thread (the engine is the caller's to dispose)."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        """Stop the writer and reader threads (the engine is the caller's to dispose)."""
+        for thread in (self._writer, self._reader):
+            if thread is not None:
+                thread.close()
+        self._writer = self._reader = None
+
+    async def _read(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in one read transaction: in the SQLite reader thread when there is one, else
+        on the async engine; errors translated as in :meth:`_transaction`."""
+        if self._reader is None:
+            async with self._transaction() as conn:
+                return await conn.run_sync(work)
+        try:
+            return await self._reader.run(work)
+        except (OperationalError, DBAPIError) as exc:
+            raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
 
     async def _write(self, work: Callable[[Connection], T]) -> T:
         """``work`` in one write transaction: in the SQLite writer thread when there is one,
@@ -255,32 +304,15 @@ class EventLog:
         await self._write(work)
 
     async def get_decision(self, tenant_id: str, decision_id: str) -> DecisionRecord | None:
-        async with self._transaction() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        Decision.id,
-                        Decision.tenant_id,
-                        Decision.request_id,
-                        Decision.request_hash,
-                        Decision.created_at,
-                        Decision.catalog_fingerprint,
-                        Decision.objective,
-                        Decision.request,
-                        Decision.features,
-                        Decision.allowed,
-                        Decision.probabilities,
-                        Decision.chosen_action,
-                        Decision.chosen_position,
-                        Decision.propensity,
-                        Decision.response,
-                        Decision.project_id,
-                    ).where(Decision.id == decision_id, Decision.tenant_id == tenant_id)
-                )
+        def work(conn: Connection) -> dict[str, Any] | None:
+            row = conn.execute(
+                _DECISION_BY_ID, {"decision_id": decision_id, "tenant_id": tenant_id}
             ).first()
-        if row is None:
+            return None if row is None else row._asdict()
+
+        values = await self._read(work)
+        if values is None:
             return None
-        values = row._asdict()
         values["created_at"] = as_utc(values["created_at"])
         return msgspec.convert(values, DecisionRecord, from_attributes=True)
 
@@ -308,24 +340,12 @@ class EventLog:
         return await self._write(work)
 
     async def get_outcome(self, decision_id: str) -> OutcomeRecord | None:
-        async with self._transaction() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        Outcome.seq,
-                        Outcome.decision_id,
-                        Outcome.verdict,
-                        Outcome.quality,
-                        Outcome.generation_time_s,
-                        Outcome.cost_usd,
-                        Outcome.tokens,
-                        Outcome.regenerations,
-                        Outcome.reward,
-                        Outcome.reward_source,
-                    ).where(Outcome.decision_id == decision_id)
-                )
-            ).first()
-        return None if row is None else msgspec.convert(row._asdict(), OutcomeRecord)
+        def work(conn: Connection) -> dict[str, Any] | None:
+            row = conn.execute(_OUTCOME_BY_DECISION, {"decision_id": decision_id}).first()
+            return None if row is None else row._asdict()
+
+        values = await self._read(work)
+        return None if values is None else msgspec.convert(values, OutcomeRecord)
 
     async def max_seq(self) -> int:
         async with self._transaction() as conn:

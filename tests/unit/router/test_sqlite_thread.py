@@ -1,4 +1,4 @@
-"""The SQLite writer thread: which URLs get one, and rows it writes read back unchanged."""
+"""The SQLite writer and reader threads: which URLs get them, commit, rollback, errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from router.errors import StorageUnavailableError
 from router.storage.database import create_engine, migrate
 from router.storage.repository import DuplicateKeyError, EventLog
-from router.storage.sqlite_writer import sqlite_file_url
+from router.storage.sqlite_thread import sqlite_file_url
 
 
 @pytest.mark.parametrize(
@@ -25,7 +25,7 @@ from router.storage.sqlite_writer import sqlite_file_url
         ("postgresql+asyncpg://postgres@127.0.0.1/test", None),
     ],
 )
-def test_only_file_databases_get_a_writer(url: str, expected: str | None) -> None:
+def test_only_file_databases_get_threads(url: str, expected: str | None) -> None:
     found = sqlite_file_url(make_url(url))
     assert (None if found is None else found.render_as_string()) == expected
 
@@ -55,6 +55,12 @@ async def test_writer_transactions_commit_roll_back_and_translate_errors(tmp_pat
         async with engine.connect() as conn:
             ids = (await conn.execute(text("SELECT id FROM tenants ORDER BY id"))).scalars().all()
         assert list(ids) == ["t1"]
+
+        def tenant_ids(conn: Connection) -> list[str]:
+            return list(conn.execute(text("SELECT id FROM tenants ORDER BY id")).scalars())
+
+        assert log._reader is not None
+        assert await log._read(tenant_ids) == ["t1"]
     finally:
         log.close()
         await engine.dispose()

@@ -1,12 +1,13 @@
-"""Writes to a file-backed SQLite event log from one dedicated thread, one hand-off per write.
+"""Hot-path statements on a file-backed SQLite event log, each in one hand-off to a thread.
 
-Through aiosqlite every DBAPI call of a write (begin, cursor, execute, close, commit) is a round
-trip to aiosqlite's thread: a queue put, a future, a loop wake-up and a GIL hand-over each. Under
-load those hand-offs cost the event loop more than the insert itself (``router bench``, README
-"Benchmark"). Here a whole transaction runs as one function in a single worker thread on a
-synchronous SQLAlchemy connection of the same database file: the same dialect, types, JSON
+Through aiosqlite every DBAPI call of a statement (begin, cursor, execute, fetch, close, commit)
+is a round trip to aiosqlite's thread: a queue put, a future, a loop wake-up and a GIL hand-over
+each. Under load those hand-offs cost the event loop more than the statement itself (``router
+bench``, README "Benchmark"). Here a whole transaction runs as one function in a dedicated thread
+on a synchronous SQLAlchemy connection of the same database file: the same dialect, types, JSON
 serializer and pragmas, so rows read back through the async engine exactly as before. The event
-loop pays one hand-off per batch.
+log keeps two: a writer (decision and outcome inserts, serialised with the log's other writes)
+and a reader (the point look-ups of a feedback call), so a look-up never queues behind a commit.
 
 Only file databases get a writer: an in-memory SQLite database is private to its connection, so a
 second connection would see another database (:func:`sqlite_file_url` returns ``None``).
@@ -39,14 +40,14 @@ def sqlite_file_url(url: URL) -> URL | None:
     return url.set(drivername="sqlite")
 
 
-class SQLiteWriter:
-    """Runs write transactions on one synchronous connection in one thread.
+class SQLiteThread:
+    """Runs transactions on one synchronous connection in one thread, one at a time.
 
-    Callers serialise their writes themselves (the event log's write lock), so the thread never
-    waits on SQLite's busy handler for a writer of this process.
+    Callers serialise their writes themselves (the event log's write lock), so a writer thread
+    never waits on SQLite's busy handler for a writer of this process.
     """
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, *, name: str) -> None:
         self._engine: Engine = create_engine(
             url,
             json_serializer=json_dumps,
@@ -56,11 +57,11 @@ class SQLiteWriter:
             max_overflow=0,
         )
         event.listen(self._engine, "connect", sqlite_pragmas)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """``work(connection)`` inside one transaction (committed when it returns, rolled back
-        when it raises), in the writer thread."""
+        when it raises), in this thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._transaction, work)
 
