@@ -84,6 +84,9 @@ class PolicyRow(msgspec.Struct, frozen=True):
     gap_closed: float
     hull_accuracy: float | None
     meets_accuracy_at_half_cost: bool
+    # Standard error of (accuracy − the reference model's accuracy), paired over the evaluation
+    # prompts (mean over runs); None for reference rows.
+    diff_se: float | None = None
 
 
 class LambdaTable(msgspec.Struct, frozen=True):
@@ -144,7 +147,18 @@ class Frame:
                    hull=zero_router_hull(single), reference=reference,
                    oracle_accuracy=float(workload.scores.max(axis=1).mean()))
 
-    def row(self, policy: str, kind: Kind, lam: float, points: Sequence[Point]) -> PolicyRow:
+    def routed(self, policy: str, lam: float, runs: Sequence[IntArray]) -> PolicyRow:
+        """The row of a router from its choices (one array per run), with the paired standard
+        error of its accuracy difference to the reference model."""
+        scores = self.workload.scores
+        rows = np.arange(len(self.workload))
+        errors = [float(np.std(scores[rows, c] - scores[:, self.reference], ddof=1)
+                        / np.sqrt(len(rows))) for c in runs]
+        return self.row(policy, "router", lam, [self.point(c) for c in runs],
+                        diff_se=float(np.mean(errors)))
+
+    def row(self, policy: str, kind: Kind, lam: float, points: Sequence[Point],
+            diff_se: float | None = None) -> PolicyRow:
         accuracy = Measure.of([p.accuracy for p in points])
         cost = Measure.of([p.cost for p in points])
         reward = Measure.of([p.accuracy - lam * p.cost for p in points])
@@ -157,6 +171,7 @@ class Frame:
             gap_closed=(accuracy.mean - ref.accuracy) / gap if gap > 0 else 0.0,
             hull_accuracy=hull_accuracy(self.hull, cost.mean),
             meets_accuracy_at_half_cost=accuracy.mean >= ref.accuracy and ratio <= COST_TARGET,
+            diff_se=diff_se,
         )
 
     def point(self, choices: IntArray) -> Point:
@@ -189,7 +204,7 @@ def prompt_inputs(data: RealData, workload: Workload, spec: BenchmarkSpec) -> Pr
                         embeddings=None if spec.embed is None else spec.embed(data.prompts))
 
 
-def _progress(message: str) -> None:
+def progress(message: str) -> None:
     print(f"bench-real: {message}", file=sys.stderr, flush=True)
 
 
@@ -231,7 +246,7 @@ def _online_rows(frame: Frame, catalog: Catalog, spec: BenchmarkSpec, lam: float
         variants.append((" +emb", frame.embedded, history_embedded, crossed))
     for name, factory in spec.policies.items():
         for suffix, workload, known, settings in variants:
-            points = []
+            runs = []
             for seed in spec.seeds:
                 policy = factory(catalog, settings, seed)
                 if known is not None:
@@ -240,11 +255,11 @@ def _online_rows(frame: Frame, catalog: Catalog, spec: BenchmarkSpec, lam: float
                 close: Callable[[], None] | None = getattr(policy, "close", None)
                 if close is not None:
                     close()
-                points.append(frame.point(choices))
-                _progress(f"λ={lam:g} {name}{suffix} seed {seed}: "
-                          f"accuracy {points[-1].accuracy:.3f}")
+                runs.append(choices)
+                progress(f"λ={lam:g} {name}{suffix} seed {seed}: "
+                          f"accuracy {frame.point(choices).accuracy:.3f}")
             label = f"{name}{suffix}" + (" (warm-started)" if history is not None else "")
-            rows.append(frame.row(label, "router", lam, points))
+            rows.append(frame.routed(label, lam, runs))
     return rows
 
 
@@ -274,8 +289,7 @@ def lambda_by_cv_row(frame: Frame, router: BatchRouter, success: FloatArray,
     held_out = out_of_fold_success(router.create, history_inputs, history.scores, folds)
     lam = choose_lambda(held_out, history.scores, history.costs, COST_TARGET)
     choices = choose_by_value(success, frame.workload.costs, lam)
-    return frame.row(f"batch {router.name}, λ by CV ({lam:g})", "router", lam,
-                     [frame.point(choices)])
+    return frame.routed(f"batch {router.name}, λ by CV ({lam:g})", lam, [choices])
 
 
 def run_warm(data: RealData, spec: BenchmarkSpec) -> ProtocolResult:
@@ -299,14 +313,14 @@ def run_warm(data: RealData, spec: BenchmarkSpec) -> ProtocolResult:
         predictions[router.name] = model.predict_success(test_inputs)
         cv_rows.append(lambda_by_cv_row(frame, router, predictions[router.name],
                                         history_inputs, history, spec))
-        _progress(f"batch {router.name} trained on {len(history)} prompts; "
+        progress(f"batch {router.name} trained on {len(history)} prompts; "
                   f"{cv_rows[-1].policy}")
     tables = []
     for lam in spec.lambdas:
         rows = _online_rows(frame, catalog, spec, lam, history, history_embedded)
         for name, success in predictions.items():
             choices = choose_by_value(success, frame.workload.costs, lam)
-            rows.append(frame.row(f"batch {name}", "router", lam, [frame.point(choices)]))
+            rows.append(frame.routed(f"batch {name}", lam, [choices]))
         refs = reference_rows(frame, data.models, lam)
         chosen = best_single(history.scores, history.costs, lam)
         refs.insert(2, frame.row(
@@ -334,5 +348,5 @@ def result_of(protocol: Protocol, data: RealData, spec: BenchmarkSpec, frame: Fr
 
 __all__ = ["COST_TARGET", "EMBEDDING_INTERACTION", "EMBEDDING_NAMESPACE", "GAP_TARGET",
            "BenchmarkSpec", "Frame", "LambdaTable", "Measure", "PolicyRow", "ProtocolResult",
-           "bandit_for_lambda", "lambda_by_cv_row", "make_workload", "prompt_inputs",
+           "bandit_for_lambda", "lambda_by_cv_row", "make_workload", "progress", "prompt_inputs",
            "reference_rows", "result_of", "run_online", "run_warm", "with_embeddings"]

@@ -12,8 +12,8 @@ from pathlib import Path
 from offline.realdata.benchmark import COST_TARGET, GAP_TARGET, PolicyRow, ProtocolResult
 
 PER_1000 = 1000.0  # costs are shown in USD per 1,000 prompts: per-prompt figures are ~1e-4
-_HEADER = (f"{'policy':<58}{'accuracy':>16}{'USD/1k prompts':>18}{'cost/ref':>10}"
-           f"{'gap closed':>12}{'hull acc':>10}{'target':>8}")
+_HEADER = (f"{'policy':<64}{'accuracy':>16}{'USD/1k prompts':>18}{'cost/ref':>10}"
+           f"{'SE diff':>9}{'gap closed':>12}{'hull acc':>10}{'target':>8}")
 
 
 def _measure(mean: float, std: float, runs: int, scale: float = 1.0, digits: int = 3) -> str:
@@ -30,10 +30,12 @@ def format_protocol(result: ProtocolResult) -> str:
            "dropped: their text is in the test split)" if result.protocol == "warm" else "")
         + (f", each by routers trained on the other folds (up to {result.n_history} prompts; "
            "folds grouped by prompt text)" if result.protocol == "cv" else "")
-        + f", seeds {', '.join(map(str, result.seeds))}",
+        + (", fold seeds " if result.protocol == "cv" else ", seeds ")
+        + ", ".join(map(str, result.seeds)),
         f"most accurate single model: {ref} (accuracy {result.reference_accuracy:.3f}, "
         f"{result.reference_cost_usd * PER_1000:.4f} USD per 1,000 prompts); oracle accuracy "
-        f"{result.oracle_accuracy:.3f}",
+        f"{result.oracle_accuracy:.3f}; 'SE diff': standard error of a router's accuracy minus "
+        f"that model's, paired over the {result.n_eval} prompts",
     ]
     blocks = ["\n".join(head)]
     for table in result.tables:
@@ -53,10 +55,11 @@ def format_protocol(result: ProtocolResult) -> str:
 def _format_row(row: PolicyRow) -> str:
     hull = "-" if row.hull_accuracy is None else f"{row.hull_accuracy:.3f}"
     target = ("yes" if row.meets_accuracy_at_half_cost else "no") if row.kind == "router" else ""
-    return (f"{row.policy:<58}"
+    diff_se = "" if row.diff_se is None else f"{row.diff_se:.3f}"
+    return (f"{row.policy:<64}"
             f"{_measure(row.accuracy.mean, row.accuracy.std, row.accuracy.runs):>16}"
             f"{_measure(row.cost_usd.mean, row.cost_usd.std, row.cost_usd.runs, PER_1000, 4):>18}"
-            f"{row.cost_ratio:>10.2f}{row.gap_closed:>12.2f}{hull:>10}{target:>8}")
+            f"{row.cost_ratio:>10.2f}{diff_se:>9}{row.gap_closed:>12.2f}{hull:>10}{target:>8}")
 
 
 def _named(lam: float, row: PolicyRow) -> str:

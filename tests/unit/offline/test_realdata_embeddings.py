@@ -235,3 +235,21 @@ def test_cli_names_the_batch_routers_when_one_is_unknown(
     err = capsys.readouterr().err
     assert "unknown batch router nope" in err
     assert "emb-knn" in err
+
+
+def test_router_rows_carry_the_paired_standard_error_against_the_reference() -> None:
+    from offline.realdata.benchmark import Frame
+    from offline.realdata.harness import Workload
+
+    scores = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])  # model 0: 0.75
+    costs = np.array([[2.0, 1.0]] * 4)
+    texts = [f"p{i}" for i in range(4)]
+    frame = Frame.of(Workload(ids=texts, features=prompt_features(texts, "code"),
+                              scores=scores, costs=costs))
+    same = frame.routed("always 0", 0.0, [np.zeros(4, dtype=np.int64)])
+    assert same.diff_se == 0.0
+    assert same.gap_closed == 0.0
+    row = frame.routed("cheap", 0.0, [np.ones(4, dtype=np.int64)])
+    differences = np.array([-1.0, 0.0, 1.0, -1.0])  # model 1 minus model 0, per prompt
+    assert row.diff_se == pytest.approx(differences.std(ddof=1) / 2.0)
+    assert row.accuracy.mean == pytest.approx(0.5)
