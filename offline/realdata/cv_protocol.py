@@ -77,7 +77,8 @@ def run_crossval(data: RealData, spec: BenchmarkSpec) -> ProtocolResult:
     cv_rows = []
     for router in routers:
         lams = chosen[router.name]
-        label = f"batch {router.name}, λ by CV ({min(lams):g}-{max(lams):g})"
+        span = f"{min(lams):g}" if min(lams) == max(lams) else f"{min(lams):g}-{max(lams):g}"
+        label = f"batch {router.name}, λ by CV ({span})"
         cv_rows.append(frame.routed(label, float(np.mean(lams)), runs[router.name][None]))
     train_size = len(data) - min(len(f) for f in grouped_folds(data.prompts, spec.folds, 0))
     return result_of("cv", data, spec, frame, tables, n_history=train_size, dropped=0,
