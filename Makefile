@@ -3,14 +3,24 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+REALDATA_STAMP := $(VENV)/.realdata-installed
 
-.PHONY: run test lint typecheck check bench simulate clean
+.PHONY: run test lint typecheck check bench simulate clean realdata-extra
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The optional 'realdata' extra (prompt embeddings for `router bench-real --embeddings`).
+# torch is pinned to the local CPU wheel (+cpu is not on PyPI, so this never pulls CUDA builds).
+realdata-extra: $(REALDATA_STAMP)
+
+$(REALDATA_STAMP): $(STAMP)
+	$(VENV)/bin/pip install --quiet 'torch==2.13.0+cpu'
+	$(VENV)/bin/pip install --quiet -e '.[dev,realdata]'
+	touch $(REALDATA_STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/router serve $(ARGS)

@@ -7,6 +7,12 @@
   online, batch routers are trained on it. Train prompts whose text also occurs in the test split
   are dropped from the history unless ``keep_duplicates`` (the data set repeats 69 of its 100
   test code prompts in train).
+- ``cv`` (:mod:`offline.realdata.cv_protocol`): batch routers only, k-fold over every prompt of
+  the subset, folds grouped by prompt text.
+
+With prompt embeddings (``BenchmarkSpec.embed``), the embedding batch routers run too, and every
+online policy runs a second time as ``NAME +emb`` with the embedding as VW context namespace
+``E`` crossed with the model namespace (``-q EM``).
 
 Every row of a table is measured on the evaluation prompts: accuracy (mean score), mean
 estimated cost per prompt, cost relative to the most accurate single model (in hindsight on
@@ -26,6 +32,8 @@ import numpy as np
 
 from learners.bandit.vw_bandit import BanditSettings
 from learners.catalog import Catalog
+from offline.realdata.batch_routers import BatchRouter, PromptInputs, batch_routers
+from offline.realdata.crossval import choose_lambda, grouped_folds, out_of_fold_success
 from offline.realdata.data import RealData, Subset, build_catalog, estimate_costs
 from offline.realdata.frontier import (
     FloatArray,
@@ -42,12 +50,15 @@ from offline.realdata.frontier import (
 from offline.realdata.harness import Workload, route_online, warm_start
 from offline.realdata.policies import PolicyFactory
 from offline.realdata.prompts import prompt_features
-from offline.realdata.text_model import FEATURE_SETS, TextSuccessModel, choose_by_value
+from offline.realdata.text_model import choose_by_value
 
-Protocol = Literal["online", "warm"]
+Protocol = Literal["online", "warm", "cv"]
 Kind = Literal["router", "reference"]
 COST_TARGET = 0.5  # the router's cost at most this share of the most accurate single model's
 GAP_TARGET = 0.25  # share of the best-single → oracle accuracy gap to close (warm protocol)
+EMBEDDING_NAMESPACE = "embedding"  # VW namespace letter E
+EMBEDDING_INTERACTION = "EM"  # embedding × model
+Embed = Callable[[list[str]], FloatArray]
 
 
 class Measure(msgspec.Struct, frozen=True):
@@ -73,6 +84,9 @@ class PolicyRow(msgspec.Struct, frozen=True):
     gap_closed: float
     hull_accuracy: float | None
     meets_accuracy_at_half_cost: bool
+    # Standard error of (accuracy − the reference model's accuracy), paired over the evaluation
+    # prompts (mean over runs); None for reference rows.
+    diff_se: float | None = None
 
 
 class LambdaTable(msgspec.Struct, frozen=True):
@@ -95,6 +109,7 @@ class ProtocolResult(msgspec.Struct, frozen=True):
     reference_cost_usd: float
     oracle_accuracy: float
     tables: list[LambdaTable]
+    cv_lambda_rows: list[PolicyRow] = []  # batch routers at the λ chosen by CV on the history
 
 
 @dataclass(frozen=True)
@@ -108,27 +123,42 @@ class BenchmarkSpec:
     bandit: BanditSettings
     output_tokens: int
     keep_duplicates: bool = False
+    embed: Embed | None = None  # prompt texts → embeddings (the ``realdata`` extra)
+    folds: int = 5  # cross-validation folds (λ by CV; the cv protocol)
+    batch: tuple[str, ...] | None = None  # batch routers by name (None: every one that can run)
 
 
 @dataclass(frozen=True)
-class _Frame:
+class Frame:
     """Evaluation prompts and the figures every row is compared with."""
 
     workload: Workload
+    embedded: Workload | None  # the same prompts with the embedding namespace, when computed
     single: list[Point]
     hull: list[Point]
     reference: int
     oracle_accuracy: float
 
     @classmethod
-    def of(cls, workload: Workload) -> _Frame:
+    def of(cls, workload: Workload, embedded: Workload | None = None) -> Frame:
         single = single_model_points(workload.scores, workload.costs)
         reference = max(range(len(single)), key=lambda i: (single[i].accuracy, -single[i].cost))
-        return cls(workload=workload, single=single, hull=zero_router_hull(single),
-                   reference=reference,
+        return cls(workload=workload, embedded=embedded, single=single,
+                   hull=zero_router_hull(single), reference=reference,
                    oracle_accuracy=float(workload.scores.max(axis=1).mean()))
 
-    def row(self, policy: str, kind: Kind, lam: float, points: Sequence[Point]) -> PolicyRow:
+    def routed(self, policy: str, lam: float, runs: Sequence[IntArray]) -> PolicyRow:
+        """The row of a router from its choices (one array per run), with the paired standard
+        error of its accuracy difference to the reference model."""
+        scores = self.workload.scores
+        rows = np.arange(len(self.workload))
+        errors = [float(np.std(scores[rows, c] - scores[:, self.reference], ddof=1)
+                        / np.sqrt(len(rows))) for c in runs]
+        return self.row(policy, "router", lam, [self.point(c) for c in runs],
+                        diff_se=float(np.mean(errors)))
+
+    def row(self, policy: str, kind: Kind, lam: float, points: Sequence[Point],
+            diff_se: float | None = None) -> PolicyRow:
         accuracy = Measure.of([p.accuracy for p in points])
         cost = Measure.of([p.cost for p in points])
         reward = Measure.of([p.accuracy - lam * p.cost for p in points])
@@ -141,6 +171,7 @@ class _Frame:
             gap_closed=(accuracy.mean - ref.accuracy) / gap if gap > 0 else 0.0,
             hull_accuracy=hull_accuracy(self.hull, cost.mean),
             meets_accuracy_at_half_cost=accuracy.mean >= ref.accuracy and ratio <= COST_TARGET,
+            diff_se=diff_se,
         )
 
     def point(self, choices: IntArray) -> Point:
@@ -152,11 +183,33 @@ def make_workload(data: RealData, subset: Subset, output_tokens: int) -> Workloa
                     scores=data.scores, costs=estimate_costs(data, output_tokens))
 
 
-def _progress(message: str) -> None:
+def with_embeddings(workload: Workload, vectors: FloatArray) -> Workload:
+    """``workload`` whose features also carry ``vectors`` as the namespace
+    :data:`EMBEDDING_NAMESPACE` (features ``e0``, ``e1``, ...)."""
+    if vectors.shape[0] != len(workload):
+        raise ValueError("one embedding per prompt")
+    features = [
+        msgspec.structs.replace(f, namespaces={
+            **f.namespaces,
+            EMBEDDING_NAMESPACE: {f"e{i}": round(float(v), 6) for i, v in enumerate(row)}})
+        for f, row in zip(workload.features, vectors, strict=True)
+    ]
+    return Workload(ids=workload.ids, features=features, scores=workload.scores,
+                    costs=workload.costs)
+
+
+def prompt_inputs(data: RealData, workload: Workload, spec: BenchmarkSpec) -> PromptInputs:
+    """What the batch routers read of ``data``'s prompts (embeddings when ``spec.embed``)."""
+    return PromptInputs(prompts=list(data.prompts), features=workload.features,
+                        embeddings=None if spec.embed is None else spec.embed(data.prompts))
+
+
+def progress(message: str) -> None:
     print(f"bench-real: {message}", file=sys.stderr, flush=True)
 
 
-def _reference_rows(frame: _Frame, models: list[str], lam: float) -> list[PolicyRow]:
+def reference_rows(frame: Frame, models: list[str], lam: float) -> list[PolicyRow]:
+    """Oracle, best single model in hindsight and uniform choice on the evaluation prompts."""
     scores, costs = frame.workload.scores, frame.workload.costs
     best = best_single(scores, costs, lam)
     n = len(frame.workload)
@@ -179,37 +232,64 @@ def bandit_for_lambda(bandit: BanditSettings, lam: float,
     return msgspec.structs.replace(bandit, min_reward=lowest)
 
 
-def _online_rows(frame: _Frame, catalog: Catalog, spec: BenchmarkSpec, lam: float,
-                 history: Workload | None) -> list[PolicyRow]:
+def _online_rows(frame: Frame, catalog: Catalog, spec: BenchmarkSpec, lam: float,
+                 history: Workload | None,
+                 history_embedded: Workload | None = None) -> list[PolicyRow]:
     rows = []
     bandit = bandit_for_lambda(
         spec.bandit, lam, [frame.workload] if history is None else [frame.workload, history])
+    variants: list[tuple[str, Workload, Workload | None, BanditSettings]] = [
+        ("", frame.workload, history, bandit)]
+    if frame.embedded is not None and (history is None or history_embedded is not None):
+        crossed = msgspec.structs.replace(
+            bandit, interactions=(*bandit.interactions, EMBEDDING_INTERACTION))
+        variants.append((" +emb", frame.embedded, history_embedded, crossed))
     for name, factory in spec.policies.items():
-        points = []
-        for seed in spec.seeds:
-            policy = factory(catalog, bandit, seed)
-            if history is not None:
-                warm_start(policy, catalog, history, lam, seed)
-            choices = route_online(policy, catalog, frame.workload, lam, seed)
-            close: Callable[[], None] | None = getattr(policy, "close", None)
-            if close is not None:
-                close()
-            points.append(frame.point(choices))
-            _progress(f"λ={lam:g} {name} seed {seed}: accuracy {points[-1].accuracy:.3f}")
-        label = f"{name} (warm-started)" if history is not None else name
-        rows.append(frame.row(label, "router", lam, points))
+        for suffix, workload, known, settings in variants:
+            runs = []
+            for seed in spec.seeds:
+                policy = factory(catalog, settings, seed)
+                if known is not None:
+                    warm_start(policy, catalog, known, lam, seed)
+                choices = route_online(policy, catalog, workload, lam, seed)
+                close: Callable[[], None] | None = getattr(policy, "close", None)
+                if close is not None:
+                    close()
+                runs.append(choices)
+                progress(f"λ={lam:g} {name}{suffix} seed {seed}: "
+                          f"accuracy {frame.point(choices).accuracy:.3f}")
+            label = f"{name}{suffix}" + (" (warm-started)" if history is not None else "")
+            rows.append(frame.routed(label, lam, runs))
     return rows
+
+
+def _embedded(data: RealData, workload: Workload, spec: BenchmarkSpec) -> Workload | None:
+    return None if spec.embed is None else with_embeddings(workload, spec.embed(data.prompts))
 
 
 def run_online(data: RealData, spec: BenchmarkSpec) -> ProtocolResult:
     """Every prompt of ``data`` routed online from scratch, once per seed and λ."""
     catalog = build_catalog(data)
-    frame = _Frame.of(make_workload(data, spec.subset, spec.output_tokens))
+    workload = make_workload(data, spec.subset, spec.output_tokens)
+    frame = Frame.of(workload, _embedded(data, workload, spec))
     tables = []
     for lam in spec.lambdas:
         rows = _online_rows(frame, catalog, spec, lam, None)
-        tables.append(LambdaTable(lam=lam, rows=rows + _reference_rows(frame, data.models, lam)))
-    return _result("online", data, spec, frame, tables, n_history=0, dropped=0)
+        tables.append(LambdaTable(lam=lam, rows=rows + reference_rows(frame, data.models, lam)))
+    return result_of("online", data, spec, frame, tables, n_history=0, dropped=0)
+
+
+def lambda_by_cv_row(frame: Frame, router: BatchRouter, success: FloatArray,
+                     history_inputs: PromptInputs, history: Workload,
+                     spec: BenchmarkSpec) -> PolicyRow:
+    """``router`` routing the evaluation prompts (``success``) at the λ chosen on the history
+    alone: out-of-fold predictions over ``spec.folds`` text-grouped folds of the history, then
+    :func:`offline.realdata.crossval.choose_lambda` with the cost target."""
+    folds = grouped_folds(history_inputs.prompts, spec.folds, seed=0)
+    held_out = out_of_fold_success(router.create, history_inputs, history.scores, folds)
+    lam = choose_lambda(held_out, history.scores, history.costs, COST_TARGET)
+    choices = choose_by_value(success, frame.workload.costs, lam)
+    return frame.routed(f"batch {router.name}, λ by CV ({lam:g})", lam, [choices])
 
 
 def run_warm(data: RealData, spec: BenchmarkSpec) -> ProtocolResult:
@@ -220,32 +300,41 @@ def run_warm(data: RealData, spec: BenchmarkSpec) -> ProtocolResult:
     history_data = train if spec.keep_duplicates else train.without_prompts_of(test)
     if len(test) == 0 or len(history_data) == 0:
         raise ValueError("the warm protocol needs prompts in both splits")
-    frame = _Frame.of(make_workload(test, spec.subset, spec.output_tokens))
+    workload = make_workload(test, spec.subset, spec.output_tokens)
+    frame = Frame.of(workload, _embedded(test, workload, spec))
     history = make_workload(history_data, spec.subset, spec.output_tokens)
+    history_embedded = _embedded(history_data, history, spec)
+    history_inputs = prompt_inputs(history_data, history, spec)
+    test_inputs = prompt_inputs(test, workload, spec)
     predictions: dict[str, FloatArray] = {}
-    for features in FEATURE_SETS:
-        model = TextSuccessModel(features=features).fit(
-            history_data.prompts, history.features, history.scores)
-        predictions[features] = model.predict_success(test.prompts, frame.workload.features)
-        _progress(f"batch model on {features} features trained on {len(history)} prompts")
+    cv_rows = []
+    for router in batch_routers(spec.embed is not None, spec.batch):
+        model = router.create().fit(history_inputs, history.scores)
+        predictions[router.name] = model.predict_success(test_inputs)
+        cv_rows.append(lambda_by_cv_row(frame, router, predictions[router.name],
+                                        history_inputs, history, spec))
+        progress(f"batch {router.name} trained on {len(history)} prompts; "
+                  f"{cv_rows[-1].policy}")
     tables = []
     for lam in spec.lambdas:
-        rows = _online_rows(frame, catalog, spec, lam, history)
-        for feature_set, success in predictions.items():
+        rows = _online_rows(frame, catalog, spec, lam, history, history_embedded)
+        for name, success in predictions.items():
             choices = choose_by_value(success, frame.workload.costs, lam)
-            rows.append(frame.row(f"batch {feature_set}", "router", lam, [frame.point(choices)]))
-        refs = _reference_rows(frame, data.models, lam)
+            rows.append(frame.routed(f"batch {name}", lam, [choices]))
+        refs = reference_rows(frame, data.models, lam)
         chosen = best_single(history.scores, history.costs, lam)
         refs.insert(2, frame.row(
             f"best single, chosen on train ({data.models[chosen]})", "reference", lam,
             [frame.point(np.full(len(test), chosen, dtype=np.int64))]))
         tables.append(LambdaTable(lam=lam, rows=rows + refs))
-    return _result("warm", test, spec, frame, tables, n_history=len(history_data),
-                   dropped=len(train) - len(history_data))
+    return result_of("warm", test, spec, frame, tables, n_history=len(history_data),
+                     dropped=len(train) - len(history_data), cv_lambda_rows=cv_rows)
 
 
-def _result(protocol: Protocol, data: RealData, spec: BenchmarkSpec, frame: _Frame,
-            tables: list[LambdaTable], n_history: int, dropped: int) -> ProtocolResult:
+def result_of(protocol: Protocol, data: RealData, spec: BenchmarkSpec, frame: Frame,
+              tables: list[LambdaTable], n_history: int, dropped: int,
+              cv_lambda_rows: list[PolicyRow] | None = None) -> ProtocolResult:
+    """The report record of one protocol run."""
     ref = frame.single[frame.reference]
     return ProtocolResult(
         protocol=protocol, subset=spec.subset, n_eval=len(data), n_history=n_history,
@@ -253,8 +342,11 @@ def _result(protocol: Protocol, data: RealData, spec: BenchmarkSpec, frame: _Fra
         single_models=frame.single, hull=frame.hull,
         reference_model=data.models[frame.reference], reference_accuracy=ref.accuracy,
         reference_cost_usd=ref.cost, oracle_accuracy=frame.oracle_accuracy, tables=tables,
+        cv_lambda_rows=cv_lambda_rows or [],
     )
 
 
-__all__ = ["COST_TARGET", "GAP_TARGET", "BenchmarkSpec", "LambdaTable", "Measure", "PolicyRow",
-           "ProtocolResult", "bandit_for_lambda", "make_workload", "run_online", "run_warm"]
+__all__ = ["COST_TARGET", "EMBEDDING_INTERACTION", "EMBEDDING_NAMESPACE", "GAP_TARGET",
+           "BenchmarkSpec", "Frame", "LambdaTable", "Measure", "PolicyRow", "ProtocolResult",
+           "bandit_for_lambda", "lambda_by_cv_row", "make_workload", "progress", "prompt_inputs",
+           "reference_rows", "result_of", "run_online", "run_warm", "with_embeddings"]

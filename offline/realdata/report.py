@@ -6,11 +6,14 @@ only when a plot is written.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from offline.realdata.benchmark import COST_TARGET, GAP_TARGET, PolicyRow, ProtocolResult
 
 PER_1000 = 1000.0  # costs are shown in USD per 1,000 prompts: per-prompt figures are ~1e-4
+_HEADER = (f"{'policy':<64}{'accuracy':>16}{'USD/1k prompts':>18}{'cost/ref':>10}"
+           f"{'SE diff':>9}{'gap closed':>12}{'hull acc':>10}{'target':>8}")
 
 
 def _measure(mean: float, std: float, runs: int, scale: float = 1.0, digits: int = 3) -> str:
@@ -25,18 +28,26 @@ def format_protocol(result: ProtocolResult) -> str:
         f"== protocol {result.protocol}, subset {result.subset}: {result.n_eval} prompts routed"
         + (f", history {result.n_history} prompts ({result.dropped_duplicates} train prompts "
            "dropped: their text is in the test split)" if result.protocol == "warm" else "")
-        + f", seeds {', '.join(map(str, result.seeds))}",
+        + (f", each by routers trained on the other folds (up to {result.n_history} prompts; "
+           "folds grouped by prompt text)" if result.protocol == "cv" else "")
+        + (", fold seeds " if result.protocol == "cv" else ", seeds ")
+        + ", ".join(map(str, result.seeds)),
         f"most accurate single model: {ref} (accuracy {result.reference_accuracy:.3f}, "
         f"{result.reference_cost_usd * PER_1000:.4f} USD per 1,000 prompts); oracle accuracy "
-        f"{result.oracle_accuracy:.3f}",
+        f"{result.oracle_accuracy:.3f}; 'SE diff': standard error of a router's accuracy minus "
+        f"that model's, paired over the {result.n_eval} prompts",
     ]
     blocks = ["\n".join(head)]
     for table in result.tables:
         lines = [f"λ = {table.lam:g} (reward = score − λ·cost in USD)"]
-        header = (f"{'policy':<58}{'accuracy':>16}{'USD/1k prompts':>18}{'cost/ref':>10}"
-                  f"{'gap closed':>12}{'hull acc':>10}{'target':>8}")
-        lines += [header, "-" * len(header)]
+        lines += [_HEADER, "-" * len(_HEADER)]
         lines += [_format_row(row) for row in table.rows]
+        blocks.append("\n".join(lines))
+    if result.cv_lambda_rows:
+        lines = ["λ chosen by cross-validation on the training prompts only (the most accurate "
+                 f"λ whose cost is ≤ {COST_TARGET:.0%} of the most accurate single model's)",
+                 _HEADER, "-" * len(_HEADER)]
+        lines += [_format_row(row) for row in result.cv_lambda_rows]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -44,29 +55,36 @@ def format_protocol(result: ProtocolResult) -> str:
 def _format_row(row: PolicyRow) -> str:
     hull = "-" if row.hull_accuracy is None else f"{row.hull_accuracy:.3f}"
     target = ("yes" if row.meets_accuracy_at_half_cost else "no") if row.kind == "router" else ""
-    return (f"{row.policy:<58}"
+    diff_se = "" if row.diff_se is None else f"{row.diff_se:.3f}"
+    return (f"{row.policy:<64}"
             f"{_measure(row.accuracy.mean, row.accuracy.std, row.accuracy.runs):>16}"
             f"{_measure(row.cost_usd.mean, row.cost_usd.std, row.cost_usd.runs, PER_1000, 4):>18}"
-            f"{row.cost_ratio:>10.2f}{row.gap_closed:>12.2f}{hull:>10}{target:>8}")
+            f"{row.cost_ratio:>10.2f}{diff_se:>9}{row.gap_closed:>12.2f}{hull:>10}{target:>8}")
+
+
+def _named(lam: float, row: PolicyRow) -> str:
+    """The row's policy and λ (a λ-by-CV row names its own λ: ``lam`` is NaN)."""
+    return row.policy if math.isnan(lam) else f"{row.policy} at λ={lam:g}"
 
 
 def format_targets(result: ProtocolResult) -> str:
     """Whether any router, at any λ, reaches the most accurate single model's accuracy at
     ≤ 50% of its cost, and (warm protocol) closes ≥ 25% of the gap to the oracle."""
     routers = [(t.lam, row) for t in result.tables for row in t.rows if row.kind == "router"]
+    routers += [(float("nan"), row) for row in result.cv_lambda_rows]
     if not routers:
         return f"targets ({result.protocol}): no router was run"
     cheap = [(lam, row) for lam, row in routers if row.meets_accuracy_at_half_cost]
     lines = [f"targets ({result.protocol}, {result.subset}):"]
     if cheap:
-        met = ", ".join(f"{row.policy} at λ={lam:g}" for lam, row in cheap)
+        met = ", ".join(_named(lam, row) for lam, row in cheap)
         lines.append(f"  accuracy ≥ {result.reference_accuracy:.3f} at ≤ {COST_TARGET:.0%} of "
                      f"its cost: met by {met}")
     else:
         affordable = [(lam, row) for lam, row in routers if row.cost_ratio <= COST_TARGET]
         closest = max(affordable, key=lambda item: item[1].accuracy.mean, default=None)
         miss = ("no router run was that cheap" if closest is None else
-                f"best at ≤ {COST_TARGET:.0%} cost: {closest[1].policy} at λ={closest[0]:g}, "
+                f"best at ≤ {COST_TARGET:.0%} cost: {_named(*closest)}, "
                 f"accuracy {closest[1].accuracy.mean:.3f} "
                 f"({closest[1].accuracy.mean - result.reference_accuracy:+.3f}) at "
                 f"{closest[1].cost_ratio:.0%} of the cost")
@@ -74,7 +92,7 @@ def format_targets(result: ProtocolResult) -> str:
                      f"its cost: NOT met; {miss}")
     lam, best = max(routers, key=lambda item: item[1].gap_closed)
     verdict = "met" if best.gap_closed >= GAP_TARGET else "NOT met"
-    lines.append(f"  gap closed ≥ {GAP_TARGET:.0%}: {verdict}; best {best.policy} at λ={lam:g}: "
+    lines.append(f"  gap closed ≥ {GAP_TARGET:.0%}: {verdict}; best {_named(lam, best)}: "
                  f"{best.gap_closed:.0%} (accuracy {best.accuracy.mean:.3f}, "
                  f"{best.cost_ratio:.0%} of the cost)")
     return "\n".join(lines)
