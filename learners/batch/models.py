@@ -24,11 +24,12 @@ import xgboost as xgb
 from learners.batch.compiled import (
     CompiledPredictor,
     CompileError,
-    Rows,
     SaabasExplainer,
     compile_predictor,
+    treelite_model,
     verified_explainer,
 )
+from learners.batch.native import IntArray, Kernel, NativeError, build_kernel
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
 from learners.tabular import CONTEXT_CATEGORICAL, CONTEXT_NUMERIC, DESCRIPTIONS, TabularEncoder
 
@@ -46,11 +47,12 @@ RANKER_ACTION_COLUMNS = (
 
 
 class CompiledSet(msgspec.Struct, frozen=True):
-    """Native predictors of one version's five ensembles (see :meth:`BatchModels.compile`)."""
+    """Native predictors of one version's five ensembles (see
+    :meth:`BatchModels.prepare_serving`): ``actions`` holds the success, quality and time
+    trees together (outputs: success margin, quality, the three time quantiles), so a request's
+    rows are predicted by all three in one call."""
 
-    success: CompiledPredictor
-    quality: CompiledPredictor
-    time: CompiledPredictor
+    actions: CompiledPredictor
     complexity: CompiledPredictor
     ranker: CompiledPredictor
 
@@ -82,6 +84,11 @@ class Contribution(msgspec.Struct, frozen=True):
             value = "unknown" if math.isnan(self.value) else f"{self.value:.3g}"
         direction = "lowers" if self.log_odds < 0 else "raises"
         return f"{name} ({value}) {direction} the predicted success ({self.log_odds:+.2f} log-odds)"
+
+
+def _sigmoid(margin: FloatArray) -> FloatArray:
+    result: FloatArray = 1.0 / (1.0 + np.exp(-margin))
+    return result
 
 
 def feature_types(categorical: Sequence[bool]) -> list[str]:
@@ -156,45 +163,57 @@ class BatchModels:
         state.setdefault("explainer", None)
         self.__dict__.update(state)
 
-    def prepare_serving(self, directory: Path, digest: str) -> list[str]:
+    def prepare_serving(self, directory: Path) -> list[str]:
         """Switch to the fast serving paths, each verified on :attr:`probe` against the
-        boosters: contributions from a Saabas table (needs no compiler) and the five ensembles
-        compiled to native code (see :mod:`learners.batch.compiled`). Returns the reasons a
-        path stays on the boosters' own predictors (empty when both are fast)."""
+        boosters: the ensembles evaluated by the native kernel (:mod:`learners.batch.native`,
+        compiled once per machine into ``directory``) and contributions from a Saabas table
+        with the kernel's leaves (GTIL's without a compiler). Returns the reasons a path stays
+        on the boosters' own predictors (empty when all are fast)."""
         probe = np.asarray(self.probe, dtype=np.float64)
         problems: list[str] = []
         try:
-            self.explainer = verified_explainer(
-                self.success, len(self.encoder.columns), self._success_contributions_raw, probe
-            )
-        except CompileError as exc:
-            problems.append(str(exc))
+            self.compiled = self._compile(probe, Kernel(build_kernel(directory)))
+        except (CompileError, NativeError, OSError) as exc:
+            problems.append(f"native forests unavailable: {exc}")
         try:
-            self.compiled = self._compile(probe, directory, digest)
+            self.explainer = verified_explainer(
+                self.success, len(self.encoder.columns), self._success_contributions_raw, probe,
+                self._success_leaves if self.compiled is not None else None,
+            )
         except CompileError as exc:
             problems.append(str(exc))
         return problems
 
-    def _compile(self, probe: FloatArray, directory: Path, digest: str) -> CompiledSet:
+    def _compile(self, probe: FloatArray, kernel: Kernel) -> CompiledSet:
         ranker_probe = with_popularity(probe[:, ranker_columns(self.encoder)], self.encoder,
                                        self.template_popularity)
 
-        def one(name: str, booster: object, reference: Callable[[FloatArray], FloatArray],
-                rows: FloatArray) -> CompiledPredictor:
-            return compile_predictor(name, booster, reference, rows, directory, digest)
+        def one(name: str, boosters: Sequence[object],
+                reference: Callable[[FloatArray], FloatArray], rows: FloatArray,
+                shared: int) -> CompiledPredictor:
+            models = [treelite_model(booster) for booster in boosters]
+            return compile_predictor(name, models, reference, rows, kernel, shared)
 
         return CompiledSet(
-            success=one("success", self.success, self._success_raw, probe),
-            quality=one("quality", self.quality, self._quality_raw, probe),
-            time=one("time", self.time, self._time_raw, probe),
-            complexity=one("complexity", self.complexity, self._complexity_raw,
-                           probe[:, :CONTEXT_WIDTH]),
-            ranker=one("ranker", self.ranker, self._ranker_raw, ranker_probe),
+            actions=one("success, quality and time", (self.success, self.quality, self.time),
+                        self._actions_raw, probe, CONTEXT_WIDTH),
+            complexity=one("complexity", (self.complexity,), self._complexity_raw,
+                           probe[:, :CONTEXT_WIDTH], 0),
+            ranker=one("ranker", (self.ranker,), self._ranker_raw, ranker_probe, CONTEXT_WIDTH),
         )
 
     # Reference predictions of the boosters themselves (also the fallback without a compiler).
     def _success_raw(self, matrix: FloatArray) -> FloatArray:
         return np.asarray(self.success.inplace_predict(matrix), dtype=np.float64)
+
+    def _actions_raw(self, matrix: FloatArray) -> FloatArray:
+        """What :attr:`CompiledSet.actions` computes: success margin, quality, time."""
+        margin = self.success.inplace_predict(matrix, predict_type="margin")
+        return np.column_stack([margin, self._quality_raw(matrix), self._time_raw(matrix)])
+
+    def _success_leaves(self, rows: FloatArray) -> IntArray:
+        assert self.compiled is not None
+        return self.compiled.actions.leaf_ids(rows, 0, self.success.num_boosted_rounds())
 
     def _quality_raw(self, matrix: FloatArray) -> FloatArray:
         return np.asarray(self.quality.inplace_predict(matrix), dtype=np.float64)
@@ -221,17 +240,18 @@ class BatchModels:
 
     def predict_success(self, matrix: FloatArray) -> FloatArray:
         compiled = self.compiled
-        raw = compiled.success.raw(matrix)[:, 0] if compiled else self._success_raw(matrix)
-        return self.calibrate(raw)
+        if compiled is None:
+            return self.calibrate(self._success_raw(matrix))
+        return self.calibrate(_sigmoid(compiled.actions.raw(matrix)[:, 0]))
 
     def predict_actions(self, matrix: FloatArray) -> ActionPredictions:
         """Success, quality and time (median and 80% interval) for every row of ``matrix``."""
         compiled = self.compiled
         if compiled is not None:
-            rows = Rows(matrix)  # one conversion for the three libraries
-            success = self.calibrate(compiled.success.raw(rows)[:, 0])
-            quality = compiled.quality.raw(rows)[:, 0]
-            log_time = compiled.time.raw(rows)
+            out = compiled.actions.raw(matrix)  # one call for the three ensembles
+            success = self.calibrate(_sigmoid(out[:, 0]))
+            quality = out[:, 1]
+            log_time = out[:, 2:]
         else:
             success = self.predict_success(matrix)
             quality = self._quality_raw(matrix)
@@ -297,9 +317,12 @@ class BatchModels:
         """The ``top`` columns that move this row's success log-odds most (Saabas
         approximation of per-feature contributions, as XGBoost's ``approx_contribs``)."""
         explainer = self.explainer
-        contribs = (
-            explainer.contributions(row) if explainer else self._success_contributions_raw(row)
-        )[0]
+        if explainer is None:
+            contribs = self._success_contributions_raw(row)[0]
+        elif self.compiled is not None:
+            contribs = explainer.contributions(row, self._success_leaves(row))[0]
+        else:
+            contribs = explainer.contributions(row)[0]
         order = np.argsort(-np.abs(contribs))[:top]
         columns = self.encoder.columns
         return [
