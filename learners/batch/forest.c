@@ -79,6 +79,12 @@ static void specialise(const forest_t *f, const float *row, const uint8_t *codes
     }
 }
 
+static inline int32_t follow(const forest_t *f, const int32_t *jump, int32_t index,
+                             const float *row, const uint8_t *codes) {
+    const int32_t next = step(f, index, row, codes);
+    return jump ? jump[next] : next;
+}
+
 /* out[i * n_targets + target] += leaf values (out must hold the base scores);
  * leaves, when not NULL, receives the leaf node index of every (row, tree) pair.
  * Columns that hold the same value in every row (a request's context) are tested once, not
@@ -101,17 +107,24 @@ int forest_predict(const forest_t *f, const float *rows, int64_t n_rows, int64_t
             codes[i * width + j] = (x >= 0.0f && x < 255.0f) ? (uint8_t)x : NO_CATEGORY;
         }
     }
+    int any_constant = 0;
     for (int64_t j = 0; j < width; ++j) {
         int same = n_rows >= SPECIALISE_ROWS;
         for (int64_t i = 1; i < n_rows && same; ++i) {
             same = memcmp(rows + i * stride + j, rows + j, sizeof(float)) == 0;
         }
         constant[j] = (uint8_t)same;
+        any_constant |= same;
     }
-    specialise(f, rows, codes, constant, jump, steps);
+    if (any_constant) {
+        specialise(f, rows, codes, constant, jump, steps);
+    } else {  /* nothing to skip: the pass over every node would cost more than it saves */
+        free(jump);
+        jump = steps = NULL;
+    }
     for (int32_t t = 0; t < f->n_trees; ++t) {
-        const int32_t root = jump[f->root[t]];
-        const int32_t depth = steps[f->root[t]];
+        const int32_t root = jump ? jump[f->root[t]] : f->root[t];
+        const int32_t depth = jump ? steps[f->root[t]] : f->depth[t];
         const int32_t target = f->target[t];
         for (int64_t start = 0; start < n_rows; start += BLOCK) {
             const int64_t count = n_rows - start < BLOCK ? n_rows - start : BLOCK;
@@ -124,15 +137,15 @@ int forest_predict(const forest_t *f, const float *rows, int64_t n_rows, int64_t
             if (count == BLOCK) {
                 for (int32_t d = 0; d < depth; ++d) {
                     for (int64_t j = 0; j < BLOCK; ++j) {
-                        node[j] = jump[step(f, node[j], block + j * stride,
-                                            block_codes + j * width)];
+                        node[j] = follow(f, jump, node[j], block + j * stride,
+                                         block_codes + j * width);
                     }
                 }
             } else {
                 for (int32_t d = 0; d < depth; ++d) {
                     for (int64_t j = 0; j < count; ++j) {
-                        node[j] = jump[step(f, node[j], block + j * stride,
-                                            block_codes + j * width)];
+                        node[j] = follow(f, jump, node[j], block + j * stride,
+                                         block_codes + j * width);
                     }
                 }
             }

@@ -47,7 +47,7 @@ class NativeError(RuntimeError):
 
 
 class _Forest(ctypes.Structure):
-    _fields_ = (  # noqa: RUF012 (ctypes reads the class attribute)
+    _fields_ = (
         ("n_trees", ctypes.c_int32),
         ("n_targets", ctypes.c_int32),
         ("n_features", ctypes.c_int32),
@@ -105,17 +105,20 @@ class Kernel:
                                   ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p)
 
 
-def _float32_below(value: float, strict: bool) -> np.float32:
+def float32_threshold(value: float, strict: bool) -> float:
     """The float32 threshold ``t`` with ``x < t`` ⇔ ``x < value`` (strict) or ``x <= value``
-    for every float32 ``x``."""
-    t = np.float32(value)
-    if strict:
-        if float(t) < value:  # the smallest float32 >= value
-            t = np.nextafter(t, np.float32(np.inf))
-        return t
-    if float(t) > value:  # the largest float32 <= value, then just above it
-        t = np.nextafter(t, np.float32(-np.inf))
-    return np.nextafter(t, np.float32(np.inf))
+    for every float32 ``x`` (the kernel tests ``x < t`` on float32 rows; LightGBM's
+    thresholds are float64 ``<=`` tests)."""
+    with np.errstate(over="ignore"):  # beyond float32's range the threshold is ±inf: exact
+        t = np.float32(value)
+        up, down = np.float32(np.inf), np.float32(-np.inf)
+        if strict:
+            if float(t) < value:  # the smallest float32 >= value
+                t = np.nextafter(t, up)
+            return float(t)
+        if float(t) > value:  # the largest float32 <= value, then just above it
+            t = np.nextafter(t, down)
+        return float(np.nextafter(t, up))
 
 
 _LEAF = (0, math.nan, 0, 0)
@@ -202,8 +205,7 @@ class NativeForest:
                         op = node["comparison_op"]
                         if op not in ("<", "<="):
                             raise NativeError(f"comparison {op!r} is not supported")
-                        threshold = float(_float32_below(float(node["threshold"]),
-                                                         strict=op == "<"))
+                        threshold = float32_threshold(float(node["threshold"]), strict=op == "<")
                     nodes[i] = (column, threshold, len(nodes), info)
                     for side in ("left_child", "right_child"):
                         order.append(node[side])
