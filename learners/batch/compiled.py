@@ -54,12 +54,12 @@ class CompiledPredictor:
         result: FloatArray = self.forest.predict(rows, leaves) - self.offsets
         return result
 
-    def leaf_ids(self, row: npt.NDArray[np.floating[Any]], first: int, count: int) -> IntArray:
-        """Treelite node ids of the leaves one row reaches in trees ``first:first+count``."""
-        rows = np.ascontiguousarray(np.atleast_2d(row), dtype=np.float32)
-        leaves = np.empty((len(rows), self.forest.n_trees), dtype=np.int32)
-        self.forest.predict(rows, leaves)
-        ids: IntArray = self.forest.node_ids[leaves[:, first:first + count]]
+    def leaf_ids(self, rows: npt.NDArray[np.floating[Any]]) -> IntArray:
+        """Treelite node ids of the leaves the rows reach, ``(rows, trees)``."""
+        data = np.ascontiguousarray(np.atleast_2d(rows), dtype=np.float32)
+        leaves = np.empty((len(data), self.forest.n_trees), dtype=np.int32)
+        self.forest.predict(data, leaves)
+        ids: IntArray = self.forest.node_ids[leaves]
         return ids
 
 

@@ -48,11 +48,14 @@ RANKER_ACTION_COLUMNS = (
 
 class CompiledSet(msgspec.Struct, frozen=True):
     """Native predictors of one version's five ensembles (see
-    :meth:`BatchModels.prepare_serving`): ``actions`` holds the success, quality and time
-    trees together (outputs: success margin, quality, the three time quantiles), so a request's
-    rows are predicted by all three in one call."""
+    :meth:`BatchModels.prepare_serving`): ``actions`` holds the success, quality, time and
+    complexity trees together (outputs: success margin, quality, the three time quantiles,
+    complexity), so a request's rows are predicted by all four in one call (complexity reads
+    only the context, which the kernel resolves once per request); ``success`` alone gives the
+    leaves of the row to explain."""
 
     actions: CompiledPredictor
+    success: CompiledPredictor
     complexity: CompiledPredictor
     ranker: CompiledPredictor
 
@@ -98,6 +101,9 @@ def feature_types(categorical: Sequence[bool]) -> list[str]:
 def ranker_columns(encoder: TabularEncoder) -> list[int]:
     columns = encoder.columns
     return [*range(CONTEXT_WIDTH), *(columns.index(c) for c in RANKER_ACTION_COLUMNS)]
+
+
+RANKER_COLUMNS = ranker_columns(TabularEncoder(vocabularies={}))  # the layout is fixed
 
 
 def template_popularity(names: list[str], successes: list[float]) -> dict[str, float]:
@@ -195,8 +201,10 @@ class BatchModels:
             return compile_predictor(name, models, reference, rows, kernel, shared)
 
         return CompiledSet(
-            actions=one("success, quality and time", (self.success, self.quality, self.time),
+            actions=one("success, quality, time and complexity",
+                        (self.success, self.quality, self.time, self.complexity),
                         self._actions_raw, probe, CONTEXT_WIDTH),
+            success=one("success", (self.success,), self._success_margin, probe, CONTEXT_WIDTH),
             complexity=one("complexity", (self.complexity,), self._complexity_raw,
                            probe[:, :CONTEXT_WIDTH], 0),
             ranker=one("ranker", (self.ranker,), self._ranker_raw, ranker_probe, CONTEXT_WIDTH),
@@ -206,14 +214,20 @@ class BatchModels:
     def _success_raw(self, matrix: FloatArray) -> FloatArray:
         return np.asarray(self.success.inplace_predict(matrix), dtype=np.float64)
 
-    def _actions_raw(self, matrix: FloatArray) -> FloatArray:
-        """What :attr:`CompiledSet.actions` computes: success margin, quality, time."""
+    def _success_margin(self, matrix: FloatArray) -> FloatArray:
         margin = self.success.inplace_predict(matrix, predict_type="margin")
-        return np.column_stack([margin, self._quality_raw(matrix), self._time_raw(matrix)])
+        return np.asarray(margin, dtype=np.float64)
+
+    def _actions_raw(self, matrix: FloatArray) -> FloatArray:
+        """What :attr:`CompiledSet.actions` computes: success margin, quality, time,
+        complexity."""
+        return np.column_stack([self._success_margin(matrix), self._quality_raw(matrix),
+                                self._time_raw(matrix),
+                                self._complexity_raw(matrix[:, :CONTEXT_WIDTH])])
 
     def _success_leaves(self, rows: FloatArray) -> IntArray:
         assert self.compiled is not None
-        return self.compiled.actions.leaf_ids(rows, 0, self.success.num_boosted_rounds())
+        return self.compiled.success.leaf_ids(rows)
 
     def _quality_raw(self, matrix: FloatArray) -> FloatArray:
         return np.asarray(self.quality.inplace_predict(matrix), dtype=np.float64)
@@ -246,25 +260,33 @@ class BatchModels:
 
     def predict_actions(self, matrix: FloatArray) -> ActionPredictions:
         """Success, quality and time (median and 80% interval) for every row of ``matrix``."""
+        return self.predict_request(matrix)[0]
+
+    def predict_request(self, matrix: FloatArray) -> tuple[ActionPredictions, float]:
+        """:meth:`predict_actions` and the task's complexity for the rows of one request
+        (one context, several actions; the complexity is that of the first row)."""
         compiled = self.compiled
         if compiled is not None:
-            out = compiled.actions.raw(matrix)  # one call for the three ensembles
+            out = compiled.actions.raw(matrix)  # one call for the four ensembles
             success = self.calibrate(_sigmoid(out[:, 0]))
             quality = out[:, 1]
-            log_time = out[:, 2:]
+            log_time = out[:, 2:5]
+            complexity = float(np.clip(out[0, 5], 0.0, 10.0)) if len(out) else math.nan
         else:
             success = self.predict_success(matrix)
             quality = self._quality_raw(matrix)
             log_time = self._time_raw(matrix)
+            complexity = float(self.predict_complexity(matrix[:1])[0]) if len(matrix) else math.nan
         quality = np.clip(quality, 0.0, 10.0)
         time = np.exp(np.sort(log_time, axis=1))
-        return ActionPredictions(
+        predictions = ActionPredictions(
             success=success.tolist(),
             quality=quality.tolist(),
             time_s=time[:, 1].tolist(),
             time_low_s=time[:, 0].tolist(),
             time_high_s=time[:, 2].tolist(),
         )
+        return predictions, complexity
 
     def predicted_rewards(self, matrix: FloatArray, profile: RewardProfile,
                           costs_usd: Sequence[float] | None = None) -> FloatArray:
@@ -293,7 +315,7 @@ class BatchModels:
 
     def rank_templates(self, rows: FloatArray) -> FloatArray:
         """Ranking scores (higher is better) of full rows holding one action per template."""
-        return self.rank_templates_columns(rows[:, ranker_columns(self.encoder)])
+        return self.rank_templates_columns(rows[:, RANKER_COLUMNS])
 
     def rank_templates_columns(self, rows: FloatArray) -> FloatArray:
         """Ranking scores of rows that hold only the ranker's columns."""

@@ -51,8 +51,7 @@ class BatchView:
     ) -> BatchView:
         models = loaded.models
         matrix = models.encoder.matrix(record, history, catalog, allowed)
-        actions = models.predict_actions(matrix)
-        complexity = float(models.predict_complexity(matrix[:1])[0])
+        actions, complexity = models.predict_request(matrix)
         # One row per template among the allowed actions (its first allowed action).
         first: dict[str, int] = {}
         for position, index in enumerate(allowed):

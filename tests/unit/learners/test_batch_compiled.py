@@ -66,10 +66,14 @@ def test_one_request_s_rows_sharing_a_context_are_predicted_as_by_the_boosters(
     for block in blocks:
         context = block[:, :CONTEXT_WIDTH]
         np.testing.assert_array_equal(context, np.broadcast_to(context[:1], context.shape))
-        fast, slow = served.predict_actions(block), reference.predict_actions(block)
+        (fast, fast_complexity), (slow, slow_complexity) = (
+            served.predict_request(block), reference.predict_request(block)
+        )
         for name in ("success", "quality", "time_s", "time_low_s", "time_high_s"):
             np.testing.assert_allclose(getattr(fast, name), getattr(slow, name), rtol=1e-4,
                                        atol=1e-4, err_msg=name)
+        assert fast_complexity == pytest.approx(slow_complexity, abs=1e-4)
+        assert slow_complexity == pytest.approx(reference.predict_complexity(block[:1])[0])
 
 
 def test_a_forest_that_disagrees_with_its_booster_is_rejected(
