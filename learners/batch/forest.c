@@ -42,7 +42,7 @@ typedef struct {
     const int32_t *target; /* per tree: output column it adds to */
     const node_t *nodes;
     const uint64_t *words; /* category sets, four words each */
-    const double *value;   /* per node: leaf value (0 for inner nodes) */
+    const float *value;    /* per node: leaf value (0 for inner nodes) */
 } forest_t;
 
 static inline int32_t step(const forest_t *f, int32_t index, const float *row,
@@ -61,7 +61,7 @@ static inline int32_t step(const forest_t *f, int32_t index, const float *row,
  * (jump) and how many steps its deepest path still takes (steps): nodes come after their
  * parents, so one backward pass settles both. */
 static void specialise(const forest_t *f, const float *row, const uint8_t *codes,
-                       const uint8_t *constant, int32_t *jump, int32_t *steps) {
+                       const uint8_t *constant, int32_t *jump, uint8_t *steps) {
     for (int32_t i = f->n_nodes - 1; i >= 0; --i) {
         const node_t *node = f->nodes + i;
         if (node->child == i) {  /* a leaf */
@@ -72,9 +72,9 @@ static void specialise(const forest_t *f, const float *row, const uint8_t *codes
             jump[i] = jump[next];
             steps[i] = steps[next];
         } else {
-            const int32_t left = steps[node->child], right = steps[node->child + 1];
+            const uint8_t left = steps[node->child], right = steps[node->child + 1];
             jump[i] = i;
-            steps[i] = 1 + (left > right ? left : right);
+            steps[i] = (uint8_t)(1 + (left > right ? left : right));
         }
     }
 }
@@ -93,13 +93,13 @@ int forest_predict(const forest_t *f, const float *rows, int64_t n_rows, int64_t
                    double *out, int32_t *leaves) {
     const int64_t width = f->n_features;
     uint8_t *codes = malloc((size_t)(n_rows * width + width + 1));
-    int32_t *jump = malloc(sizeof(int32_t) * 2 * (size_t)f->n_nodes);
+    int32_t *jump = malloc((sizeof(int32_t) + 1) * (size_t)f->n_nodes);
     if (!codes || !jump) {
         free(codes);
         free(jump);
         return -1;
     }
-    int32_t *steps = jump + f->n_nodes;
+    uint8_t *steps = (uint8_t *)(jump + f->n_nodes);
     uint8_t *constant = codes + n_rows * width;
     for (int64_t i = 0; i < n_rows; ++i) {
         for (int64_t j = 0; j < width; ++j) {
@@ -120,7 +120,8 @@ int forest_predict(const forest_t *f, const float *rows, int64_t n_rows, int64_t
         specialise(f, rows, codes, constant, jump, steps);
     } else {  /* nothing to skip: the pass over every node would cost more than it saves */
         free(jump);
-        jump = steps = NULL;
+        jump = NULL;
+        steps = NULL;
     }
     for (int32_t t = 0; t < f->n_trees; ++t) {
         const int32_t root = jump ? jump[f->root[t]] : f->root[t];
@@ -150,7 +151,7 @@ int forest_predict(const forest_t *f, const float *rows, int64_t n_rows, int64_t
                 }
             }
             for (int64_t j = 0; j < count; ++j) {
-                out[(start + j) * f->n_targets + target] += f->value[node[j]];
+                out[(start + j) * f->n_targets + target] += (double)f->value[node[j]];
                 if (leaves) {
                     leaves[(start + j) * f->n_trees + t] = node[j];
                 }

@@ -37,6 +37,7 @@ IntArray = npt.NDArray[np.int32]
 
 MAX_CATEGORY = 254  # category sets are 256 bits; bit 255 is the direction of a missing value
 SET_WORDS = 4
+MAX_DEPTH = 255  # the kernel counts steps in a byte
 COMPILE_FLAGS = ("-O2", "-fPIC", "-shared")
 NODE = np.dtype([("feature", np.int32), ("threshold", np.float32), ("child", np.int32),
                  ("info", np.uint32)])
@@ -162,6 +163,7 @@ class NativeForest:
         targets: list[int] = []
         nodes: list[tuple[int, float, int, int]] = []
         words: list[int] = [0] * SET_WORDS  # set 0: the empty set (numerical nodes, leaves)
+        sets: dict[tuple[int, ...], int] = {tuple(words): 0}
         values: list[float] = []
         base: list[float] = []
         self.first_tree: list[int] = []  # per model: index of its first tree
@@ -195,10 +197,13 @@ class NativeForest:
                     column = column if mapping is None else int(mapping[column])
                     default_right = not node["default_left"]
                     if "category_list" in node:
-                        info = len(words)
-                        words.extend(_category_set(node["category_list"],
+                        bits = tuple(_category_set(node["category_list"],
                                                    right=node["category_list_right_child"],
                                                    missing_right=default_right))
+                        info = sets.get(bits, len(words))
+                        if info == len(words):  # a new set (many nodes share one)
+                            sets[bits] = info
+                            words.extend(bits)
                         threshold = math.nan
                     else:
                         info = int(default_right)
@@ -213,6 +218,8 @@ class NativeForest:
                         nodes.append(_LEAF)
                         values.append(0.0)
                 depths.append(max(depth.values()))
+                if depths[-1] > MAX_DEPTH:
+                    raise NativeError(f"a tree deeper than {MAX_DEPTH} levels")
         self.node_ids: IntArray = np.asarray(node_ids, dtype=np.int32)
         self.n_trees = len(roots)
         self.n_targets = len(base)
@@ -224,7 +231,7 @@ class NativeForest:
             np.asarray(targets, dtype=np.int32),
             np.asarray(nodes, dtype=NODE),
             np.asarray(words, dtype=np.uint64),
-            np.asarray(values, dtype=np.float64),
+            np.asarray(values, dtype=np.float32),  # XGBoost's are; LightGBM's lose 1e-7
         )
         self._struct = _Forest(self.n_trees, self.n_targets, self.n_features, len(nodes),
                                *(a.ctypes.data for a in self._arrays))
