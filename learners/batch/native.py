@@ -1,16 +1,19 @@
 """Tree ensembles evaluated by a small native kernel (``forest.c``), with leaf indices.
 
-Why not TL2cgen alone: a route call predicts ~140 rows with three ensembles, then explains one
-row of the success model. TL2cgen's generated code walks each row through every tree in turn
-(the whole ensemble's code streams through the instruction cache once per row), each call
-builds a ``DMatrix`` in Python (~60 µs), and it cannot return leaf indices, so the Saabas
-contributions needed a second walk (Treelite GTIL). The kernel here is one fixed C file,
-compiled once per machine in well under a second (no per-model code generation): it walks the
-trees as data, tree by tree over all rows, without a branch on the path, for several boosters
-in one call, and hands back the leaf each row reached in each tree.
+Why not TL2cgen (used before): a route call predicts ~140 rows of one request with four
+ensembles and then explains one row of the success model. TL2cgen's generated code tests every
+split for every row, although about half of the tests on a row's path read context columns
+that are the same in all rows of a request; each call builds a ``DMatrix`` in Python; and it
+cannot return leaf indices, so the Saabas contributions needed a second walk (Treelite GTIL).
+It also needs cmake and seconds of compilation per version. The kernel here is one fixed C file,
+compiled once per machine in a fraction of a second (no per-model code generation). Per call it
+finds the columns that are equal in every row, resolves the splits on them once (a backward pass
+over the nodes), then walks the remaining splits tree by tree over all rows, eight rows side by
+side, without a branch on the path, for several boosters at once; it can hand back the leaf each
+row reached in each tree.
 
 The arrays come from Treelite's JSON dump of each booster (the same for XGBoost and LightGBM).
-Every result is verified against the boosters before it is served
+Every forest is verified against the boosters before it is served
 (:mod:`learners.batch.compiled`).
 """
 
