@@ -54,11 +54,15 @@ class CompiledPredictor:
         result: FloatArray = self.forest.predict(rows, leaves) - self.offsets
         return result
 
-    def leaf_ids(self, rows: npt.NDArray[np.floating[Any]]) -> IntArray:
-        """Treelite node ids of the leaves the rows reach, ``(rows, trees)``."""
-        data = np.ascontiguousarray(np.atleast_2d(rows), dtype=np.float32)
-        leaves = np.empty((len(data), self.forest.n_trees), dtype=np.int32)
-        self.forest.predict(data, leaves)
+    def raw_with_leaves(self, matrix: npt.NDArray[np.floating[Any]], trees: int
+                        ) -> tuple[FloatArray, IntArray]:
+        """:meth:`raw` and the kernel's index of the leaf each row reaches in each of the
+        first ``trees`` trees, ``(rows, trees)`` (:meth:`node_ids` turns them into Treelite's
+        node ids, which only the explained row needs)."""
+        leaves = np.empty((len(matrix), trees), dtype=np.int32)
+        return self.raw(matrix, leaves), leaves
+
+    def node_ids(self, leaves: IntArray) -> IntArray:
         ids: IntArray = self.forest.node_ids[leaves]
         return ids
 

@@ -86,11 +86,12 @@ static inline int32_t follow(const forest_t *f, const int32_t *jump, int32_t ind
 }
 
 /* out[i * n_targets + target] += leaf values (out must hold the base scores);
- * leaves, when not NULL, receives the leaf node index of every (row, tree) pair.
+ * leaves, when not NULL, receives the leaf node index of each row in each of the first
+ * leaf_trees trees (row-major, leaf_trees per row).
  * Columns that hold the same value in every row (a request's context) are tested once, not
  * once per row. Returns 0, or -1 when memory for the work arrays cannot be had. */
 int forest_predict(const forest_t *f, const float *rows, int64_t n_rows, int64_t stride,
-                   double *out, int32_t *leaves) {
+                   double *out, int32_t *leaves, int32_t leaf_trees) {
     const int64_t width = f->n_features;
     uint8_t *codes = malloc((size_t)(n_rows * width + width + 1));
     int32_t *jump = malloc((sizeof(int32_t) + 1) * (size_t)f->n_nodes);
@@ -152,8 +153,8 @@ int forest_predict(const forest_t *f, const float *rows, int64_t n_rows, int64_t
             }
             for (int64_t j = 0; j < count; ++j) {
                 out[(start + j) * f->n_targets + target] += (double)f->value[node[j]];
-                if (leaves) {
-                    leaves[(start + j) * f->n_trees + t] = node[j];
+                if (leaves && t < leaf_trees) {
+                    leaves[(start + j) * leaf_trees + t] = node[j];
                 }
             }
         }

@@ -50,12 +50,11 @@ class CompiledSet(msgspec.Struct, frozen=True):
     """Native predictors of one version's five ensembles (see
     :meth:`BatchModels.prepare_serving`): ``actions`` holds the success, quality, time and
     complexity trees together (outputs: success margin, quality, the three time quantiles,
-    complexity), so a request's rows are predicted by all four in one call (complexity reads
-    only the context, which the kernel resolves once per request); ``success`` alone gives the
-    leaves of the row to explain."""
+    complexity; the success trees first, so their leaves come with the predictions), and a
+    request's rows are predicted by all four in one call (complexity reads only the context,
+    which the kernel resolves once per request)."""
 
     actions: CompiledPredictor
-    success: CompiledPredictor
     complexity: CompiledPredictor
     ranker: CompiledPredictor
 
@@ -68,6 +67,16 @@ class ActionPredictions(msgspec.Struct, frozen=True):
     time_s: list[float]
     time_low_s: list[float]
     time_high_s: list[float]
+
+
+class RequestPredictions(msgspec.Struct, frozen=True):
+    """:meth:`BatchModels.predict_request`: per-action predictions, the task's complexity and
+    (native kernel only) each row's success-tree leaves, for
+    :meth:`BatchModels.success_contributions`."""
+
+    actions: ActionPredictions
+    complexity: float
+    success_leaves: IntArray | None = None
 
 
 class Contribution(msgspec.Struct, frozen=True):
@@ -120,11 +129,17 @@ def with_popularity(
     """Ranker rows (ranker columns) plus a last column: the template's training popularity,
     so the ranker starts from the popularity baseline and learns corrections to it."""
     default = sum(popularity.values()) / len(popularity) if popularity else 0.5
+    vocabulary = encoder.vocabularies["template"]
+    # One value per template code, then one for codes outside the vocabulary ("other").
+    by_code = np.asarray([*(popularity.get(name, default) for name in vocabulary),
+                          popularity.get("other", default)], dtype=np.float64)
     codes = rows[:, CONTEXT_WIDTH]
-    extra = [
-        popularity.get(encoder.category("template", float(code)) or "", default) for code in codes
-    ]
-    return np.column_stack([rows, np.asarray(extra, dtype=np.float64)])
+    known = (codes >= 0) & (codes < len(vocabulary))  # False for NaN
+    index = np.where(known, np.nan_to_num(codes), len(vocabulary)).astype(np.intp)
+    out = np.empty((rows.shape[0], rows.shape[1] + 1), dtype=np.float64)
+    out[:, :-1] = rows
+    out[:, -1] = by_code[index]
+    return out
 
 
 class BatchModels:
@@ -204,7 +219,6 @@ class BatchModels:
             actions=one("success, quality, time and complexity",
                         (self.success, self.quality, self.time, self.complexity),
                         self._actions_raw, probe, CONTEXT_WIDTH),
-            success=one("success", (self.success,), self._success_margin, probe, CONTEXT_WIDTH),
             complexity=one("complexity", (self.complexity,), self._complexity_raw,
                            probe[:, :CONTEXT_WIDTH], 0),
             ranker=one("ranker", (self.ranker,), self._ranker_raw, ranker_probe, CONTEXT_WIDTH),
@@ -226,8 +240,11 @@ class BatchModels:
                                 self._complexity_raw(matrix[:, :CONTEXT_WIDTH])])
 
     def _success_leaves(self, rows: FloatArray) -> IntArray:
+        """Treelite ids of the leaves ``rows`` reach in the success trees (native kernel)."""
         assert self.compiled is not None
-        return self.compiled.success.leaf_ids(rows)
+        actions = self.compiled.actions
+        leaves = actions.raw_with_leaves(np.atleast_2d(rows), actions.forest.first_tree[1])[1]
+        return actions.node_ids(leaves)
 
     def _quality_raw(self, matrix: FloatArray) -> FloatArray:
         return np.asarray(self.quality.inplace_predict(matrix), dtype=np.float64)
@@ -260,14 +277,18 @@ class BatchModels:
 
     def predict_actions(self, matrix: FloatArray) -> ActionPredictions:
         """Success, quality and time (median and 80% interval) for every row of ``matrix``."""
-        return self.predict_request(matrix)[0]
+        return self.predict_request(matrix).actions
 
-    def predict_request(self, matrix: FloatArray) -> tuple[ActionPredictions, float]:
-        """:meth:`predict_actions` and the task's complexity for the rows of one request
-        (one context, several actions; the complexity is that of the first row)."""
+    def predict_request(self, matrix: FloatArray) -> RequestPredictions:
+        """:meth:`predict_actions`, the task's complexity (from the first row) and, with the
+        native kernel, the success trees' leaves of every row, for the rows of one request
+        (one context, several actions)."""
         compiled = self.compiled
+        leaves: IntArray | None = None
         if compiled is not None:
-            out = compiled.actions.raw(matrix)  # one call for the four ensembles
+            # One call for the four ensembles; the success trees come first.
+            out, leaves = compiled.actions.raw_with_leaves(matrix,
+                                                           compiled.actions.forest.first_tree[1])
             success = self.calibrate(_sigmoid(out[:, 0]))
             quality = out[:, 1]
             log_time = out[:, 2:5]
@@ -279,14 +300,14 @@ class BatchModels:
             complexity = float(self.predict_complexity(matrix[:1])[0]) if len(matrix) else math.nan
         quality = np.clip(quality, 0.0, 10.0)
         time = np.exp(np.sort(log_time, axis=1))
-        predictions = ActionPredictions(
+        actions = ActionPredictions(
             success=success.tolist(),
             quality=quality.tolist(),
             time_s=time[:, 1].tolist(),
             time_low_s=time[:, 0].tolist(),
             time_high_s=time[:, 2].tolist(),
         )
-        return predictions, complexity
+        return RequestPredictions(actions=actions, complexity=complexity, success_leaves=leaves)
 
     def predicted_rewards(self, matrix: FloatArray, profile: RewardProfile,
                           costs_usd: Sequence[float] | None = None) -> FloatArray:
@@ -335,12 +356,16 @@ class BatchModels:
         result: FloatArray = np.asarray(contribs, dtype=np.float64)[:, :-1]
         return result
 
-    def success_contributions(self, row: FloatArray, top: int = 3) -> list[Contribution]:
+    def success_contributions(self, row: FloatArray, top: int = 3,
+                              leaves: IntArray | None = None) -> list[Contribution]:
         """The ``top`` columns that move this row's success log-odds most (Saabas
-        approximation of per-feature contributions, as XGBoost's ``approx_contribs``)."""
+        approximation of per-feature contributions, as XGBoost's ``approx_contribs``);
+        ``leaves``: the row's ``success_leaves`` from :meth:`predict_request`, if any."""
         explainer = self.explainer
         if explainer is None:
             contribs = self._success_contributions_raw(row)[0]
+        elif leaves is not None and self.compiled is not None:
+            contribs = explainer.contributions(row, self.compiled.actions.node_ids(leaves))[0]
         elif self.compiled is not None:
             contribs = explainer.contributions(row, self._success_leaves(row))[0]
         else:

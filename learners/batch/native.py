@@ -106,7 +106,8 @@ class Kernel:
         self._predict = self._lib.forest_predict
         self._predict.restype = ctypes.c_int
         self._predict.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                  ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p)
+                                  ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                                  ctypes.c_int32)
 
 
 def float32_threshold(value: float, strict: bool) -> float:
@@ -243,21 +244,25 @@ class NativeForest:
     def predict(self, rows: npt.NDArray[np.float32], leaves: IntArray | None = None
                 ) -> FloatArray:
         """Base scores plus leaf values, ``(rows, targets)``; with ``leaves`` (int32,
-        ``(rows, trees)``), also the flattened index of the leaf each row reaches in each
-        tree (:attr:`node_ids` maps it to Treelite's node id)."""
+        ``(rows, k)`` for some ``k <= n_trees``), also the flattened index of the leaf each row
+        reaches in each of the first ``k`` trees (:attr:`node_ids` maps it to Treelite's node
+        id)."""
         if rows.dtype != np.float32 or not rows.flags.c_contiguous or rows.ndim != 2:
             raise ValueError("rows must be a C-contiguous 2-D float32 array")
         n, width = rows.shape
         if width < self.n_features:
             raise ValueError(f"rows have {width} columns, the trees use {self.n_features}")
-        if leaves is not None and (leaves.shape != (n, self.n_trees) or leaves.dtype != np.int32
-                                   or not leaves.flags.c_contiguous):
-            raise ValueError(f"leaves must be C-contiguous int32 of shape {(n, self.n_trees)}")
+        if leaves is not None and (leaves.ndim != 2 or leaves.shape[0] != n
+                                   or leaves.shape[1] > self.n_trees
+                                   or leaves.dtype != np.int32 or not leaves.flags.c_contiguous):
+            raise ValueError(f"leaves must be C-contiguous int32 of shape ({n}, <= "
+                             f"{self.n_trees})")
         out = np.empty((n, self.n_targets), dtype=np.float64)
         out[:] = self.base
         status = self._kernel._predict(self._address, rows.ctypes.data, n, width,
                                        out.ctypes.data,
-                                       None if leaves is None else leaves.ctypes.data)
+                                       None if leaves is None else leaves.ctypes.data,
+                                       0 if leaves is None else leaves.shape[1])
         if status != 0:
             raise MemoryError("forest_predict could not allocate its buffer")
         return out

@@ -66,9 +66,20 @@ def test_one_request_s_rows_sharing_a_context_are_predicted_as_by_the_boosters(
     for block in blocks:
         context = block[:, :CONTEXT_WIDTH]
         np.testing.assert_array_equal(context, np.broadcast_to(context[:1], context.shape))
-        (fast, fast_complexity), (slow, slow_complexity) = (
-            served.predict_request(block), reference.predict_request(block)
-        )
+        fast_request, slow_request = served.predict_request(block), reference.predict_request(block)
+        fast, fast_complexity = fast_request.actions, fast_request.complexity
+        slow, slow_complexity = slow_request.actions, slow_request.complexity
+        assert slow_request.success_leaves is None
+        assert fast_request.success_leaves is not None
+        for i in (0, len(block) // 2, len(block) - 1):  # risk factors from the call's leaves
+            explained = served.success_contributions(
+                block[i], leaves=fast_request.success_leaves[i]
+            )
+            expected = reference.success_contributions(block[i])
+            assert [c.column for c in explained] == [c.column for c in expected]
+            assert [c.log_odds for c in explained] == pytest.approx(
+                [c.log_odds for c in expected], abs=1e-4
+            )
         for name in ("success", "quality", "time_s", "time_low_s", "time_high_s"):
             np.testing.assert_allclose(getattr(fast, name), getattr(slow, name), rtol=1e-4,
                                        atol=1e-4, err_msg=name)
