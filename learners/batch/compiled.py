@@ -5,8 +5,8 @@ task's complexity, ranks the templates and explains the chosen action's success 
 XGBoost's and LightGBM's own predictors spend most of that time walking tree data structures
 and crossing the Python/C boundary (2.5–4.5 ms per request on the default catalog, `router
 bench-models`). :mod:`learners.batch.native` evaluates the same trees in one call per request
-for success, quality and time together, tests the request's shared context columns once instead
-of once per row, and returns the leaves that the Saabas contributions need.
+for success, quality, time and complexity together, tests the request's shared context columns
+once instead of once per row, and returns the leaves that the Saabas contributions need.
 
 How: :func:`compile_predictor` flattens boosters into a :class:`~learners.batch.native.NativeForest`
 and **verifies** it against the boosters on the probe rows stored with the trained version, both

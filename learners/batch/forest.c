@@ -8,11 +8,14 @@
  *   numerical node:  value >= threshold, or the value is NaN and the node's default is right
  *                    (native.py converts Treelite's "<" and "<=" tests to "<" on float32);
  *   categorical node: bit `code` of the node's 256-bit set, where code is the value's
- *                    category (0..254) or 255 for NaN; native.py stores the set already
+ *                    category (0..254) or 255 for NaN (and for values outside 0..254, which
+ *                    the feature encoder never produces); native.py stores the set already
  *                    complemented when the listed categories go left, and bit 255 is the
  *                    node's default direction. Its threshold is NaN, so the numerical test
  *                    is always false; numerical nodes use the empty set 0.
  * A leaf is a node with the empty set and a NaN threshold: it never moves.
+ * Columns equal in every row of a call (a request's context) are tested once per call: a
+ * backward pass over the nodes (specialise) lets each row skip the splits on them.
  * Trees are the outer loop and rows the inner one, BLOCK rows side by side: one tree's
  * nodes stay in the L1 cache for all rows, and the rows' independent walks overlap in the CPU.
  */
