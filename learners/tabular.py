@@ -170,6 +170,17 @@ def _log(value: float | None) -> float:
     return math.nan if value is None or value <= 0 else math.log(value)
 
 
+class _CatalogLayout(msgspec.Struct, frozen=True):
+    """Per-catalog serving layout: static action columns and each action's model and
+    template position (so a request gathers history columns instead of looping)."""
+
+    static: FloatArray
+    models: list[str]
+    templates: list[str]
+    model_of: npt.NDArray[np.intp]
+    template_of: npt.NDArray[np.intp]
+
+
 class TabularEncoder:
     """Column layout and category vocabularies, fitted on training data."""
 
@@ -177,7 +188,7 @@ class TabularEncoder:
         self.vocabularies = vocabularies
         self._codes = {name: {v: i for i, v in enumerate(values)}
                        for name, values in vocabularies.items()}
-        self._static: dict[str, FloatArray] = {}
+        self._static: dict[str, _CatalogLayout] = {}
 
     def __getstate__(self) -> dict[str, dict[str, tuple[str, ...]]]:
         return {"vocabularies": self.vocabularies}
@@ -270,38 +281,50 @@ class TabularEncoder:
 
     def action_static(self, catalog: Catalog) -> FloatArray:
         """Columns that depend on the action only, one row per catalog action (cached)."""
-        static = self._static.get(catalog.fingerprint)
-        if static is None:
+        return self._catalog_layout(catalog).static
+
+    def _catalog_layout(self, catalog: Catalog) -> _CatalogLayout:
+        layout = self._static.get(catalog.fingerprint)
+        if layout is None:
             rows = [self._static_row(ActionAttributes.of(a)) for a in catalog.actions]
-            static = np.asarray(rows, dtype=np.float64).reshape(len(rows), _STATIC_WIDTH)
-            self._static[catalog.fingerprint] = static
-        return static
+            models = sorted({a.model.name for a in catalog.actions})
+            templates = sorted({a.template.name for a in catalog.actions})
+            layout = _CatalogLayout(
+                static=np.asarray(rows, dtype=np.float64).reshape(len(rows), _STATIC_WIDTH),
+                models=models,
+                templates=templates,
+                model_of=np.asarray([models.index(a.model.name) for a in catalog.actions],
+                                    dtype=np.intp),
+                template_of=np.asarray(
+                    [templates.index(a.template.name) for a in catalog.actions], dtype=np.intp
+                ),
+            )
+            self._static[catalog.fingerprint] = layout
+        return layout
 
     def _assemble(
         self,
         record: ContextRecord,
         history: HistoryFeatures,
         static: FloatArray,
-        models: Sequence[str],
-        templates: Sequence[str],
+        model_history: FloatArray,
+        template_history: FloatArray,
     ) -> FloatArray:
+        """Rows of one context: ``static`` action columns and each row's model and template
+        history columns (``(rows, 3)`` each: success, quality, n)."""
         n = static.shape[0]
         context = self.context_vector(record, history)
         output = estimate_output_tokens(record.complexity) / REFERENCE_OUTPUT_TOKENS
-        with np.errstate(invalid="ignore"):
-            prior_time = static[:, 5] + np.log(0.3 + 0.7 * output * static[:, 7])
-        model_hist = {m: _summary_values(history.models.get(m, EMPTY)) for m in set(models)}
-        template_hist = {t: _summary_values(history.templates.get(t, EMPTY))
-                         for t in set(templates)}
         out = np.empty((n, len(self.columns)), dtype=np.float64)
         width = len(context)
         out[:, :width] = context
         out[:, width:width + _STATIC_WIDTH] = static
         start = width + _STATIC_WIDTH
-        out[:, start] = prior_time
-        if n:
-            out[:, start + 1:start + 4] = [model_hist[m] for m in models]
-            out[:, start + 4:start + 7] = [template_hist[t] for t in templates]
+        with np.errstate(invalid="ignore"):
+            np.log(0.3 + 0.7 * output * static[:, 7], out=out[:, start])
+        out[:, start] += static[:, 5]
+        out[:, start + 1:start + 4] = model_history
+        out[:, start + 4:start + 7] = template_history
         return out
 
     def matrix(
@@ -311,23 +334,27 @@ class TabularEncoder:
         catalog: Catalog,
         indices: Sequence[int],
     ) -> FloatArray:
-        """Rows for the actions ``indices`` of ``catalog`` in one context (vectorised)."""
-        static = self.action_static(catalog)[np.asarray(indices, dtype=np.intp)]
-        actions = catalog.actions
-        return self._assemble(
-            record,
-            history,
-            static,
-            [actions[i].model.name for i in indices],
-            [actions[i].template.name for i in indices],
-        )
+        """Rows for the actions ``indices`` of ``catalog`` in one context (vectorised: each
+        model's and template's history is looked up once and gathered)."""
+        layout = self._catalog_layout(catalog)
+        rows = np.asarray(indices, dtype=np.intp)
+        models = np.asarray([_summary_values(history.models.get(m, EMPTY))
+                             for m in layout.models], dtype=np.float64).reshape(-1, 3)
+        templates = np.asarray([_summary_values(history.templates.get(t, EMPTY))
+                                for t in layout.templates], dtype=np.float64).reshape(-1, 3)
+        return self._assemble(record, history, layout.static[rows],
+                              models[layout.model_of[rows]],
+                              templates[layout.template_of[rows]])
 
     def example_row(self, example: TrainingExample) -> FloatArray:
         """The row of one logged decision (its context and the action it chose)."""
         action = example.action
         static = np.asarray([self._static_row(action)], dtype=np.float64)
-        rows = self._assemble(example.context, example.history, static, [action.model],
-                              [action.template])
+        model = np.asarray([_summary_values(example.history.models.get(action.model, EMPTY))])
+        template = np.asarray(
+            [_summary_values(example.history.templates.get(action.template, EMPTY))]
+        )
+        rows = self._assemble(example.context, example.history, static, model, template)
         row: FloatArray = rows[0]
         return row
 

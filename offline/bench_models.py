@@ -18,7 +18,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -47,6 +50,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--config", help="TOML config (default: configs/default.toml)")
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
+    parser.add_argument("--steps", action="store_true",
+                        help="also time the serving steps (main-thread CPU) in one more block")
 
 
 class ModelsBenchReport(msgspec.Struct, frozen=True):
@@ -106,6 +111,48 @@ async def _register(settings: Settings, artifact: bytes, spec_hash: str) -> None
         await engine.dispose()
 
 
+def _serving_steps() -> list[tuple[str, Any, str]]:
+    from learners.batch.models import BatchModels
+    from learners.tabular import TabularEncoder
+    from router.services.batch import BatchView
+
+    return [
+        ("batch predictions (all steps below but contributions)", BatchView, "compute"),
+        ("  feature matrix", TabularEncoder, "matrix"),
+        ("  success + quality + time + complexity", BatchModels, "predict_request"),
+        ("  template ranking", BatchModels, "rank_templates"),
+        ("contributions of the chosen action", BatchModels, "success_contributions"),
+    ]
+
+
+@contextmanager
+def _timed_steps(samples: dict[str, list[float]]) -> Iterator[None]:
+    """Record each serving step's main-thread CPU time (``time.thread_time``, so that other
+    processes on the machine count less than in wall time) while the block runs."""
+    originals = [(owner, name, owner.__dict__[name]) for _, owner, name in _serving_steps()]
+
+    def timed(label: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                samples.setdefault(label, []).append((time.thread_time() - started) * 1e3)
+        return run
+
+    try:
+        for (label, owner, name), (_, _, original) in zip(_serving_steps(), originals,
+                                                          strict=True):
+            if isinstance(original, classmethod):
+                setattr(owner, name, classmethod(timed(label, original.__func__)))
+            else:
+                setattr(owner, name, timed(label, original))
+        yield
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
@@ -143,6 +190,10 @@ def run(args: argparse.Namespace) -> int:
             with_models += b
             p50_without.append(statistics.median(a))
             p50_with.append(statistics.median(b))
+        steps: dict[str, list[float]] = {}
+        if args.steps:
+            with _timed_steps(steps):
+                asyncio.run(_route_latencies(batch, bodies, args.route_n, artifact))
     report = ModelsBenchReport(
         decisions=args.n, history_s=round(history_s, 2), train_s=round(train_s, 2),
         route_p50_without_ms=round(statistics.median(p50_without), 3),
@@ -154,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         <= P50_TARGET_MS,
     )
     print(f"command: router bench-models --n {args.n} --route-n {args.route_n} "
-          f"--seed {args.seed}")
+          f"--seed {args.seed}{' --steps' if args.steps else ''}")
     print(f"training five models on {args.n} decisions: {report.train_s:.1f} s "
           f"(history features {report.history_s:.1f} s, not counted); "
           f"{'PASS' if report.train_pass else 'FAIL'} <= {TRAIN_TARGET_S:.0f} s")
@@ -166,6 +217,8 @@ def run(args: argparse.Namespace) -> int:
           f"{report.route_p50_with_ms:.3f} ms (+{delta:.3f} ms; p99 "
           f"{report.route_p99_without_ms:.2f} / {report.route_p99_with_ms:.2f} ms); "
           f"{'PASS' if report.latency_pass else 'FAIL'} <= +{P50_TARGET_MS:.0f} ms")
+    for label, values in steps.items():
+        print(f"  {label:<56}{statistics.median(values):7.3f} ms  (median CPU per route)")
     if args.json:
         Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(report)))
     return 0 if report.train_pass and report.latency_pass else 1

@@ -50,8 +50,8 @@ class BatchSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     is re-drawn among the safer actions: temperature at most ``conservative_max_temperature``
     and one of the ``conservative_templates`` best-ranked templates.
 
-    With ``compile`` on, each loaded version is compiled to native code (needs gcc and cmake)
-    into ``compile_dir`` (default: the system temporary directory) and verified before use.
+    With ``compile`` on, each loaded version is served by a native tree kernel (compiled once
+    with gcc into ``compile_dir``, default: the system temporary directory), verified before use.
     """
 
     poll_interval_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0

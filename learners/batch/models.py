@@ -24,11 +24,12 @@ import xgboost as xgb
 from learners.batch.compiled import (
     CompiledPredictor,
     CompileError,
-    Rows,
     SaabasExplainer,
     compile_predictor,
+    treelite_model,
     verified_explainer,
 )
+from learners.batch.native import IntArray, Kernel, NativeError, build_kernel
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
 from learners.tabular import CONTEXT_CATEGORICAL, CONTEXT_NUMERIC, DESCRIPTIONS, TabularEncoder
 
@@ -46,11 +47,14 @@ RANKER_ACTION_COLUMNS = (
 
 
 class CompiledSet(msgspec.Struct, frozen=True):
-    """Native predictors of one version's five ensembles (see :meth:`BatchModels.compile`)."""
+    """Native predictors of one version's five ensembles (see
+    :meth:`BatchModels.prepare_serving`): ``actions`` holds the success, quality, time and
+    complexity trees together (outputs: success margin, quality, the three time quantiles,
+    complexity; the success trees first, so their leaves come with the predictions), and a
+    request's rows are predicted by all four in one call (complexity reads only the context,
+    which the kernel resolves once per request)."""
 
-    success: CompiledPredictor
-    quality: CompiledPredictor
-    time: CompiledPredictor
+    actions: CompiledPredictor
     complexity: CompiledPredictor
     ranker: CompiledPredictor
 
@@ -63,6 +67,16 @@ class ActionPredictions(msgspec.Struct, frozen=True):
     time_s: list[float]
     time_low_s: list[float]
     time_high_s: list[float]
+
+
+class RequestPredictions(msgspec.Struct, frozen=True):
+    """:meth:`BatchModels.predict_request`: per-action predictions, the task's complexity and
+    (native kernel only) each row's success-tree leaves, for
+    :meth:`BatchModels.success_contributions`."""
+
+    actions: ActionPredictions
+    complexity: float
+    success_leaves: IntArray | None = None
 
 
 class Contribution(msgspec.Struct, frozen=True):
@@ -84,6 +98,11 @@ class Contribution(msgspec.Struct, frozen=True):
         return f"{name} ({value}) {direction} the predicted success ({self.log_odds:+.2f} log-odds)"
 
 
+def _sigmoid(margin: FloatArray) -> FloatArray:
+    result: FloatArray = 1.0 / (1.0 + np.exp(-margin))
+    return result
+
+
 def feature_types(categorical: Sequence[bool]) -> list[str]:
     return ["c" if c else "q" for c in categorical]
 
@@ -91,6 +110,9 @@ def feature_types(categorical: Sequence[bool]) -> list[str]:
 def ranker_columns(encoder: TabularEncoder) -> list[int]:
     columns = encoder.columns
     return [*range(CONTEXT_WIDTH), *(columns.index(c) for c in RANKER_ACTION_COLUMNS)]
+
+
+RANKER_COLUMNS = ranker_columns(TabularEncoder(vocabularies={}))  # the layout is fixed
 
 
 def template_popularity(names: list[str], successes: list[float]) -> dict[str, float]:
@@ -107,11 +129,17 @@ def with_popularity(
     """Ranker rows (ranker columns) plus a last column: the template's training popularity,
     so the ranker starts from the popularity baseline and learns corrections to it."""
     default = sum(popularity.values()) / len(popularity) if popularity else 0.5
+    vocabulary = encoder.vocabularies["template"]
+    # One value per template code, then one for codes outside the vocabulary ("other").
+    by_code = np.asarray([*(popularity.get(name, default) for name in vocabulary),
+                          popularity.get("other", default)], dtype=np.float64)
     codes = rows[:, CONTEXT_WIDTH]
-    extra = [
-        popularity.get(encoder.category("template", float(code)) or "", default) for code in codes
-    ]
-    return np.column_stack([rows, np.asarray(extra, dtype=np.float64)])
+    known = (codes >= 0) & (codes < len(vocabulary))  # False for NaN
+    index = np.where(known, np.nan_to_num(codes), len(vocabulary)).astype(np.intp)
+    out = np.empty((rows.shape[0], rows.shape[1] + 1), dtype=np.float64)
+    out[:, :-1] = rows
+    out[:, -1] = by_code[index]
+    return out
 
 
 class BatchModels:
@@ -156,45 +184,67 @@ class BatchModels:
         state.setdefault("explainer", None)
         self.__dict__.update(state)
 
-    def prepare_serving(self, directory: Path, digest: str) -> list[str]:
+    def prepare_serving(self, directory: Path) -> list[str]:
         """Switch to the fast serving paths, each verified on :attr:`probe` against the
-        boosters: contributions from a Saabas table (needs no compiler) and the five ensembles
-        compiled to native code (see :mod:`learners.batch.compiled`). Returns the reasons a
-        path stays on the boosters' own predictors (empty when both are fast)."""
+        boosters: the ensembles evaluated by the native kernel (:mod:`learners.batch.native`,
+        compiled once per machine into ``directory``) and contributions from a Saabas table
+        with the kernel's leaves (GTIL's without a compiler). Returns the reasons a path stays
+        on the boosters' own predictors (empty when all are fast)."""
         probe = np.asarray(self.probe, dtype=np.float64)
         problems: list[str] = []
         try:
-            self.explainer = verified_explainer(
-                self.success, len(self.encoder.columns), self._success_contributions_raw, probe
-            )
-        except CompileError as exc:
-            problems.append(str(exc))
+            self.compiled = self._compile(probe, Kernel(build_kernel(directory)))
+        except (CompileError, NativeError, OSError) as exc:
+            problems.append(f"native forests unavailable: {exc}")
         try:
-            self.compiled = self._compile(probe, directory, digest)
+            self.explainer = verified_explainer(
+                self.success, len(self.encoder.columns), self._success_contributions_raw, probe,
+                self._success_leaves if self.compiled is not None else None,
+            )
         except CompileError as exc:
             problems.append(str(exc))
         return problems
 
-    def _compile(self, probe: FloatArray, directory: Path, digest: str) -> CompiledSet:
+    def _compile(self, probe: FloatArray, kernel: Kernel) -> CompiledSet:
         ranker_probe = with_popularity(probe[:, ranker_columns(self.encoder)], self.encoder,
                                        self.template_popularity)
 
-        def one(name: str, booster: object, reference: Callable[[FloatArray], FloatArray],
-                rows: FloatArray) -> CompiledPredictor:
-            return compile_predictor(name, booster, reference, rows, directory, digest)
+        def one(name: str, boosters: Sequence[object],
+                reference: Callable[[FloatArray], FloatArray], rows: FloatArray,
+                shared: int) -> CompiledPredictor:
+            models = [treelite_model(booster) for booster in boosters]
+            return compile_predictor(name, models, reference, rows, kernel, shared)
 
         return CompiledSet(
-            success=one("success", self.success, self._success_raw, probe),
-            quality=one("quality", self.quality, self._quality_raw, probe),
-            time=one("time", self.time, self._time_raw, probe),
-            complexity=one("complexity", self.complexity, self._complexity_raw,
-                           probe[:, :CONTEXT_WIDTH]),
-            ranker=one("ranker", self.ranker, self._ranker_raw, ranker_probe),
+            actions=one("success, quality, time and complexity",
+                        (self.success, self.quality, self.time, self.complexity),
+                        self._actions_raw, probe, CONTEXT_WIDTH),
+            complexity=one("complexity", (self.complexity,), self._complexity_raw,
+                           probe[:, :CONTEXT_WIDTH], 0),
+            ranker=one("ranker", (self.ranker,), self._ranker_raw, ranker_probe, CONTEXT_WIDTH),
         )
 
     # Reference predictions of the boosters themselves (also the fallback without a compiler).
     def _success_raw(self, matrix: FloatArray) -> FloatArray:
         return np.asarray(self.success.inplace_predict(matrix), dtype=np.float64)
+
+    def _success_margin(self, matrix: FloatArray) -> FloatArray:
+        margin = self.success.inplace_predict(matrix, predict_type="margin")
+        return np.asarray(margin, dtype=np.float64)
+
+    def _actions_raw(self, matrix: FloatArray) -> FloatArray:
+        """What :attr:`CompiledSet.actions` computes: success margin, quality, time,
+        complexity."""
+        return np.column_stack([self._success_margin(matrix), self._quality_raw(matrix),
+                                self._time_raw(matrix),
+                                self._complexity_raw(matrix[:, :CONTEXT_WIDTH])])
+
+    def _success_leaves(self, rows: FloatArray) -> IntArray:
+        """Treelite ids of the leaves ``rows`` reach in the success trees (native kernel)."""
+        assert self.compiled is not None
+        actions = self.compiled.actions
+        leaves = actions.raw_with_leaves(np.atleast_2d(rows), actions.forest.first_tree[1])[1]
+        return actions.node_ids(leaves)
 
     def _quality_raw(self, matrix: FloatArray) -> FloatArray:
         return np.asarray(self.quality.inplace_predict(matrix), dtype=np.float64)
@@ -221,30 +271,43 @@ class BatchModels:
 
     def predict_success(self, matrix: FloatArray) -> FloatArray:
         compiled = self.compiled
-        raw = compiled.success.raw(matrix)[:, 0] if compiled else self._success_raw(matrix)
-        return self.calibrate(raw)
+        if compiled is None:
+            return self.calibrate(self._success_raw(matrix))
+        return self.calibrate(_sigmoid(compiled.actions.raw(matrix)[:, 0]))
 
     def predict_actions(self, matrix: FloatArray) -> ActionPredictions:
         """Success, quality and time (median and 80% interval) for every row of ``matrix``."""
+        return self.predict_request(matrix).actions
+
+    def predict_request(self, matrix: FloatArray) -> RequestPredictions:
+        """:meth:`predict_actions`, the task's complexity (from the first row) and, with the
+        native kernel, the success trees' leaves of every row, for the rows of one request
+        (one context, several actions)."""
         compiled = self.compiled
+        leaves: IntArray | None = None
         if compiled is not None:
-            rows = Rows(matrix)  # one conversion for the three libraries
-            success = self.calibrate(compiled.success.raw(rows)[:, 0])
-            quality = compiled.quality.raw(rows)[:, 0]
-            log_time = compiled.time.raw(rows)
+            # One call for the four ensembles; the success trees come first.
+            out, leaves = compiled.actions.raw_with_leaves(matrix,
+                                                           compiled.actions.forest.first_tree[1])
+            success = self.calibrate(_sigmoid(out[:, 0]))
+            quality = out[:, 1]
+            log_time = out[:, 2:5]
+            complexity = float(np.clip(out[0, 5], 0.0, 10.0)) if len(out) else math.nan
         else:
             success = self.predict_success(matrix)
             quality = self._quality_raw(matrix)
             log_time = self._time_raw(matrix)
+            complexity = float(self.predict_complexity(matrix[:1])[0]) if len(matrix) else math.nan
         quality = np.clip(quality, 0.0, 10.0)
         time = np.exp(np.sort(log_time, axis=1))
-        return ActionPredictions(
+        actions = ActionPredictions(
             success=success.tolist(),
             quality=quality.tolist(),
             time_s=time[:, 1].tolist(),
             time_low_s=time[:, 0].tolist(),
             time_high_s=time[:, 2].tolist(),
         )
+        return RequestPredictions(actions=actions, complexity=complexity, success_leaves=leaves)
 
     def predicted_rewards(self, matrix: FloatArray, profile: RewardProfile,
                           costs_usd: Sequence[float] | None = None) -> FloatArray:
@@ -273,7 +336,7 @@ class BatchModels:
 
     def rank_templates(self, rows: FloatArray) -> FloatArray:
         """Ranking scores (higher is better) of full rows holding one action per template."""
-        return self.rank_templates_columns(rows[:, ranker_columns(self.encoder)])
+        return self.rank_templates_columns(rows[:, RANKER_COLUMNS])
 
     def rank_templates_columns(self, rows: FloatArray) -> FloatArray:
         """Ranking scores of rows that hold only the ranker's columns."""
@@ -293,13 +356,20 @@ class BatchModels:
         result: FloatArray = np.asarray(contribs, dtype=np.float64)[:, :-1]
         return result
 
-    def success_contributions(self, row: FloatArray, top: int = 3) -> list[Contribution]:
+    def success_contributions(self, row: FloatArray, top: int = 3,
+                              leaves: IntArray | None = None) -> list[Contribution]:
         """The ``top`` columns that move this row's success log-odds most (Saabas
-        approximation of per-feature contributions, as XGBoost's ``approx_contribs``)."""
+        approximation of per-feature contributions, as XGBoost's ``approx_contribs``);
+        ``leaves``: the row's ``success_leaves`` from :meth:`predict_request`, if any."""
         explainer = self.explainer
-        contribs = (
-            explainer.contributions(row) if explainer else self._success_contributions_raw(row)
-        )[0]
+        if explainer is None:
+            contribs = self._success_contributions_raw(row)[0]
+        elif leaves is not None and self.compiled is not None:
+            contribs = explainer.contributions(row, self.compiled.actions.node_ids(leaves))[0]
+        elif self.compiled is not None:
+            contribs = explainer.contributions(row, self._success_leaves(row))[0]
+        else:
+            contribs = explainer.contributions(row)[0]
         order = np.argsort(-np.abs(contribs))[:top]
         columns = self.encoder.columns
         return [

@@ -27,6 +27,7 @@ class BatchView:
         actions: ActionPredictions,
         complexity: float,
         template_ranking: list[str],
+        success_leaves: np.ndarray | None = None,
     ) -> None:
         self.loaded = loaded
         self.matrix = matrix
@@ -34,6 +35,7 @@ class BatchView:
         self.actions = actions
         self.complexity = complexity
         self.template_ranking = template_ranking
+        self.success_leaves = success_leaves  # per row, when the native kernel computed them
         self.conservative_reason: str | None = None
 
     @property
@@ -51,8 +53,7 @@ class BatchView:
     ) -> BatchView:
         models = loaded.models
         matrix = models.encoder.matrix(record, history, catalog, allowed)
-        actions = models.predict_actions(matrix)
-        complexity = float(models.predict_complexity(matrix[:1])[0])
+        predicted = models.predict_request(matrix)
         # One row per template among the allowed actions (its first allowed action).
         first: dict[str, int] = {}
         for position, index in enumerate(allowed):
@@ -64,9 +65,10 @@ class BatchView:
             loaded=loaded,
             matrix=matrix,
             allowed=allowed,
-            actions=actions,
-            complexity=complexity,
+            actions=predicted.actions,
+            complexity=predicted.complexity,
             template_ranking=[names[i] for i in order],
+            success_leaves=predicted.success_leaves,
         )
 
     def subset(self, allowed: Sequence[int], kept: Sequence[int]) -> BatchView:
@@ -87,6 +89,7 @@ class BatchView:
             ),
             complexity=self.complexity,
             template_ranking=self.template_ranking,
+            success_leaves=None if self.success_leaves is None else self.success_leaves[rows],
         )
         view.conservative_reason = self.conservative_reason
         return view
@@ -104,4 +107,5 @@ class BatchView:
         )
 
     def contributions(self, position: int) -> list[Contribution]:
-        return self.loaded.models.success_contributions(self.matrix[position])
+        leaves = None if self.success_leaves is None else self.success_leaves[position]
+        return self.loaded.models.success_contributions(self.matrix[position], leaves=leaves)

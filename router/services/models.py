@@ -5,8 +5,8 @@ current version in a worker thread, so a promotion or rollback reaches running s
 a restart. Until a version is promoted, :attr:`ModelService.current` is ``None`` and route
 predictions come from the online learners and catalog priors.
 
-A loaded version serves at once with the boosters' own predictors while a worker thread compiles
-it to native code (:mod:`learners.batch.compiled`); the verified libraries take over when ready,
+A loaded version serves at once with the boosters' own predictors while a worker thread prepares
+its native forests (:mod:`learners.batch.compiled`); the verified forests take over when ready,
 and a missing compiler only costs speed (logged once per version).
 """
 
@@ -21,7 +21,6 @@ from pathlib import Path
 
 import msgspec
 
-from learners.batch.compiled import artifact_digest
 from learners.batch.models import BatchModels, load_models
 from router.storage.registry import ModelRegistry
 
@@ -65,8 +64,8 @@ class ModelService:
         loaded = self.current
         return loaded is not None and loaded.models.compiled is not None
 
-    def _compile(self, loaded: LoadedModels, digest: str) -> None:
-        problems = loaded.models.prepare_serving(self.compile_dir, digest)
+    def _compile(self, loaded: LoadedModels) -> None:
+        problems = loaded.models.prepare_serving(self.compile_dir)
         for problem in problems:
             logger.warning("batch model version %s: %s; serving that part with the boosters' "
                            "own predictors", loaded.version, problem)
@@ -88,9 +87,7 @@ class ModelService:
         self.current = LoadedModels(version=version, models=models)
         logger.info("serving batch model version %s", version)
         if self.compile_models:
-            self._compiling = _compiler().submit(
-                self._compile, self.current, artifact_digest(data)
-            )
+            self._compiling = _compiler().submit(self._compile, self.current)
         return True
 
     async def refresh_forever(self) -> None:
