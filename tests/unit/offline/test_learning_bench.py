@@ -108,7 +108,7 @@ def test_a_short_run_ranks_the_service_between_uniform_and_the_oracle(tmp_path: 
     out = tmp_path / "bench.json"
     args = argparse.Namespace(n=300, seeds=[4], contenders=["service", "uniform"], config=None,
                               profile="balanced", json=str(out), drift_model=None,
-                              drift_at=None, prediction_audit=False)
+                              drift_at=None, prediction_audit=False, warm=0)
     run(args)
     data = json.loads(out.read_text())
     results = {r["name"]: r for r in data["results"]}
