@@ -27,7 +27,7 @@ from learners.bandit.vw_bandit import ActionLines, BanditSettings
 from learners.bandit.vw_format import format_label, format_shared
 from learners.batch.models import BatchModels
 from learners.batch.settings import TrainSettings
-from learners.batch.training import train_models
+from learners.batch.training import TrainingError, train_models
 from learners.catalog import Catalog
 from learners.history import HistoryStats
 from learners.online_models import OnlineOutcomeModels, squarecb
@@ -95,11 +95,15 @@ class OwnLogBatch:
         """Train on every logged decision now (``router train`` on the whole log)."""
         _progress(f"  training batch models on the policy's own {len(self.rows)} decisions")
         history = history_from_rows(self.rows, [self.catalog])
-        self.models, _, _ = train_models(history, self.catalog,
-                                         TrainSettings(search_budget_s=self.search_budget_s))
-        self.trainings += 1
         self._trained_on = len(self.rows)
         self._next = 2 * len(self.rows)
+        try:
+            self.models, _, _ = train_models(
+                history, self.catalog, TrainSettings(search_budget_s=self.search_budget_s))
+        except TrainingError as exc:  # as `router train`: keep the models there are
+            _progress(f"  training refused: {exc}")
+            return
+        self.trainings += 1
 
 
 class Stacker:
