@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from learners.catalog import Catalog
-from offline.hybrid_bench import OwnLogBatch, Stacker, StackedContender
+from offline.hybrid_bench import OwnLogBatch, StackedContender, Stacker
 from offline.learning_bench import PolicyContender, Step, _outcome, build_steps, run_contender
 from offline.world import SimOutcome, World
 from router.settings import load_settings
@@ -114,7 +114,8 @@ def test_own_log_batch_models_retrain_each_time_the_log_doubles(world: World,
             retrained.append(step.index + 1)
     assert retrained == [400, 800]
     predicted = batch.predicted(steps[820])
-    assert predicted is not None and predicted.shape == (len(steps[820].allowed),)
+    assert predicted is not None
+    assert predicted.shape == (len(steps[820].allowed),)
     assert np.all((predicted >= 0.0) & (predicted <= 1.0))
     batch.train_if_stale()  # 20 decisions since the last training
     assert batch.trainings == 3
