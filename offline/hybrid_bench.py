@@ -191,8 +191,11 @@ class StackedContender:
 
     def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
               reward: float) -> None:
-        with_batch, chosen = self._columns.pop(step.index)
-        self.stackers[with_batch].learn_one(chosen, reward)
+        decided = self._columns.pop(step.index, None)
+        if decided is None:  # a logged decision it did not make (warm history)
+            with_batch, columns = self.columns(step)
+            decided = (with_batch, columns[position])
+        self.stackers[decided[0]].learn_one(decided[1], reward)
         lines = self.lines.select(step.allowed)
         example = [format_shared(step.features.namespaces), *lines]
         # Unweighted regression on the chosen action, as VW's --squarecb learns (its labels'
@@ -229,11 +232,15 @@ class BatchFeatureContender(PolicyContender):
         self.batch = batch
         self._lines: dict[int, list[str]] = {}
 
-    def choose(self, step: Step, seed: int) -> tuple[int, float]:
+    def _batch_lines(self, step: Step) -> list[str]:
         lines = self.policy.action_lines(self.catalog, step.allowed)
         predicted = self.batch.predicted(step)
-        if predicted is not None:
-            lines = [f"{line} |B batch:{p:.4f}" for line, p in zip(lines, predicted, strict=True)]
+        if predicted is None:
+            return lines
+        return [f"{line} |B batch:{p:.4f}" for line, p in zip(lines, predicted, strict=True)]
+
+    def choose(self, step: Step, seed: int) -> tuple[int, float]:
+        lines = self._batch_lines(step)
         self._lines[step.index] = lines
         probabilities = self.policy.probabilities_for_lines(step.features, lines)
         position = draw_index(probabilities, seed_from_id(f"{self.name}-{seed}-{step.index}"))
@@ -241,7 +248,9 @@ class BatchFeatureContender(PolicyContender):
 
     def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
               reward: float) -> None:
-        lines = self._lines.pop(step.index)
+        lines = self._lines.pop(step.index, None)
+        if lines is None:  # a logged decision it did not make (warm history)
+            lines = self._batch_lines(step)
         self.policy.learn_lines(step.features, lines, position, reward, propensity)
         self.batch.learn(step, position, propensity, outcome, reward)
 

@@ -325,7 +325,9 @@ class HybridContender(PolicyContender):
 
     def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
               reward: float) -> None:
-        lines = self._lines.pop(step.index)
+        lines = self._lines.pop(step.index, None)
+        if lines is None:  # a logged decision it did not make (--warm history)
+            lines = self._action_lines(step)
         self.policy.learn_lines(step.features, lines, position, reward, propensity)
         action = self.catalog.actions[step.allowed[position]]
         self.models.learn(step.record, action, reward, outcome.verdict is Verdict.APPROVED)

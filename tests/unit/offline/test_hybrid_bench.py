@@ -121,3 +121,17 @@ def test_own_log_batch_models_retrain_each_time_the_log_doubles(world: World,
     assert batch.trainings == 3
     batch.train_if_stale()
     assert batch.trainings == 3
+
+
+def test_a_stack_learns_logged_decisions_it_did_not_make(world: World,
+                                                         steps: list[Step]) -> None:
+    catalog = world.catalog
+    stack = StackedContender("stack", catalog, SETTINGS.bandit, river=True, batch=None)
+    try:
+        for step in steps[:20]:  # a uniform logger's history, as --warm folds it
+            outcome, reward = _outcome(world, step, catalog.actions[step.allowed[0]], 3, PROFILE)
+            stack.learn(step, 0, 1.0 / len(step.allowed), outcome, reward)
+        assert stack.learned == 20
+        assert stack.stackers[False].weights.tolist() != [0.0, 1.0, 0.0]
+    finally:
+        stack.close()
