@@ -46,6 +46,10 @@ from offline.synthetic import history_row
 from offline.world import SimOutcome
 
 FIRST_TRAINING = 1000  # outcomes in the log before the first batch training
+# The hybrids draw with the service contender's seeded uniforms (common random numbers): where
+# their probabilities agree with the service's they choose the same action, so a paired
+# difference measures the policies, not their draws.
+DRAWS = "service"
 
 
 class OwnLogBatch:
@@ -185,7 +189,7 @@ class StackedContender:
         predicted = self.stackers[with_batch].predict(columns)
         gamma = self.gamma_scale * math.sqrt(self.learned)  # VW's schedule
         probabilities = squarecb(predicted.tolist(), gamma)
-        position = draw_index(probabilities, seed_from_id(f"{self.name}-{seed}-{step.index}"))
+        position = draw_index(probabilities, seed_from_id(f"{DRAWS}-{seed}-{step.index}"))
         self._columns[step.index] = (with_batch, columns[position])
         return position, probabilities[position]
 
@@ -198,9 +202,12 @@ class StackedContender:
         self.stackers[decided[0]].learn_one(decided[1], reward)
         lines = self.lines.select(step.allowed)
         example = [format_shared(step.features.namespaces), *lines]
-        # Unweighted regression on the chosen action, as VW's --squarecb learns (its labels'
-        # probabilities are not used as importance weights; measured against cb_explore_adf).
-        example[position + 1] = f"{format_label(reward, 1.0)} {lines[position]}"
+        # Unweighted regression on the chosen action, as VW's --squarecb learns: it sets the
+        # label's probability to 1, except (VW 9.x loops over all examples but the last) when
+        # the chosen action is the last line, which stays importance-weighted. Copied, so that
+        # the VW-only stack is the service's policy.
+        weight_as = propensity if position == len(lines) - 1 else 1.0
+        example[position + 1] = f"{format_label(reward, weight_as)} {lines[position]}"
         self.workspace.learn(example)
         self.learned += 1
         action = self.catalog.actions[step.allowed[position]]
@@ -243,7 +250,7 @@ class BatchFeatureContender(PolicyContender):
         lines = self._batch_lines(step)
         self._lines[step.index] = lines
         probabilities = self.policy.probabilities_for_lines(step.features, lines)
-        position = draw_index(probabilities, seed_from_id(f"{self.name}-{seed}-{step.index}"))
+        position = draw_index(probabilities, seed_from_id(f"{DRAWS}-{seed}-{step.index}"))
         return position, probabilities[position]
 
     def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,

@@ -1,5 +1,5 @@
 """The hybrid contenders' parts: the stacker, the VW-only stack reproducing the service's SquareCB
-draw for draw, the own-log batch models' training schedule, and the warm-started protocol."""
+the own-log batch models' training schedule, and the warm-started protocol."""
 
 from __future__ import annotations
 
@@ -48,17 +48,19 @@ def test_the_stacker_forgets_outcomes_older_than_its_decay_window() -> None:
 
 def test_the_vw_only_stack_reproduces_the_services_squarecb(world: World,
                                                              steps: list[Step]) -> None:
-    # Same data, same VW arguments: cb_adf scores + SquareCB over them give exactly the
-    # probabilities of the service's cb_explore_adf --squarecb (which learns unweighted).
+    # Same data, same VW arguments: cb_adf scores + SquareCB over them give the probabilities
+    # of the service's cb_explore_adf --squarecb (which learns unweighted).
     catalog = world.catalog
     service = PolicyContender("service", catalog, SETTINGS.bandit)
     stack = StackedContender("stack", catalog, SETTINGS.bandit, river=False, batch=None)
     stack.stackers[False].strength = 1e12  # keep VW's scores as they are
+    same_draw = 0
     try:
         for step in steps[:150]:
             expected = service.policy.probabilities(step.features, catalog, step.allowed)
             position, propensity = stack.choose(step, seed=3)
             assert propensity == pytest.approx(expected[position], abs=1e-6)
+            same_draw += position == service.choose(step, seed=3)[0]
             outcome, reward = _outcome(world, step, catalog.actions[step.allowed[position]], 3,
                                        PROFILE)
             service.learn(step, position, expected[position], outcome, reward)
@@ -66,6 +68,7 @@ def test_the_vw_only_stack_reproduces_the_services_squarecb(world: World,
     finally:
         service.close()
         stack.close()
+    assert same_draw == 150  # common random numbers: the same seeded uniform per step
 
 
 class _Recorder:
