@@ -150,8 +150,9 @@ class StackedContender:
     when ``river`` / ``batch`` are given (see the module docstring)."""
 
     def __init__(self, name: str, catalog: Catalog, settings: BanditSettings, *,
-                 river: bool, batch: OwnLogBatch | None) -> None:
+                 river: bool, batch: OwnLogBatch | None, as_vw: bool = True) -> None:
         self.name = name
+        self.as_vw = as_vw  # False: no importance weight on any action (see learn)
         self.catalog = catalog
         self.gamma_scale = settings.gamma_scale
         interactions = " ".join(f"{'-q' if len(p) == 2 else '--cubic'} {p}"
@@ -206,7 +207,7 @@ class StackedContender:
         # label's probability to 1, except (VW 9.x loops over all examples but the last) when
         # the chosen action is the last line, which stays importance-weighted. Copied, so that
         # the VW-only stack is the service's policy.
-        weight_as = propensity if position == len(lines) - 1 else 1.0
+        weight_as = propensity if self.as_vw and position == len(lines) - 1 else 1.0
         example[position + 1] = f"{format_label(reward, weight_as)} {lines[position]}"
         self.workspace.learn(example)
         self.learned += 1
