@@ -325,7 +325,9 @@ class HybridContender(PolicyContender):
 
     def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
               reward: float) -> None:
-        lines = self._lines.pop(step.index)
+        lines = self._lines.pop(step.index, None)
+        if lines is None:  # a logged decision it did not make (--warm history)
+            lines = self._action_lines(step)
         self.policy.learn_lines(step.features, lines, position, reward, propensity)
         action = self.catalog.actions[step.allowed[position]]
         self.models.learn(step.record, action, reward, outcome.verdict is Verdict.APPROVED)
@@ -500,22 +502,42 @@ class ContenderResult(msgspec.Struct, frozen=True):
 
 
 def run_contender(contender: Contender, world: World, steps: Sequence[Step], seed: int,
-                  profile: RewardProfile) -> tuple[FloatArray, list[str]]:
-    """The true expected reward of each choice the contender made, and its model."""
+                  profile: RewardProfile, history: Sequence[Step] = ()
+                  ) -> tuple[FloatArray, list[str]]:
+    """The true expected reward of each choice the contender made, and its model. The
+    ``history`` steps are decided by a uniform logger and folded into the contender first (the
+    warm-started protocol); a contender with a ``history_folded()`` method is told when that is
+    done."""
     catalog = world.catalog
+    logger = UniformContender()
+    for step in history:
+        position, propensity = logger.choose(step, seed)
+        outcome, reward = _outcome(world, step, catalog.actions[step.allowed[position]], seed,
+                                   profile)
+        contender.learn(step, position, propensity, outcome, reward)
+    folded = getattr(contender, "history_folded", None)
+    if history and folded is not None:
+        folded()
     chosen = np.empty(len(steps))
     models: list[str] = []
-    for step in steps:
+    for row, step in enumerate(steps):
         position, propensity = contender.choose(step, seed)
         action = catalog.actions[step.allowed[position]]
-        outcome = world.outcome(step.task, action, np.random.default_rng([seed, step.index, 1]))
-        reward = compute_reward(
-            Outcome(outcome.verdict, outcome.quality, outcome.generation_time_s,
-                    outcome.cost_usd, outcome.regenerations), profile)
+        outcome, reward = _outcome(world, step, action, seed, profile)
         contender.learn(step, position, propensity, outcome, reward)
-        chosen[step.index] = step.rewards[position]
+        chosen[row] = step.rewards[position]
         models.append(action.model.name)
     return chosen, models
+
+
+def _outcome(world: World, step: Step, action: Action, seed: int,
+             profile: RewardProfile) -> tuple[SimOutcome, float]:
+    """The outcome of ``action`` at ``step`` (the same draw for every contender) and its reward."""
+    outcome = world.outcome(step.task, action, np.random.default_rng([seed, step.index, 1]))
+    reward = compute_reward(
+        Outcome(outcome.verdict, outcome.quality, outcome.generation_time_s,
+                outcome.cost_usd, outcome.regenerations), profile)
+    return outcome, reward
 
 
 DRIFT_WINDOW = 200
@@ -536,7 +558,9 @@ def decisions_to_move_away(models: Sequence[str], drift_model: str, drift_at: in
 
 
 # River / batch / hybrid contenders (not VW settings variants): see contenders().
-EXPERIMENTS = ("river", "hybrid", "batch-greedy", "hybrid-batch", "hybrid-residual")
+EXPERIMENTS = ("river", "hybrid", "batch-greedy", "hybrid-batch", "hybrid-residual",
+               "stack-vw", "stack-vw-unweighted", "stack-vw-river", "stack-own-batch",
+               "hybrid-own-batch")
 
 
 def contender_settings(bandit: BanditSettings,
@@ -571,6 +595,9 @@ def contenders(catalog: Catalog, bandit: BanditSettings, drift: BanditDriftSetti
                profile: RewardProfile, audit: bool = False) -> list[Contender]:
     """The named contenders: VW policies (``service``, ``vw-epsilon``, ``vw:...`` specs),
     ``uniform``, and the River / batch / hybrid experiments of issue 4."""
+    # offline.hybrid_bench builds on this module's steps and contenders: imported here.
+    from offline.hybrid_bench import BatchFeatureContender, OwnLogBatch, StackedContender
+
     warm: list[BatchModels] = []
 
     def batch_models() -> BatchModels:
@@ -589,6 +616,16 @@ def contenders(catalog: Catalog, bandit: BanditSettings, drift: BanditDriftSetti
             BatchContender("hybrid-batch", catalog, batch_models(), profile)),
         "river": lambda: RiverContender(catalog, bandit),
         "hybrid": lambda: HybridContender("hybrid", catalog, bandit, drift),
+        "stack-vw": lambda: StackedContender("stack-vw", catalog, bandit, river=False,
+                                             batch=None),
+        "stack-vw-unweighted": lambda: StackedContender(
+            "stack-vw-unweighted", catalog, bandit, river=False, batch=None, as_vw=False),
+        "stack-vw-river": lambda: StackedContender("stack-vw-river", catalog, bandit,
+                                                   river=True, batch=None),
+        "stack-own-batch": lambda: StackedContender(
+            "stack-own-batch", catalog, bandit, river=True, batch=OwnLogBatch(catalog, profile)),
+        "hybrid-own-batch": lambda: BatchFeatureContender(
+            "hybrid-own-batch", catalog, bandit, OwnLogBatch(catalog, profile)),
     }
     made: list[Contender] = []
     for name, settings in contender_settings(bandit, names).items():
@@ -618,6 +655,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prediction-audit", action="store_true",
                         help="also score the service's P(approved) predictions: online "
                              "statistics, River, batch models (5k warm) and their mean")
+    parser.add_argument("--warm", type=int, default=0, metavar="N",
+                        help="warm start: N uniformly logged decisions (before the N scored "
+                             "ones) that every contender folds in first (default 0)")
     parser.add_argument("--drift-model", help="model whose success drops at --drift-at")
     parser.add_argument("--drift-at", type=int, help="decision number where the drift starts")
 
@@ -625,6 +665,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if (args.drift_model is None) != (args.drift_at is None):
         print("router bench-learning: --drift-model and --drift-at go together", file=sys.stderr)
+        return 2
+    if args.warm and args.drift_model is not None:
+        print("router bench-learning: --warm and --drift-model do not go together",
+              file=sys.stderr)
         return 2
     settings = load_settings(args.config, {})
     contender_settings(settings.bandit, args.contenders)  # a bad name fails before any work
@@ -635,8 +679,10 @@ def run(args: argparse.Namespace) -> int:
     for seed in args.seeds:
         world = World(catalog=catalog, seed=seed, drift_model=args.drift_model,
                       drift_at=args.drift_at)
-        _progress(f"seed {seed}: {args.n} tasks and their true rewards")
-        steps = build_steps(world, args.n, seed, profile)
+        _progress(f"seed {seed}: {args.warm + args.n} tasks and their true rewards")
+        # --warm: the first steps are a uniformly logged history every contender folds first.
+        everything = build_steps(world, args.warm + args.n, seed, profile)
+        history, steps = everything[:args.warm], everything[args.warm:]
         oracle = np.array([s.rewards.max() for s in steps])
         per_action = fixed_action_rewards(steps, catalog)
         best = float(per_action.mean(axis=0).max())
@@ -649,7 +695,7 @@ def run(args: argparse.Namespace) -> int:
                                      args.contenders, world, seed, profile,
                                      args.prediction_audit):
             started = time.perf_counter()
-            chosen, models = run_contender(contender, world, steps, seed, profile)
+            chosen, models = run_contender(contender, world, steps, seed, profile, history)
             alarms = ([f"outcome {a.detected_at}: {a.description}"
                        for a in contender.policy.drift.history]
                       if isinstance(contender, PolicyContender) else [])
@@ -709,7 +755,8 @@ def _mean_sd(values: Sequence[float]) -> str:
 def format_table(results: Sequence[ContenderResult], references: dict[int, dict[str, float]],
                  args: argparse.Namespace) -> str:
     seeds = sorted(references)
-    lines = [f"command: router bench-learning --n {args.n} --seeds "
+    warm = f" --warm {args.warm}" if args.warm else ""
+    lines = [f"command: router bench-learning --n {args.n}{warm} --seeds "
              f"{' '.join(map(str, seeds))} --contenders {' '.join(args.contenders)}",
              f"{'policy':<24}{'mean reward':>20}{'of oracle':>18}{'first ' + str(EARLY):>20}"]
     for name in dict.fromkeys(r.name for r in results):

@@ -87,7 +87,8 @@ def test_contenders_keep_their_names_and_settings() -> None:
 def test_an_unknown_contender_stops_the_run_with_the_known_ones() -> None:
     with pytest.raises(SystemExit, match="unknown contender 'vw-greedy'; known: service, "
                        "vw-epsilon, uniform, river, hybrid, batch-greedy, hybrid-batch, "
-                       "hybrid-residual or vw:METHOD"):
+                       "hybrid-residual, stack-vw, stack-vw-unweighted, stack-vw-river, "
+                       "stack-own-batch, hybrid-own-batch or vw:METHOD"):
         contender_settings(CONFIGURED, ["service", "vw-greedy"])
     with pytest.raises(SystemExit, match=re.escape("contender 'vw:cover=0'")):
         contender_settings(CONFIGURED, ["vw:cover=0"])
@@ -108,7 +109,7 @@ def test_a_short_run_ranks_the_service_between_uniform_and_the_oracle(tmp_path: 
     out = tmp_path / "bench.json"
     args = argparse.Namespace(n=300, seeds=[4], contenders=["service", "uniform"], config=None,
                               profile="balanced", json=str(out), drift_model=None,
-                              drift_at=None, prediction_audit=False)
+                              drift_at=None, prediction_audit=False, warm=0)
     run(args)
     data = json.loads(out.read_text())
     results = {r["name"]: r for r in data["results"]}
