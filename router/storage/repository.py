@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -182,6 +182,17 @@ _OUTCOME_BY_DECISION = select(
 ).where(Outcome.decision_id == bindparam("decision_id"))
 
 
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Database errors as the service's: a unique-key clash and an unavailable database."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise DuplicateKeyError(str(exc.orig)) from exc
+    except (OperationalError, DBAPIError) as exc:
+        raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
+
+
 class EventLog:
     """Decisions, outcomes, checkpoints, catalogs and tenants in one SQL database."""
 
@@ -206,44 +217,34 @@ class EventLog:
 
     async def _read(self, work: Callable[[Connection], T]) -> T:
         """``work`` in one read transaction: in the SQLite reader thread when there is one, else
-        on the async engine; errors translated as in :meth:`_transaction`."""
+        on the async engine."""
         if self._reader is None:
             async with self._transaction() as conn:
                 return await conn.run_sync(work)
-        try:
+        with _storage_errors():
             return await self._reader.run(work)
-        except (OperationalError, DBAPIError) as exc:
-            raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
 
     async def _write(self, work: Callable[[Connection], T]) -> T:
         """``work`` in one write transaction: in the SQLite writer thread when there is one,
-        else on the async engine; errors translated as in :meth:`_transaction`."""
+        else on the async engine."""
         if self._writer is None:
             async with self._transaction(write=True) as conn:
                 return await conn.run_sync(work)
         assert self._write_lock is not None  # a writer exists only for SQLite
-        try:
+        with _storage_errors():
             async with self._write_lock:
                 return await self._writer.run(work)
-        except IntegrityError as exc:
-            raise DuplicateKeyError(str(exc.orig)) from exc
-        except (OperationalError, DBAPIError) as exc:
-            raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
 
     @asynccontextmanager
     async def _transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
         lock = self._write_lock if write else None
-        try:
+        with _storage_errors():
             if lock is None:
                 async with self.engine.begin() as connection:
                     yield connection
             else:
                 async with lock, self.engine.begin() as connection:
                     yield connection
-        except IntegrityError as exc:
-            raise DuplicateKeyError(str(exc.orig)) from exc
-        except (OperationalError, DBAPIError) as exc:
-            raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
 
     async def ping(self) -> None:
         async with self._transaction() as conn:
