@@ -35,8 +35,8 @@ from learners.reward import RewardProfile, Verdict
 from offline.dataset import history_from_rows
 from offline.history_file import HistoryRow
 from offline.learning_bench import (
+    ActionFeatureContender,
     FloatArray,
-    PolicyContender,
     Step,
     _progress,
     history_at,
@@ -228,7 +228,7 @@ class StackedContender:
         self.workspace.finish()
 
 
-class BatchFeatureContender(PolicyContender):
+class BatchFeatureContender(ActionFeatureContender):
     """The service's VW with the own-log batch models' predicted reward of each action as an
     action feature (namespace B, crossed with the task namespace); absent before the first
     training. Action lines are built and parsed per request."""
@@ -236,30 +236,19 @@ class BatchFeatureContender(PolicyContender):
     def __init__(self, name: str, catalog: Catalog, settings: BanditSettings,
                  batch: OwnLogBatch) -> None:
         super().__init__(name, catalog, msgspec.structs.replace(
-            settings, interactions=(*settings.interactions, "TB")))
+            settings, interactions=(*settings.interactions, "TB")), draws=DRAWS)
         self.batch = batch
-        self._lines: dict[int, list[str]] = {}
 
-    def _batch_lines(self, step: Step) -> list[str]:
+    def _action_lines(self, step: Step) -> list[str]:
         lines = self.policy.action_lines(self.catalog, step.allowed)
         predicted = self.batch.predicted(step)
         if predicted is None:
             return lines
         return [f"{line} |B batch:{p:.4f}" for line, p in zip(lines, predicted, strict=True)]
 
-    def choose(self, step: Step, seed: int) -> tuple[int, float]:
-        lines = self._batch_lines(step)
-        self._lines[step.index] = lines
-        probabilities = self.policy.probabilities_for_lines(step.features, lines)
-        position = draw_index(probabilities, seed_from_id(f"{DRAWS}-{seed}-{step.index}"))
-        return position, probabilities[position]
-
     def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
               reward: float) -> None:
-        lines = self._lines.pop(step.index, None)
-        if lines is None:  # a logged decision it did not make (warm history)
-            lines = self._batch_lines(step)
-        self.policy.learn_lines(step.features, lines, position, reward, propensity)
+        self.learn_lines(step, position, propensity, reward)
         self.batch.learn(step, position, propensity, outcome, reward)
 
     def history_folded(self) -> None:

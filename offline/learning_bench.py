@@ -19,6 +19,7 @@ import argparse
 import math
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -296,7 +297,37 @@ class RiverContender:
         self.models.learn(step.record, action, reward, outcome.verdict is Verdict.APPROVED)
 
 
-class HybridContender(PolicyContender):
+class ActionFeatureContender(PolicyContender, ABC):
+    """The service's VW with extra per-request action features: each decision's action lines
+    are built (:meth:`_action_lines`) and parsed per request, kept until its outcome, and learned
+    with the text (a logged decision it did not make gets them built at learning time)."""
+
+    def __init__(self, name: str, catalog: Catalog, settings: BanditSettings,
+                 drift: BanditDriftSettings | None = None, *, draws: str | None = None) -> None:
+        super().__init__(name, catalog, settings, drift)
+        self._draws = name if draws is None else draws
+        self._lines: dict[int, list[str]] = {}
+
+    @abstractmethod
+    def _action_lines(self, step: Step) -> list[str]:
+        """The VW action lines of ``step``'s allowed actions with this contender's features."""
+
+    def choose(self, step: Step, seed: int) -> tuple[int, float]:
+        lines = self._action_lines(step)
+        self._lines[step.index] = lines
+        probabilities = self.policy.probabilities_for_lines(step.features, lines)
+        position = draw_index(probabilities,
+                              seed_from_id(f"{self._draws}-{seed}-{step.index}"))
+        return position, probabilities[position]
+
+    def learn_lines(self, step: Step, position: int, propensity: float, reward: float) -> None:
+        lines = self._lines.pop(step.index, None)
+        if lines is None:  # a logged decision it did not make (--warm history)
+            lines = self._action_lines(step)
+        self.policy.learn_lines(step.features, lines, position, reward, propensity)
+
+
+class HybridContender(ActionFeatureContender):
     """VW (the service's settings) with River's predicted reward of each action as an action
     feature (namespace R, crossed with the task namespace): VW learns how far to trust River
     per kind of task and explores around it. Action lines are built per request here."""
@@ -308,7 +339,6 @@ class HybridContender(PolicyContender):
                                                                 interactions=interactions),
                          drift)
         self.models = OnlineOutcomeModels()
-        self._lines: dict[int, list[str]] = {}
 
     def _action_lines(self, step: Step) -> list[str]:
         actions = [self.catalog.actions[i] for i in step.allowed]
@@ -316,19 +346,9 @@ class HybridContender(PolicyContender):
         base = self.policy.action_lines(self.catalog, step.allowed)
         return [f"{line} |R river:{p:.4f}" for line, p in zip(base, predicted, strict=True)]
 
-    def choose(self, step: Step, seed: int) -> tuple[int, float]:
-        lines = self._action_lines(step)
-        self._lines[step.index] = lines
-        probabilities = self.policy.probabilities_for_lines(step.features, lines)
-        position = draw_index(probabilities, seed_from_id(f"{self.name}-{seed}-{step.index}"))
-        return position, probabilities[position]
-
     def learn(self, step: Step, position: int, propensity: float, outcome: SimOutcome,
               reward: float) -> None:
-        lines = self._lines.pop(step.index, None)
-        if lines is None:  # a logged decision it did not make (--warm history)
-            lines = self._action_lines(step)
-        self.policy.learn_lines(step.features, lines, position, reward, propensity)
+        self.learn_lines(step, position, propensity, reward)
         action = self.catalog.actions[step.allowed[position]]
         self.models.learn(step.record, action, reward, outcome.verdict is Verdict.APPROVED)
 

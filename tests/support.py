@@ -9,6 +9,7 @@ from learners.batch.models import BatchModels
 from learners.batch.settings import TrainSettings
 from learners.batch.training import History, TrainingResult
 from learners.catalog import Catalog
+from offline.realdata.data import RealData
 from router.settings import Settings, load_settings
 
 
@@ -37,3 +38,13 @@ def holdout_matrix(models: BatchModels, holdout: History, catalog: Catalog, rows
         for example in holdout.examples[:rows]
     ]
     return np.vstack(blocks)
+
+
+def sample_code_prompts(code: RealData, *, train: int = 60, test: int = 30) -> RealData:
+    """A fixed random sample of ``train`` train and ``test`` test prompts of ``code``."""
+    rng = np.random.default_rng(0)
+    splits = np.array(code.splits)
+    keep = np.zeros(len(code), dtype=np.bool_)
+    keep[rng.choice(np.flatnonzero(splits == "train"), train, replace=False)] = True
+    keep[rng.choice(np.flatnonzero(splits == "test"), test, replace=False)] = True
+    return code.select(keep)

@@ -28,7 +28,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
 from learners.features import ContextFeatures
-from offline.realdata.text_model import SUCCESS_AT, FeatureSet, TextSuccessModel
+from offline.realdata.text_model import (
+    Classifier,
+    FeatureSet,
+    TextSuccessModel,
+    fit_per_model,
+    predict_per_model,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -81,12 +87,6 @@ def _embeddings(inputs: PromptInputs) -> FloatArray:
     return inputs.embeddings
 
 
-class _Classifier(Protocol):
-    def fit(self, x: FloatArray, y: IntArray) -> object: ...
-
-    def predict_proba(self, x: FloatArray) -> FloatArray: ...
-
-
 class EmbeddingSuccessModel:
     """One classifier per model on the prompt embedding (scikit-learn conventions: ``fit``
     returns ``self``, learned state ends in ``_``).
@@ -110,17 +110,17 @@ class EmbeddingSuccessModel:
         self.trees = trees
         self.seed = seed
 
-    def _classifier(self, n_train: int) -> _Classifier:
+    def _classifier(self, n_train: int) -> Classifier:
         match self.learner:
             case "logistic":
-                logistic: _Classifier = LogisticRegression(C=self.c, max_iter=2000)
+                logistic: Classifier = LogisticRegression(C=self.c, max_iter=2000)
                 return logistic
             case "knn":
-                knn: _Classifier = KNeighborsClassifier(
+                knn: Classifier = KNeighborsClassifier(
                     n_neighbors=min(self.k, n_train), metric="cosine", weights="distance")
                 return knn
             case "lightgbm":
-                boosted: _Classifier = lgb.LGBMClassifier(
+                boosted: Classifier = lgb.LGBMClassifier(
                     n_estimators=self.trees, learning_rate=0.05, num_leaves=7,
                     min_child_samples=20, subsample=0.8, subsample_freq=1, colsample_bytree=0.5,
                     random_state=self.seed, n_jobs=1, verbose=-1)
@@ -130,22 +130,11 @@ class EmbeddingSuccessModel:
         x = _embeddings(inputs)
         if scores.shape[0] != x.shape[0]:
             raise ValueError("inputs and scores must describe the same prompts")
-        self.classifiers_: list[_Classifier | float] = []
-        for column in scores.T:
-            labels = (column >= SUCCESS_AT).astype(np.int64)
-            if labels.min() == labels.max():  # a model that always (or never) succeeds
-                self.classifiers_.append(float(labels[0]))
-            else:
-                classifier = self._classifier(len(labels))
-                classifier.fit(x, labels)
-                self.classifiers_.append(classifier)
+        self.classifiers_ = fit_per_model(x, scores, lambda: self._classifier(x.shape[0]))
         return self
 
     def predict_success(self, inputs: PromptInputs) -> FloatArray:
-        x = _embeddings(inputs)
-        columns = [np.full(x.shape[0], c) if isinstance(c, float) else c.predict_proba(x)[:, 1]
-                   for c in self.classifiers_]
-        return np.column_stack(columns).astype(np.float64)
+        return predict_per_model(_embeddings(inputs), self.classifiers_)
 
 
 class TextRouterModel:

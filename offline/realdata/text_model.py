@@ -12,7 +12,8 @@ with the highest ``P − λ·estimated cost``. Feature sets:
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -79,24 +80,48 @@ class TextSuccessModel:
         if len(prompts) != len(context) or len(prompts) != scores.shape[0]:
             raise ValueError("prompts, context and scores must describe the same prompts")
         x = self._matrix(prompts, context, fit=True)
-        self.classifiers_: list[LogisticRegression | float] = []
-        for column in scores.T:
-            labels = (column >= SUCCESS_AT).astype(np.int64)
-            if labels.min() == labels.max():  # a model that always (or never) succeeds
-                self.classifiers_.append(float(labels[0]))
-            else:
-                model = LogisticRegression(C=self.c, max_iter=2000)
-                self.classifiers_.append(model.fit(x, labels))
+        self.classifiers_ = fit_per_model(
+            x, scores, lambda: LogisticRegression(C=self.c, max_iter=2000)
+        )
         return self
 
     def predict_success(self, prompts: list[str], context: list[ContextFeatures]) -> FloatArray:
         """P(success) of every (prompt, model)."""
-        x = self._matrix(prompts, context, fit=False)
-        columns = [
-            np.full(x.shape[0], c) if isinstance(c, float) else c.predict_proba(x)[:, 1]
-            for c in self.classifiers_
-        ]
-        return np.column_stack(columns).astype(np.float64)
+        return predict_per_model(self._matrix(prompts, context, fit=False), self.classifiers_)
+
+
+class Classifier(Protocol):
+    """A scikit-learn style binary classifier."""
+
+    def fit(self, x: Any, y: npt.NDArray[np.int64]) -> object: ...
+
+    def predict_proba(self, x: Any) -> npt.NDArray[np.float64]: ...
+
+
+def fit_per_model(
+    x: Any, scores: npt.NDArray[np.float64], make: Callable[[], Classifier]
+) -> list[Classifier | float]:
+    """One classifier per column of ``scores`` (prompt × model) on the rows of ``x``; a model
+    that always (or never) succeeds on them gets its constant rate instead."""
+    classifiers: list[Classifier | float] = []
+    for column in scores.T:
+        labels = (column >= SUCCESS_AT).astype(np.int64)
+        if labels.min() == labels.max():
+            classifiers.append(float(labels[0]))
+        else:
+            classifier = make()
+            classifier.fit(x, labels)
+            classifiers.append(classifier)
+    return classifiers
+
+
+def predict_per_model(x: Any, classifiers: list[Classifier | float]) -> npt.NDArray[np.float64]:
+    """P(success) of every (row of ``x``, model) from :func:`fit_per_model`'s classifiers."""
+    columns = [
+        np.full(x.shape[0], c) if isinstance(c, float) else c.predict_proba(x)[:, 1]
+        for c in classifiers
+    ]
+    return np.column_stack(columns).astype(np.float64)
 
 
 def choose_by_value(success: FloatArray, costs: FloatArray, lam: float) -> IntArray:

@@ -35,6 +35,7 @@ from offline.realdata.policies import UnknownPolicyError, resolve_policy
 from offline.realdata.prompts import guess_task_type, prompt_context
 from offline.realdata.report import format_protocol, format_targets, save_plot
 from router.cli import main
+from tests.support import sample_code_prompts
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "default.toml"
 DATA = default_data_dir()
@@ -53,13 +54,7 @@ def real() -> RealData:
 @pytest.fixture(scope="module")
 def code_sample(real: RealData) -> RealData:
     """60 train and 30 test code prompts, a fixed random sample."""
-    code = real.subset("code")
-    rng = np.random.default_rng(0)
-    splits = np.array(code.splits)
-    keep = np.zeros(len(code), dtype=np.bool_)
-    keep[rng.choice(np.flatnonzero(splits == "train"), 60, replace=False)] = True
-    keep[rng.choice(np.flatnonzero(splits == "test"), 30, replace=False)] = True
-    return code.select(keep)
+    return sample_code_prompts(real.subset("code"))
 
 
 def _tiny(prompts: list[str], scores: list[list[float]]) -> RealData:

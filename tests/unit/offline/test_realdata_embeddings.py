@@ -40,6 +40,7 @@ from offline.realdata.prompts import prompt_features
 from offline.realdata.report import format_protocol, format_targets
 from offline.realdata.text_model import choose_by_value
 from router.cli import main
+from tests.support import sample_code_prompts
 
 DATA = default_data_dir()
 # CI installs the extra (`make realdata-extra`): there a missing extra fails instead of skipping.
@@ -72,13 +73,7 @@ def code_sample() -> RealData:
     """60 train and 30 test code prompts, a fixed random sample."""
     if not (DATA / "outcomes.jsonl.gz").is_file():
         pytest.skip(f"real outcome data not found at {DATA}")
-    code = load_real_data(DATA).subset("code")
-    rng = np.random.default_rng(0)
-    splits = np.array(code.splits)
-    keep = np.zeros(len(code), dtype=np.bool_)
-    keep[rng.choice(np.flatnonzero(splits == "train"), 60, replace=False)] = True
-    keep[rng.choice(np.flatnonzero(splits == "test"), 30, replace=False)] = True
-    return code.select(keep)
+    return sample_code_prompts(load_real_data(DATA).subset("code"))
 
 
 # --------------------------------------------------------------------------- cache and encoder
