@@ -93,11 +93,16 @@ class DriftMonitor:
 
     def _feed(self, model: str, stream: Stream, detector: drift.ADWIN,
               value: float) -> DriftAlarm | None:
-        before = float(detector.estimation)
+        width, mean = float(detector.width), float(detector.estimation)
         detector.update(value)  # type: ignore[no-untyped-call]
         if not detector.drift_detected:
             return None
-        after = float(detector.estimation)
+        # ADWIN dropped the window's older part: compare that part's mean with the mean of
+        # what it kept (the mean of the whole old window would blur the change by the kept
+        # part, which the policy may already have moved away from).
+        kept, after = float(detector.width), float(detector.estimation)
+        dropped = width + 1.0 - kept
+        before = (width * mean + value - kept * after) / dropped if dropped > 0 else mean
         if before - after < self.settings.min_change:  # only falls are alarms
             return None
         alarm = DriftAlarm(model=model, stream=stream, detected_at=self.observed,

@@ -17,8 +17,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 from river import linear_model, optim
 
+from learners.bandit.sampling import squarecb as squarecb_costs
 from learners.catalog import Action
 from learners.features import ContextRecord
 
@@ -105,12 +107,6 @@ class OnlineOutcomeModels:
 
 
 def squarecb(predicted: Sequence[float], gamma: float) -> list[float]:
-    """SquareCB (Foster & Rakhlin 2020) over predicted rewards: each non-greedy action gets
-    1 / (K + γ · gap), the greedy one the rest; the same rule as VW's ``--squarecb``."""
-    k = len(predicted)
-    best = max(range(k), key=predicted.__getitem__)
-    top = predicted[best]
-    probabilities = [1.0 / (k + gamma * (top - r)) for r in predicted]
-    probabilities[best] = 0.0
-    probabilities[best] = max(1.0 - math.fsum(probabilities), 0.0)
-    return probabilities
+    """SquareCB over predicted rewards (:func:`learners.bandit.sampling.squarecb` on their
+    negatives, the costs)."""
+    return squarecb_costs(-np.asarray(predicted, dtype=np.float64), gamma)

@@ -22,7 +22,8 @@ from learners.online_models import OnlineOutcomeModels
 from learners.online_stats import ActionPrediction, OutcomeStats
 from learners.reward import Verdict
 
-FEATURE_VERSION = "4"  # 3: drift_alarm model feature; 4: River outcome models in the state
+FEATURE_VERSION = "5"  # 3: drift_alarm model feature; 4: River outcome models in the state;
+# 5: SquareCB over cb_adf costs, learned without importance weights
 RIVER_MIN_OUTCOMES = 50  # River's P(approved) replaces the per-action rates from here on
 POLICY_NAME = "vw-cb-explore-adf"
 

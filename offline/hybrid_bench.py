@@ -4,11 +4,11 @@ periodically on the policy's own log, combined into one choice.
 - :class:`OwnLogBatch`: the five batch models, retrained (as ``router train`` would) on every
   decision the policy has logged so far, each time that log has doubled since the last training
   (1,000, 2,000, 4,000, ... outcomes);
-- :class:`StackedContender`: VW's ``cb_adf`` regression (the service's features, interactions
-  and learning rate) predicts each action's reward; optionally River's and the own-log batch
-  models' predictions join it through an online stacker (:class:`Stacker`, ridge regression of
-  the observed reward on the chosen action's predictions, shrunk towards VW alone); SquareCB over
-  the stacked estimate with VW's γ schedule;
+- :class:`StackedContender`: the service's VW bandit predicts each action's reward (its
+  ``cb_adf`` costs); optionally River's and the own-log batch models' predictions join it
+  through an online stacker (:class:`Stacker`, ridge regression of the observed reward on the
+  chosen action's predictions, shrunk towards VW alone); SquareCB over the stacked estimate
+  with the service's γ schedule;
 - :class:`BatchFeatureContender`: the service's ``cb_explore_adf`` with the own-log batch models'
   predicted reward as an action feature (per-request action lines).
 """
@@ -20,11 +20,10 @@ from collections.abc import Sequence
 
 import msgspec
 import numpy as np
-from vowpalwabbit import Workspace
 
 from learners.bandit.sampling import draw_index, seed_from_id
-from learners.bandit.vw_bandit import ActionLines, BanditSettings
-from learners.bandit.vw_format import format_label, format_shared
+from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit
+from learners.bandit.vw_format import format_shared
 from learners.batch.models import BatchModels
 from learners.batch.settings import TrainSettings
 from learners.batch.training import TrainingError, train_models
@@ -150,18 +149,12 @@ class StackedContender:
     when ``river`` / ``batch`` are given (see the module docstring)."""
 
     def __init__(self, name: str, catalog: Catalog, settings: BanditSettings, *,
-                 river: bool, batch: OwnLogBatch | None, as_vw: bool = True) -> None:
+                 river: bool, batch: OwnLogBatch | None) -> None:
         self.name = name
-        self.as_vw = as_vw  # False: no importance weight on any action (see learn)
         self.catalog = catalog
         self.gamma_scale = settings.gamma_scale
-        interactions = " ".join(f"{'-q' if len(p) == 2 else '--cubic'} {p}"
-                                for p in settings.interactions)
-        self.workspace = Workspace(
-            f"--cb_adf --quiet -b {settings.bits} -l {settings.learning_rate} "
-            f"--random_seed {settings.seed} {interactions}")
+        self.bandit = VWBandit(settings=settings)
         self.lines = ActionLines(catalog)
-        self.parsed = [self.workspace.example(line) for line in self.lines.lines]
         self.river = OnlineOutcomeModels() if river else None
         self.batch = batch
         # One stacker per set of available components: the batch models arrive later.
@@ -169,14 +162,13 @@ class StackedContender:
             False: Stacker(prior=(0.0, 1.0, *((0.0,) if river else ()))),
             True: Stacker(prior=(0.0, 1.0, *((0.0,) if river else ()), 0.0)),
         }
-        self.learned = 0
         self._columns: dict[int, tuple[bool, FloatArray]] = {}
 
     def columns(self, step: Step) -> tuple[bool, FloatArray]:
         """Whether the batch models took part, and ``[1, vw, river?, batch?]`` per action."""
-        shared = self.workspace.example(format_shared(step.features.namespaces))
-        costs = self.workspace.predict([shared, *(self.parsed[i] for i in step.allowed)])
-        parts = [np.ones(len(step.allowed)), -np.asarray(costs, dtype=np.float64)]
+        costs = self.bandit.costs(format_shared(step.features.namespaces), self.lines,
+                                  step.allowed)
+        parts = [np.ones(len(step.allowed)), -costs]
         if self.river is not None:
             actions = [self.catalog.actions[i] for i in step.allowed]
             parts.append(np.asarray(self.river.predict_rewards(step.record, actions)))
@@ -188,7 +180,7 @@ class StackedContender:
     def choose(self, step: Step, seed: int) -> tuple[int, float]:
         with_batch, columns = self.columns(step)
         predicted = self.stackers[with_batch].predict(columns)
-        gamma = self.gamma_scale * math.sqrt(self.learned)  # VW's schedule
+        gamma = self.gamma_scale * math.sqrt(self.bandit.learned)  # the service's schedule
         probabilities = squarecb(predicted.tolist(), gamma)
         position = draw_index(probabilities, seed_from_id(f"{DRAWS}-{seed}-{step.index}"))
         self._columns[step.index] = (with_batch, columns[position])
@@ -201,16 +193,8 @@ class StackedContender:
             with_batch, columns = self.columns(step)
             decided = (with_batch, columns[position])
         self.stackers[decided[0]].learn_one(decided[1], reward)
-        lines = self.lines.select(step.allowed)
-        example = [format_shared(step.features.namespaces), *lines]
-        # Unweighted regression on the chosen action, as VW's --squarecb learns: it sets the
-        # label's probability to 1, except (VW 9.x loops over all examples but the last) when
-        # the chosen action is the last line, which stays importance-weighted. Copied, so that
-        # the VW-only stack is the service's policy.
-        weight_as = propensity if self.as_vw and position == len(lines) - 1 else 1.0
-        example[position + 1] = f"{format_label(reward, weight_as)} {lines[position]}"
-        self.workspace.learn(example)
-        self.learned += 1
+        self.bandit.learn_actions(format_shared(step.features.namespaces), self.lines,
+                                  step.allowed, position, reward, propensity)
         action = self.catalog.actions[step.allowed[position]]
         if self.river is not None:
             self.river.learn(step.record, action, reward, outcome.verdict is Verdict.APPROVED)
@@ -225,7 +209,7 @@ class StackedContender:
             self.batch.train_if_stale()
 
     def close(self) -> None:
-        self.workspace.finish()
+        self.bandit.close()
 
 
 class BatchFeatureContender(ActionFeatureContender):

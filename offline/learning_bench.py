@@ -579,7 +579,7 @@ def decisions_to_move_away(models: Sequence[str], drift_model: str, drift_at: in
 
 # River / batch / hybrid contenders (not VW settings variants): see contenders().
 EXPERIMENTS = ("river", "hybrid", "batch-greedy", "hybrid-batch", "hybrid-residual",
-               "stack-vw", "stack-vw-unweighted", "stack-vw-river", "stack-own-batch",
+               "stack-vw", "stack-vw-river", "stack-own-batch",
                "hybrid-own-batch")
 
 
@@ -638,8 +638,6 @@ def contenders(catalog: Catalog, bandit: BanditSettings, drift: BanditDriftSetti
         "hybrid": lambda: HybridContender("hybrid", catalog, bandit, drift),
         "stack-vw": lambda: StackedContender("stack-vw", catalog, bandit, river=False,
                                              batch=None),
-        "stack-vw-unweighted": lambda: StackedContender(
-            "stack-vw-unweighted", catalog, bandit, river=False, batch=None, as_vw=False),
         "stack-vw-river": lambda: StackedContender("stack-vw-river", catalog, bandit,
                                                    river=True, batch=None),
         "stack-own-batch": lambda: StackedContender(

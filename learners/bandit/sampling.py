@@ -8,6 +8,9 @@ import itertools
 import random
 from collections.abc import Sequence
 
+import numpy as np
+from numpy.typing import NDArray
+
 
 def seed_from_id(decision_id: str) -> int:
     """A 64-bit seed derived from a decision id (stable across processes and versions)."""
@@ -35,3 +38,17 @@ def draw_index(probabilities: Sequence[float], seed: int) -> int:
         return index
     # u at or above the rounded total: the last action with a positive probability.
     return max((i for i, p in enumerate(probabilities) if p > 0.0), default=0)
+
+
+def squarecb(costs: NDArray[np.float64], gamma: float) -> list[float]:
+    """SquareCB (Foster & Rakhlin 2020) over predicted costs, as VW's ``--squarecb``: each
+    action but the cheapest gets ``1 / (K + γ · (cost − lowest cost))``, the cheapest (the first
+    of equal ones) the rest, which is at least ``1 / K``."""
+    if costs.size == 0:
+        raise ValueError("no action to choose from")
+    best = int(np.argmin(costs))
+    probabilities = 1.0 / (costs.size + gamma * (costs - costs[best]))
+    probabilities[best] = 0.0
+    probabilities[best] = 1.0 - float(probabilities.sum())
+    result: list[float] = probabilities.tolist()
+    return result

@@ -1,8 +1,27 @@
-"""Contextual bandit over catalog actions with Vowpal Wabbit's ``cb_explore_adf``.
+"""Contextual bandit over catalog actions with Vowpal Wabbit's ``cb_adf`` / ``cb_explore_adf``.
 
 One :class:`VWBandit` owns one VW workspace for the life of the process (workspaces are not
 thread-safe and are costly to create). Rewards enter as ``cost = -reward`` and the logged
 propensity is the label's probability; both conventions stay inside this module.
+
+SquareCB (the default) runs as VW's ``cb_adf`` regression (``mtr``, VW's cost regression
+for the chosen action) with the SquareCB rule applied here to its predicted costs. That is
+what VW's ``--cb_explore_adf --squarecb`` computes (the same regression, learned without
+importance weights, and the same rule; tests/unit/learners/test_bandit.py compares the
+two), with two differences:
+
+- VW 9.11's ``--squarecb`` drops the importance weight of every labelled line but the last
+  of an example (its loop stops one line early); here no line is weighted, as SquareCB
+  intends (README "Learning quality and drift": ``stack-vw-unweighted``);
+- the predicted costs are *factorised*: an action's cost is a sum of terms that each involve
+  the context and one of its model, temperature and template namespaces, or no context and
+  any of them. So a request scores one line per catalog model, temperature and template
+  (about 18) instead of one per allowed action (about 140), and the context-free terms are
+  scored once after each learn. The sum is exact (the linear model is linear in each term);
+  :func:`slot_factorisable` checks that the configured interactions allow it.
+
+The other explorations (ε-greedy, cover, bag, softmax, RegCB-optimistic) run as VW's
+``cb_explore_adf`` over every allowed action's line.
 """
 
 from __future__ import annotations
@@ -13,11 +32,17 @@ from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import msgspec
+import numpy as np
 from msgspec import Meta
-from vowpalwabbit import Example, Workspace
+from numpy.typing import NDArray
+from vowpalwabbit import Workspace
 
-from learners.bandit.sampling import normalize
-from learners.bandit.vw_format import format_action, format_label
+from learners.bandit.sampling import normalize, squarecb
+from learners.bandit.vw_format import (
+    ACTION_NAMESPACES,
+    action_namespaces,
+    format_label,
+)
 from learners.catalog import Catalog
 
 # "regcbopt" is RegCB-optimistic: all probability on the action with the lowest optimistic
@@ -75,9 +100,32 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             )
 
 
+GAMMA_EXPONENT = 0.5  # SquareCB's γ = gamma_scale · t^0.5 after t learned outcomes (VW's)
+# A namespace without features: contributes nothing, whatever the interactions.
+EMPTY_LINE = "|Z"
+EMPTY_SHARED = f"shared {EMPTY_LINE}"
+
+
+def scores_costs(settings: BanditSettings) -> bool:
+    """Whether the bandit reads VW's predicted costs and explores itself (SquareCB)."""
+    return settings.exploration == "squarecb"
+
+
+def slot_factorisable(interactions: Sequence[str]) -> bool:
+    """Whether an action's predicted cost splits into per-namespace terms: no interaction may
+    cross a context namespace with two different action namespaces (``TML`` would not)."""
+    slots = set(ACTION_NAMESPACES)
+    for term in interactions:
+        letters = set(term)
+        if len(letters & slots) >= 2 and letters - slots:
+            return False
+    return True
+
+
 def vw_arguments(settings: BanditSettings) -> str:
     """The VW command line for ``settings``."""
-    args = ["--cb_explore_adf", "--quiet", f"-b {settings.bits}", f"-l {settings.learning_rate}"]
+    reduction = "--cb_adf --cb_type mtr" if scores_costs(settings) else "--cb_explore_adf"
+    args = [reduction, "--quiet", f"-b {settings.bits}", f"-l {settings.learning_rate}"]
     args.append(f"--random_seed {settings.seed}")
     if settings.update_rule != "default":
         args.append(_UPDATE_FLAGS[settings.update_rule])
@@ -85,7 +133,7 @@ def vw_arguments(settings: BanditSettings) -> str:
         case "epsilon":
             args.append(f"--epsilon {settings.epsilon}")
         case "squarecb":
-            args.append(f"--squarecb --gamma_scale {settings.gamma_scale}")
+            pass  # SquareCB is applied to the costs by VWBandit (module docstring)
         case "cover":
             args.append(f"--cover {settings.cover_size} --epsilon {settings.epsilon}")
         case "bag":
@@ -107,34 +155,68 @@ def vw_arguments(settings: BanditSettings) -> str:
 
 class ActionLines:
     """VW text of every action of one catalog, formatted once and reused by every request
-    (re-formatted only when the set of drifting models changes)."""
+    (re-formatted only when the set of drifting models changes).
+
+    ``slot_lines`` holds each distinct model, temperature and template namespace once, and
+    ``slots[i]`` the positions of action ``i``'s three namespaces in it."""
 
     def __init__(self, catalog: Catalog, drifting: frozenset[str] = frozenset()) -> None:
         self.fingerprint = catalog.fingerprint
         self.drifting = drifting
         self.key = f"{catalog.fingerprint}|{','.join(sorted(drifting))}"
-        self.lines: tuple[str, ...] = tuple(
-            format_action(a, a.model.name in drifting) for a in catalog.actions
-        )
+        parts = [action_namespaces(a, a.model.name in drifting) for a in catalog.actions]
+        self.lines: tuple[str, ...] = tuple(" ".join(p) for p in parts)
+        position: dict[str, int] = {}
+        for namespaces in parts:
+            for text in namespaces:
+                position.setdefault(text, len(position))
+        self.slot_lines: tuple[str, ...] = tuple(position)
+        self.slots: NDArray[np.intp] = np.array(
+            [[position[text] for text in namespaces] for namespaces in parts], dtype=np.intp
+        ).reshape(len(parts), 3)
 
     def select(self, indices: Sequence[int]) -> list[str]:
         lines = self.lines
         return [lines[i] for i in indices]
 
 
+class _ParsedActions:
+    """One catalog's action and namespace examples, parsed once in one workspace, and the
+    context-free part of each action's cost as of ``version`` learned outcomes."""
+
+    def __init__(self, workspace: Workspace, actions: ActionLines) -> None:
+        self.actions = [workspace.example(line) for line in actions.lines]
+        self.slots = [workspace.example(line) for line in actions.slot_lines]
+        self.empty = workspace.example(EMPTY_LINE)
+        self.slot_index = actions.slots
+        self.version = -1
+        self.context_free: NDArray[np.float64] = np.zeros(len(self.actions))
+
+
+class _SavedBandit(msgspec.Struct, frozen=True):
+    learned: int  # SquareCB's t (VW's --squarecb keeps its own in its model file)
+    vw_model: bytes
+
+
 class VWBandit:
-    """``cb_explore_adf`` policy: a probability over the allowed actions of each request.
+    """A probability over the allowed actions of each request, learned from outcomes.
 
     Action examples are parsed once per catalog and reused by every prediction (VW's ADF
     reduction adds the shared features to them and removes them again), so a request parses
-    only its shared line: about 6x faster than parsing every action line per request.
+    only its shared line.
     """
 
     def __init__(self, *, settings: BanditSettings, model_data: bytes | None = None) -> None:
         self.settings = settings
         self._arguments = vw_arguments(settings)
-        self._workspace = _open_workspace(self._arguments, model_data)
-        self._parsed: dict[str, list[Example]] = {}
+        self._scores = scores_costs(settings)
+        self._factorised = self._scores and slot_factorisable(settings.interactions)
+        saved = None
+        if model_data is not None:
+            saved = msgspec.msgpack.decode(model_data, type=_SavedBandit)
+        self._workspace = _open_workspace(self._arguments, saved.vw_model if saved else None)
+        self._learned = saved.learned if saved else 0
+        self._parsed: dict[str, _ParsedActions] = {}
         # Learning may reuse the parsed action examples only under an adaptive update: VW counts
         # examples (its `t`) when a multi-line example is finished, and parsed examples are
         # never finished; adaptive updates do not use that count, the others decay the
@@ -143,7 +225,16 @@ class VWBandit:
 
     @property
     def arguments(self) -> str:
+        """VW's command line, plus the exploration applied here to its costs."""
+        if self._scores:
+            return (f"{self._arguments} | squarecb gamma_scale={self.settings.gamma_scale} "
+                    f"gamma_exponent={GAMMA_EXPONENT} factorised={self._factorised}")
         return self._arguments
+
+    @property
+    def learned(self) -> int:
+        """Outcomes learned so far (SquareCB's t)."""
+        return self._learned
 
     def probabilities(
         self, shared: str, actions: ActionLines, indices: Sequence[int]
@@ -152,17 +243,63 @@ class VWBandit:
         sums to 1)."""
         if not indices:
             raise ValueError("no action to choose from")
+        if self._scores:
+            return self._squarecb(self.costs(shared, actions, indices))
         parsed = self._parsed_examples(actions)
         workspace = self._workspace
-        examples = [parsed[i] for i in indices]
+        examples = [parsed.actions[i] for i in indices]
         examples.insert(0, workspace.example(shared))
-        pmf = workspace.predict(examples)
-        return normalize(pmf)
+        return normalize(workspace.predict(examples))
 
-    def _parsed_examples(self, actions: ActionLines) -> list[Example]:
+    def costs(self, shared: str, actions: ActionLines, indices: Sequence[int]
+              ) -> NDArray[np.float64]:
+        """VW's predicted cost (−reward) of each action ``actions.lines[i]``, ``i`` in
+        ``indices`` (SquareCB only: the other explorations predict probabilities)."""
+        if not self._scores:
+            raise ValueError(f"{self.settings.exploration} predicts probabilities, not costs")
+        parsed = self._parsed_examples(actions)
+        workspace = self._workspace
+        shared_example = workspace.example(shared)
+        if not self._factorised:
+            examples = [parsed.actions[i] for i in indices]
+            examples.insert(0, shared_example)
+            return np.asarray(workspace.predict(examples), dtype=np.float64)
+        # One line per model, temperature and template namespace, and one without any: the
+        # context's own terms are in every line, so each action's cost is the sum of its three
+        # namespace lines, minus twice the empty line, plus its context-free terms.
+        scored = np.asarray(
+            workspace.predict([shared_example, *parsed.slots, parsed.empty]), dtype=np.float64
+        )
+        chosen = np.asarray(indices, dtype=np.intp)
+        costs: NDArray[np.float64] = (scored[actions.slots[chosen]].sum(axis=1)
+                                      - 2.0 * scored[-1] + self._context_free(parsed)[chosen])
+        return costs
+
+    def _context_free(self, parsed: _ParsedActions) -> NDArray[np.float64]:
+        """Each action's cost terms that involve no context feature (the interactions among
+        its namespaces), recomputed after every learn: the full line's cost without context,
+        minus its three namespace lines' costs without context, plus twice the empty line's
+        (the constant)."""
+        if parsed.version != self._learned:
+            workspace = self._workspace
+            examples = [workspace.example(EMPTY_SHARED), *parsed.actions, *parsed.slots,
+                        parsed.empty]
+            scored = np.asarray(workspace.predict(examples), dtype=np.float64)
+            count = len(parsed.actions)
+            slot_costs = scored[count:-1]
+            parsed.context_free = (scored[:count] - slot_costs[parsed.slot_index].sum(axis=1)
+                                   + 2.0 * scored[-1])
+            parsed.version = self._learned
+        return parsed.context_free
+
+    def _squarecb(self, costs: NDArray[np.float64]) -> list[float]:
+        gamma = self.settings.gamma_scale * float(self._learned) ** GAMMA_EXPONENT
+        return normalize(squarecb(costs, gamma))
+
+    def _parsed_examples(self, actions: ActionLines) -> _ParsedActions:
         parsed = self._parsed.get(actions.key)
         if parsed is None:
-            parsed = [self._workspace.example(line) for line in actions.lines]
+            parsed = _ParsedActions(self._workspace, actions)
             self._parsed[actions.key] = parsed
         return parsed
 
@@ -172,9 +309,15 @@ class VWBandit:
             raise ValueError("no action to choose from")
         workspace = self._workspace
         examples = [workspace.example(shared), *(workspace.example(line) for line in lines)]
-        pmf = workspace.predict(examples)
+        predicted = workspace.predict(examples)
         workspace.finish_example(examples)
-        return normalize(pmf)
+        if self._scores:
+            return self._squarecb(np.asarray(predicted, dtype=np.float64))
+        return normalize(predicted)
+
+    def _label(self, reward: float, propensity: float) -> str:
+        # SquareCB regresses the chosen action's reward without an importance weight.
+        return format_label(reward, 1.0 if self._scores else propensity)
 
     def learn(
         self,
@@ -185,13 +328,11 @@ class VWBandit:
         propensity: float,
     ) -> None:
         """Learn from one logged decision: ``chosen`` indexes ``action_lines``."""
-        if not 0 <= chosen < len(action_lines):
-            raise ValueError(f"chosen index {chosen} outside the {len(action_lines)} actions")
-        if not 0.0 < propensity <= 1.0:
-            raise ValueError(f"propensity {propensity} outside (0, 1]")
+        _check(chosen, len(action_lines), propensity)
         example = [shared, *action_lines]
-        example[chosen + 1] = f"{format_label(reward, propensity)} {action_lines[chosen]}"
+        example[chosen + 1] = f"{self._label(reward, propensity)} {action_lines[chosen]}"
         self._workspace.learn(example)
+        self._learned += 1
 
     def learn_actions(
         self,
@@ -209,31 +350,35 @@ class VWBandit:
         if not self._learn_reuses_examples:
             self.learn(shared, actions.select(indices), chosen, reward, propensity)
             return
-        if not 0 <= chosen < len(indices):
-            raise ValueError(f"chosen index {chosen} outside the {len(indices)} actions")
-        if not 0.0 < propensity <= 1.0:
-            raise ValueError(f"propensity {propensity} outside (0, 1]")
+        _check(chosen, len(indices), propensity)
         workspace = self._workspace
-        parsed = self._parsed_examples(actions)
+        parsed = self._parsed_examples(actions).actions
         examples = [parsed[i] for i in indices]
-        label = format_label(reward, propensity)
+        label = self._label(reward, propensity)
         examples[chosen] = workspace.example(f"{label} {actions.lines[indices[chosen]]}")
         examples.insert(0, workspace.example(shared))
         workspace.learn(examples)
+        self._learned += 1
 
     def save(self) -> bytes:
-        """The full learner state (weights and adaptive accumulators) as bytes."""
+        """The full learner state (weights, adaptive accumulators, SquareCB's t) as bytes."""
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.vw")
             self._workspace.save(path)
             with open(path, "rb") as handle:
-                return handle.read()
+                model = handle.read()
+        return msgspec.msgpack.encode(_SavedBandit(learned=self._learned, vw_model=model))
 
     def close(self) -> None:
         self._parsed.clear()
         self._workspace.finish()
 
 
+def _check(chosen: int, count: int, propensity: float) -> None:
+    if not 0 <= chosen < count:
+        raise ValueError(f"chosen index {chosen} outside the {count} actions")
+    if not 0.0 < propensity <= 1.0:
+        raise ValueError(f"propensity {propensity} outside (0, 1]")
 def _open_workspace(arguments: str, model_data: bytes | None) -> Workspace:
     if model_data is None:
         return Workspace(arguments)

@@ -42,6 +42,12 @@ def format_action(action: Action, drifting: bool = False) -> str:
     """One action line: model (M), temperature (P) and template (L) namespaces. ``drifting``
     adds a fresh model feature while the model's drift alarm is active, so that the bandit can
     re-learn the model's actions (and their interactions) quickly."""
+    return " ".join(action_namespaces(action, drifting))
+
+
+def action_namespaces(action: Action, drifting: bool = False) -> tuple[str, str, str]:
+    """The model, temperature and template namespaces of :func:`format_action`'s line, each
+    as VW text (the bandit scores them separately: :mod:`learners.bandit.vw_bandit`)."""
     model = action.model
     template = action.template
     model_features = [
@@ -65,7 +71,9 @@ def format_action(action: Action, drifting: bool = False) -> str:
     if template.languages:
         template_features.append("lang_specific")
     return (
-        f"|M {' '.join(model_features)} |P {' '.join(temperature)} |L {' '.join(template_features)}"
+        f"|M {' '.join(model_features)}",
+        f"|P {' '.join(temperature)}",
+        f"|L {' '.join(template_features)}",
     )
 
 

@@ -48,8 +48,8 @@ def test_the_stacker_forgets_outcomes_older_than_its_decay_window() -> None:
 
 def test_the_vw_only_stack_reproduces_the_services_squarecb(world: World,
                                                              steps: list[Step]) -> None:
-    # Same data, same VW arguments: cb_adf scores + SquareCB over them give the probabilities
-    # of the service's cb_explore_adf --squarecb (which learns unweighted).
+    # The same VW bandit learning the same outcomes: with the stacker held at "VW alone", the
+    # stack's SquareCB gives the service's probabilities.
     catalog = world.catalog
     service = PolicyContender("service", catalog, SETTINGS.bandit)
     stack = StackedContender("stack", catalog, SETTINGS.bandit, river=False, batch=None)
@@ -134,7 +134,7 @@ def test_a_stack_learns_logged_decisions_it_did_not_make(world: World,
         for step in steps[:20]:  # a uniform logger's history, as --warm folds it
             outcome, reward = _outcome(world, step, catalog.actions[step.allowed[0]], 3, PROFILE)
             stack.learn(step, 0, 1.0 / len(step.allowed), outcome, reward)
-        assert stack.learned == 20
+        assert stack.bandit.learned == 20
         assert stack.stackers[False].weights.tolist() != [0.0, 1.0, 0.0]
     finally:
         stack.close()

@@ -87,7 +87,7 @@ def test_contenders_keep_their_names_and_settings() -> None:
 def test_an_unknown_contender_stops_the_run_with_the_known_ones() -> None:
     with pytest.raises(SystemExit, match="unknown contender 'vw-greedy'; known: service, "
                        "vw-epsilon, uniform, river, hybrid, batch-greedy, hybrid-batch, "
-                       "hybrid-residual, stack-vw, stack-vw-unweighted, stack-vw-river, "
+                       "hybrid-residual, stack-vw, stack-vw-river, "
                        "stack-own-batch, hybrid-own-batch or vw:METHOD"):
         contender_settings(CONFIGURED, ["service", "vw-greedy"])
     with pytest.raises(SystemExit, match=re.escape("contender 'vw:cover=0'")):
