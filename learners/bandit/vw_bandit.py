@@ -294,7 +294,7 @@ class VWBandit:
 
     def _squarecb(self, costs: NDArray[np.float64]) -> list[float]:
         gamma = self.settings.gamma_scale * float(self._learned) ** GAMMA_EXPONENT
-        return normalize(squarecb(costs, gamma))
+        return squarecb(costs, gamma)  # positive and summing to 1 by construction
 
     def _parsed_examples(self, actions: ActionLines) -> _ParsedActions:
         parsed = self._parsed.get(actions.key)
