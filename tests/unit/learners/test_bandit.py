@@ -352,3 +352,31 @@ def test_interactions_that_cross_the_context_with_two_action_namespaces_are_not_
     whole = bandit._workspace.predict([shared, *table.lines])
     assert bandit.costs(shared, table, list(range(len(RICH.actions)))) == pytest.approx(whole)
     bandit.close()
+
+
+def test_squarecb_learns_as_if_every_allowed_action_line_were_given() -> None:
+    """Featureless stand-ins for the actions not chosen give the weights VW's ``cb_adf`` learns
+    from every real action line (with the label's probability 1, as SquareCB learns)."""
+    settings = BanditSettings()
+    table = ActionLines(RICH)
+    bandits = [VWBandit(settings=settings),
+               VWBandit(settings=BanditSettings(update_rule="sgd", learning_rate=0.1))]
+    references = [Workspace(vw_arguments(b.settings)) for b in bandits]
+    rng = random.Random(6)
+    everything = list(range(len(RICH.actions)))
+    for _ in range(150):
+        shared = _context(rng)
+        subset = sorted(rng.sample(everything, rng.randrange(1, len(everything) + 1)))
+        chosen = rng.randrange(len(subset))
+        reward = _reward(shared, subset[chosen])
+        lines = table.select(subset)
+        labelled = list(lines)
+        labelled[chosen] = f"{format_label(reward, 1.0)} {lines[chosen]}"
+        for bandit, reference in zip(bandits, references, strict=True):
+            bandit.learn_actions(shared, table, subset, chosen, reward, 0.25)
+            reference.learn([shared, *labelled])
+    for bandit, reference in zip(bandits, references, strict=True):
+        shared = _context(rng)
+        assert bandit.costs(shared, table, everything) == pytest.approx(
+            reference.predict([shared, *table.lines]), abs=1e-5)
+        reference.finish()
