@@ -11,6 +11,7 @@ import pickle
 from collections.abc import Sequence
 
 import msgspec
+import numpy as np
 
 from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit
 from learners.bandit.vw_format import format_shared
@@ -21,9 +22,10 @@ from learners.history import HistoryStats, OutcomeFacts
 from learners.online_models import OnlineOutcomeModels
 from learners.online_stats import ActionPrediction, OutcomeStats
 from learners.reward import Verdict
+from learners.stacking import FloatArray, Stacker
 
 FEATURE_VERSION = "5"  # 3: drift_alarm model feature; 4: River outcome models in the state;
-# 5: SquareCB over cb_adf costs, learned without importance weights
+# 5: SquareCB over cb_adf costs, learned without importance weights (and the optional stacker)
 RIVER_MIN_OUTCOMES = 50  # River's P(approved) replaces the per-action rates from here on
 POLICY_NAME = "vw-cb-explore-adf"
 
@@ -54,6 +56,7 @@ class _Snapshot(msgspec.Struct, frozen=True):
     history: bytes = b""
     drift: bytes = b""
     river: bytes = b""
+    stacker: bytes = b""
 
 
 class OnlinePolicy:
@@ -78,6 +81,9 @@ class OnlinePolicy:
         self._history = HistoryStats()
         self._drift = DriftMonitor(self.drift_settings)
         self._river = OnlineOutcomeModels()
+        # [bandit] stack_river: SquareCB over a ridge stack of VW's and River's predicted
+        # rewards, starting from "VW alone" (README "Learning quality and drift").
+        self._stacker = Stacker(prior=(0.0, 1.0, 0.0)) if settings.stack_river else None
         self._learned = 0
 
     @property
@@ -113,11 +119,34 @@ class OnlinePolicy:
         return fingerprint in self._catalogs
 
     def probabilities(
-        self, features: ContextFeatures, catalog: Catalog, allowed: Sequence[int]
+        self,
+        features: ContextFeatures,
+        catalog: Catalog,
+        allowed: Sequence[int],
+        record: ContextRecord | None = None,
     ) -> list[float]:
-        """Probability of each allowed action (same order as ``allowed``)."""
+        """Probability of each allowed action (same order as ``allowed``). With
+        ``stack_river``, ``record`` (the decision's context record) lets River's predictions
+        join VW's once River has learned ``RIVER_MIN_OUTCOMES`` outcomes."""
         table = self._lines[catalog.fingerprint]
-        return self._bandit.probabilities(format_shared(features.namespaces), table, allowed)
+        shared = format_shared(features.namespaces)
+        if not self._stacking(record):
+            return self._bandit.probabilities(shared, table, allowed)
+        assert self._stacker is not None  # _stacking checked both
+        assert record is not None
+        columns = self._stack_columns(shared, catalog, allowed, record)
+        return self._bandit.squarecb(-self._stacker.predict(columns))
+
+    def _stacking(self, record: ContextRecord | None) -> bool:
+        return (self._stacker is not None and record is not None
+                and self._river.learned >= RIVER_MIN_OUTCOMES)
+
+    def _stack_columns(self, shared: str, catalog: Catalog, allowed: Sequence[int],
+                       record: ContextRecord) -> FloatArray:
+        """``[1, VW's predicted reward, River's predicted reward]`` of each allowed action."""
+        costs = self._bandit.costs(shared, self._lines[catalog.fingerprint], allowed)
+        river = self._river.predict_rewards(record, [catalog.actions[i] for i in allowed])
+        return np.column_stack([np.ones(len(allowed)), -costs, np.asarray(river)])
 
     def action_lines(self, catalog: Catalog, allowed: Sequence[int]) -> list[str]:
         """The VW text of the allowed actions as this policy formats them now."""
@@ -170,9 +199,20 @@ class OnlinePolicy:
         returns the drift alarms it raised.
 
         The action lines carry the drift flags as they stand when the outcome is folded in
-        (a function of the outcomes before it), so a replay reproduces them exactly."""
+        (a function of the outcomes before it), so a replay reproduces them exactly. With
+        ``stack_river`` the stacker learns the chosen action's predictions as they stand before
+        this outcome is folded in (in the service, the decision's own when no other outcome
+        came between)."""
+        shared = format_shared(event.features.namespaces)
+        if self._stacking(event.record):
+            assert self._stacker is not None
+            assert event.record is not None
+            chosen = [event.allowed[event.chosen_position]]
+            columns = self._stack_columns(shared, self._catalogs[event.catalog_fingerprint],
+                                          chosen, event.record)
+            self._stacker.learn_one(columns[0], event.reward)
         self._bandit.learn_actions(
-            format_shared(event.features.namespaces),
+            shared,
             self._lines[event.catalog_fingerprint],
             event.allowed,
             event.chosen_position,
@@ -225,6 +265,8 @@ class OnlinePolicy:
             history=pickle.dumps(self._history, protocol=pickle.HIGHEST_PROTOCOL),
             drift=pickle.dumps(self._drift, protocol=pickle.HIGHEST_PROTOCOL),
             river=pickle.dumps(self._river, protocol=pickle.HIGHEST_PROTOCOL),
+            stacker=b"" if self._stacker is None
+            else pickle.dumps(self._stacker, protocol=pickle.HIGHEST_PROTOCOL),
         )
         return msgspec.msgpack.encode(snap)
 
@@ -239,6 +281,9 @@ class OnlinePolicy:
         history = pickle.loads(snap.history) if snap.history else None
         monitor = pickle.loads(snap.drift) if snap.drift else None
         river = pickle.loads(snap.river) if snap.river else None
+        stacker = pickle.loads(snap.stacker) if snap.stacker else None
+        if (self._stacker is not None) != isinstance(stacker, Stacker):
+            return False
         if (
             not isinstance(stats, OutcomeStats)
             or not isinstance(history, HistoryStats)
@@ -252,6 +297,7 @@ class OnlinePolicy:
         self._history = history
         self._drift = monitor
         self._river = river
+        self._stacker = stacker
         self._learned = snap.learned
         self._refresh_lines()
         return True

@@ -16,7 +16,6 @@ periodically on the policy's own log, combined into one choice.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import msgspec
 import numpy as np
@@ -31,6 +30,7 @@ from learners.catalog import Catalog
 from learners.history import HistoryStats
 from learners.online_models import OnlineOutcomeModels, squarecb
 from learners.reward import RewardProfile, Verdict
+from learners.stacking import Stacker
 from offline.dataset import history_from_rows
 from offline.history_file import HistoryRow
 from offline.learning_bench import (
@@ -107,41 +107,6 @@ class OwnLogBatch:
             _progress(f"  training refused: {exc}")
             return
         self.trainings += 1
-
-
-class Stacker:
-    """Online ridge regression of the reward on ``[1, *predictions]`` of the chosen action,
-    shrunk towards ``prior`` weights with the strength of ``strength`` pseudo-observations, and
-    forgetting old outcomes at rate ``1 - decay`` (the components keep changing)."""
-
-    def __init__(self, *, prior: Sequence[float], strength: float = 200.0,
-                 decay: float = 0.999) -> None:
-        self.prior = tuple(prior)
-        self.strength = strength
-        self.decay = decay
-        width = len(self.prior)
-        self._gram = np.zeros((width, width))
-        self._moment = np.zeros(width)
-        self._weights = np.asarray(self.prior, dtype=np.float64)
-
-    @property
-    def weights(self) -> FloatArray:
-        return self._weights
-
-    def predict(self, columns: FloatArray) -> FloatArray:
-        """Stacked estimate of each row of ``columns`` (rows: actions; columns: ``[1, ...]``)."""
-        return np.asarray(columns @ self._weights, dtype=np.float64)
-
-    def learn_one(self, x: FloatArray, reward: float) -> None:
-        self._gram *= self.decay
-        self._moment *= self.decay
-        self._gram += np.outer(x, x)
-        self._moment += x * reward
-        ridge = self.strength * np.eye(len(x))
-        prior = np.asarray(self.prior, dtype=np.float64)
-        self._weights = np.asarray(
-            np.linalg.solve(self._gram + ridge, self._moment + self.strength * prior),
-            dtype=np.float64)
 
 
 class StackedContender:

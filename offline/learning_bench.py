@@ -243,7 +243,8 @@ class PolicyContender:
         self.audit = audit
 
     def choose(self, step: Step, seed: int) -> tuple[int, float]:
-        probabilities = self.policy.probabilities(step.features, self.catalog, step.allowed)
+        probabilities = self.policy.probabilities(step.features, self.catalog, step.allowed,
+                                                  step.record)
         position = draw_index(probabilities, seed_from_id(f"{self.name}-{seed}-{step.index}"))
         return position, probabilities[position]
 
@@ -590,7 +591,7 @@ def contender_settings(bandit: BanditSettings,
     exploration variant of it (:mod:`offline.bandit_spec`). Raises SystemExit on a bad name."""
     fixed: dict[str, BanditSettings | None] = {
         "service": bandit,
-        "vw-epsilon": msgspec.structs.replace(bandit, exploration="epsilon"),
+        "vw-epsilon": msgspec.structs.replace(bandit, exploration="epsilon", stack_river=False),
         "uniform": None,
         **dict.fromkeys(EXPERIMENTS),
     }

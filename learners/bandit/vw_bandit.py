@@ -92,11 +92,18 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         "PL",
     )
     seed: int = 7
+    # SquareCB over a stacked estimate of VW's and River's predicted rewards
+    # (learners.policy.OnlinePolicy; README "Learning quality and drift").
+    stack_river: bool = False
 
     def __post_init__(self) -> None:
         if not self.min_reward < self.max_reward:
             raise ValueError(
                 f"min_reward ({self.min_reward}) must be below max_reward ({self.max_reward})"
+            )
+        if self.stack_river and self.exploration != "squarecb":
+            raise ValueError(
+                f"stack_river needs exploration 'squarecb', not {self.exploration!r}"
             )
 
 
@@ -230,7 +237,8 @@ class VWBandit:
         """VW's command line, plus the exploration applied here to its costs."""
         if self._scores:
             return (f"{self._arguments} | squarecb gamma_scale={self.settings.gamma_scale} "
-                    f"gamma_exponent={GAMMA_EXPONENT} factorised={self._factorised}")
+                    f"gamma_exponent={GAMMA_EXPONENT} factorised={self._factorised} "
+                    f"stack_river={self.settings.stack_river}")
         return self._arguments
 
     @property
@@ -293,6 +301,10 @@ class VWBandit:
                                    + 2.0 * scored[-1])
             parsed.version = self._learned
         return parsed.context_free
+
+    def squarecb(self, costs: NDArray[np.float64]) -> list[float]:
+        """SquareCB's probabilities over ``costs`` with this bandit's γ schedule."""
+        return self._squarecb(costs)
 
     def _squarecb(self, costs: NDArray[np.float64]) -> list[float]:
         gamma = self.settings.gamma_scale * float(self._learned) ** GAMMA_EXPONENT

@@ -122,7 +122,7 @@ class RoutingService:
         allowed = allowed_actions(
             self.catalog, request.task, request.constraints, features.complexity, rag_examples
         )
-        probabilities = self.policy.probabilities(features, self.catalog, allowed)
+        probabilities = self.policy.probabilities(features, self.catalog, allowed, record)
         loaded = self.models.current
         batch: BatchView | None = None
         if loaded is not None:
@@ -130,7 +130,7 @@ class RoutingService:
             safer = self._conservative(batch, allowed, probabilities)
             if safer is not None:
                 allowed, batch = safer, batch.subset(allowed, safer)
-                probabilities = self.policy.probabilities(features, self.catalog, allowed)
+                probabilities = self.policy.probabilities(features, self.catalog, allowed, record)
         position = draw_index(probabilities, seed_from_id(decision_id))
         greedy = probabilities.index(max(probabilities))  # the first most probable
         action = self.catalog.actions[allowed[position]]
@@ -218,7 +218,8 @@ class RoutingService:
             },
             "learner_seq": self.learner.applied_seq,
             # Candidates decide on the same allowed actions and features; never served.
-            "shadow_probabilities": self.learner.shadows.decide(features, self.catalog, allowed),
+            "shadow_probabilities": self.learner.shadows.decide(features, self.catalog, allowed,
+                                                                record),
             "response": response,
         }
         try:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from learners.bandit.vw_bandit import BanditSettings
 from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings
-from learners.features import ContextFeatures
+from learners.features import ContextFeatures, ContextRecord
 from learners.policy import LearnEvent, OnlinePolicy
 from router.storage.policy_store import PolicyStore, ShadowDecision
 from router.storage.repository import EventLog
@@ -83,8 +83,8 @@ class ShadowPolicies:
         for shadow in self._shadows:
             shadow.policy.add_catalog(catalog)
 
-    def decide(self, features: ContextFeatures, catalog: Catalog,
-               allowed: Sequence[int]) -> dict[str, ShadowDecision] | None:
+    def decide(self, features: ContextFeatures, catalog: Catalog, allowed: Sequence[int],
+               record: ContextRecord | None = None) -> dict[str, ShadowDecision] | None:
         """Every working shadow's probabilities over ``allowed`` (None without shadows)."""
         if not self._shadows:
             return None
@@ -93,7 +93,7 @@ class ShadowPolicies:
             if shadow.failed:
                 continue
             try:
-                probabilities = shadow.policy.probabilities(features, catalog, allowed)
+                probabilities = shadow.policy.probabilities(features, catalog, allowed, record)
             except Exception:
                 shadow.failed = True
                 logger.exception("shadow %r failed to decide; disabled until restart",

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from learners.catalog import Catalog
-from offline.hybrid_bench import OwnLogBatch, StackedContender, Stacker
+from learners.stacking import Stacker
+from offline.hybrid_bench import OwnLogBatch, StackedContender
 from offline.learning_bench import PolicyContender, Step, _outcome, build_steps, run_contender
 from offline.world import SimOutcome, World
 from router.settings import load_settings
