@@ -195,7 +195,7 @@ class _ParsedActions:
         self.actions = [workspace.example(line) for line in actions.lines]
         self.slots = [workspace.example(line) for line in actions.slot_lines]
         self.empty = workspace.example(EMPTY_LINE)
-        # Stand-ins for the actions a cost regression does not learn (see VWBandit._learn_lines).
+        # Stand-ins for the actions a cost regression does not learn (VWBandit.learn_actions).
         self.stand_ins = [workspace.example(EMPTY_LINE) for _ in actions.lines]
         self.slot_index = actions.slots
         self.version = -1
@@ -333,11 +333,6 @@ class VWBandit:
         # SquareCB regresses the chosen action's reward without an importance weight.
         return format_label(reward, 1.0 if self._scores else propensity)
 
-    # Learning a cost regression (SquareCB): VW's ``mtr`` updates on the chosen line alone; the
-    # other lines only count, because VW scales the update by examples / action lines seen. So
-    # featureless lines stand in for them: the same weights (a test compares them with learning
-    # every real line) for about half the work of a learn.
-
     def learn(
         self,
         shared: str,
@@ -365,7 +360,12 @@ class VWBandit:
         """:meth:`learn` over the actions ``actions.lines[i]`` for ``i`` in ``indices``
         (``chosen`` indexes ``indices``). Under an adaptive update the parsed action examples
         are reused and only the shared line and the chosen action's labelled line are parsed:
-        about 3x faster than parsing every line, with the same weights."""
+        about 3x faster than parsing every line, with the same weights.
+
+        With SquareCB (a cost regression) VW's ``mtr`` updates on the chosen line alone; the
+        other lines only count, because VW scales the update by examples / action lines seen.
+        So featureless lines stand in for them (in :meth:`learn` too): the same weights (a test
+        compares them with learning every real line) for about half the work."""
         if not self._learn_reuses_examples:
             self.learn(shared, actions.select(indices), chosen, reward, propensity)
             return
