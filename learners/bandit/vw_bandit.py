@@ -254,7 +254,7 @@ class VWBandit:
         if not indices:
             raise ValueError("no action to choose from")
         if self._scores:
-            return self._squarecb(self.costs(shared, actions, indices))
+            return self.squarecb(self.costs(shared, actions, indices))
         parsed = self._parsed_examples(actions)
         workspace = self._workspace
         examples = [parsed.actions[i] for i in indices]
@@ -304,9 +304,6 @@ class VWBandit:
 
     def squarecb(self, costs: NDArray[np.float64]) -> list[float]:
         """SquareCB's probabilities over ``costs`` with this bandit's γ schedule."""
-        return self._squarecb(costs)
-
-    def _squarecb(self, costs: NDArray[np.float64]) -> list[float]:
         gamma = self.settings.gamma_scale * float(self._learned) ** GAMMA_EXPONENT
         return squarecb(costs, gamma)  # positive and summing to 1 by construction
 
@@ -326,7 +323,7 @@ class VWBandit:
         predicted = workspace.predict(examples)
         workspace.finish_example(examples)
         if self._scores:
-            return self._squarecb(np.asarray(predicted, dtype=np.float64))
+            return self.squarecb(np.asarray(predicted, dtype=np.float64))
         return normalize(predicted)
 
     def _label(self, reward: float, propensity: float) -> str:

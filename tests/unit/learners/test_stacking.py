@@ -9,7 +9,7 @@ import pytest
 from learners.bandit.vw_bandit import BanditSettings
 from learners.policy import RIVER_MIN_OUTCOMES, OnlinePolicy
 from learners.stacking import Stacker
-from offline.learning_bench import PolicyContender, Step, _outcome, build_steps
+from offline.learning_bench import PolicyContender, Step, build_steps, run_contender
 from offline.world import World
 from router.settings import load_settings
 
@@ -29,11 +29,7 @@ def steps(world: World) -> list[Step]:
 
 
 def _run(contender: PolicyContender, world: World, steps: list[Step]) -> None:
-    for step in steps:
-        position, propensity = contender.choose(step, seed=5)
-        outcome, reward = _outcome(world, step, world.catalog.actions[step.allowed[position]],
-                                   5, PROFILE)
-        contender.learn(step, position, propensity, outcome, reward)
+    run_contender(contender, world, steps, 5, PROFILE)
 
 
 def test_the_stack_is_vw_alone_until_river_has_learned_enough(world: World,
