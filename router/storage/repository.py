@@ -20,6 +20,7 @@ from learners.history import HistoryFeatures, OutcomeFacts
 from learners.policy import LearnEvent
 from learners.reward import Verdict
 from router.errors import StorageUnavailableError
+from router.storage.inline_sqlite import InlineWriter, PreparedInsert
 from router.storage.models import (
     ApiKey,
     CatalogVersion,
@@ -207,6 +208,14 @@ class EventLog:
         file_url = sqlite_file_url(engine.url)
         self._writer = None if file_url is None else SQLiteThread(file_url, name="sqlite-writer")
         self._reader = None if file_url is None else SQLiteThread(file_url, name="sqlite-reader")
+        # Decision batches commit on the loop's own thread when no other writer is busy
+        # (router/storage/inline_sqlite.py); the writer thread when one is.
+        self.inline = None if file_url is None else InlineWriter(file_url)
+        self._decision_insert = (
+            None
+            if self.inline is None
+            else PreparedInsert(Decision.metadata.tables["decisions"], self.inline.dialect)
+        )
 
     def close(self) -> None:
         """Stop the writer and reader threads (the engine is the caller's to dispose)."""
@@ -214,6 +223,9 @@ class EventLog:
             if thread is not None:
                 thread.close()
         self._writer = self._reader = None
+        if self.inline is not None:
+            self.inline.close()
+            self.inline = None
 
     async def _read(self, work: Callable[[Connection], T]) -> T:
         """``work`` in one read transaction: in the SQLite reader thread when there is one, else
@@ -297,12 +309,27 @@ class EventLog:
 
     async def insert_decisions(self, rows: list[dict[str, Any]]) -> None:
         """Insert decision rows in one transaction (all or none)."""
-        statement = insert(Decision)
+        prepared, inline = self._decision_insert, self.inline
+        if prepared is None or inline is None:
+            statement = insert(Decision)
 
-        def work(conn: Connection) -> None:
-            conn.execute(statement, rows)
+            def work(conn: Connection) -> None:
+                conn.execute(statement, rows)
 
-        await self._write(work)
+            await self._write(work)
+            return
+        parameters = prepared.parameters(rows)
+        assert self._write_lock is not None  # file-backed SQLite
+        if not self._write_lock.locked():
+            # No writer of this process is mid-transaction: commit now, on this thread.
+            with _storage_errors():
+                if inline.commit(prepared.sql, parameters):
+                    return
+
+        def work_prepared(conn: Connection) -> None:
+            conn.exec_driver_sql(prepared.sql, parameters)
+
+        await self._write(work_prepared)
 
     async def get_decision(self, tenant_id: str, decision_id: str) -> DecisionRecord | None:
         def work(conn: Connection) -> dict[str, Any] | None:

@@ -1,0 +1,162 @@
+"""Decision commits on the loop's thread: same rows as the ORM, fallbacks, checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from sqlalchemy import insert, select, text
+
+from router.storage import inline_sqlite
+from router.storage.database import create_engine, migrate
+from router.storage.models import CatalogVersion, Decision
+from router.storage.repository import DuplicateKeyError, EventLog, StoredFeatures
+
+
+def decision_row(decision_id: str, **changes: Any) -> dict[str, Any]:
+    """A decision row with every kind of column the route path writes."""
+    row: dict[str, Any] = {
+        "id": decision_id,
+        "tenant_id": "t1",
+        "request_id": None,
+        "request_hash": "ab" * 32,
+        "created_at": datetime(2026, 11, 22, 3, 4, 5, 678901, tzinfo=UTC),
+        "catalog_fingerprint": "fp",
+        "objective": "balanced",
+        "request": msgspec.Raw(b'{"task":{"type":"bugfix","description":"x \\u00e9"}}'),
+        "features": StoredFeatures(
+            namespaces={"t": {"type=bugfix": 1.0}}, complexity=0.25, prior_time_s=3.5
+        ),
+        "project_id": "p1",
+        "task_type": "bugfix",
+        "language": "python",
+        "model": "m1",
+        "allowed": [0, 1, 2],
+        "probabilities": [0.1, 0.2000000000000001, 0.7],
+        "chosen_action": "m1|0.2|plain",
+        "chosen_position": 2,
+        "propensity": 0.7,
+        "explored": False,
+        "policy_name": "p",
+        "policy_version": "v",
+        "model_versions": {"batch": None, "online": "v"},
+        "learner_seq": 0,
+        "shadow_probabilities": None,
+        "response": {"decision_id": decision_id, "nested": {"x": [1, 2.5, None]}},
+    }
+    row.update(changes)
+    return row
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> AsyncIterator[EventLog]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/log.db")
+    await migrate(engine)
+    async with engine.begin() as conn:
+        await conn.execute(insert(CatalogVersion).values(
+            fingerprint="fp", catalog=b"{}", created_at=datetime.now(UTC)))
+    event_log = EventLog(engine)
+    try:
+        yield event_log
+    finally:
+        event_log.close()
+        await engine.dispose()
+
+
+async def stored_ids(log: EventLog) -> list[str]:
+    async with log.engine.connect() as conn:
+        return list((await conn.execute(select(Decision.id).order_by(Decision.id))).scalars())
+
+
+async def test_inline_rows_read_back_exactly_like_orm_inserts(log: EventLog) -> None:
+    async with log.engine.begin() as conn:
+        await conn.execute(insert(Decision), [decision_row("orm")])
+    await log.insert_decisions([decision_row("inline")])
+    assert log.inline is not None and log.inline.commits == 1
+
+    async with log.engine.connect() as conn:
+        rows = {
+            row["id"]: {k: v for k, v in row.items() if k != "id"}
+            for row in (await conn.execute(select(Decision))).mappings()
+        }
+        # The stored text too, not only what SQLAlchemy makes of it.
+        raw = {
+            row[0]: row[1:]
+            for row in await conn.execute(
+                text("SELECT id, created_at, request, features, explored, probabilities "
+                     "FROM decisions")
+            )
+        }
+    orm_response = rows["orm"].pop("response")
+    inline_response = rows["inline"].pop("response")
+    assert rows["orm"] == rows["inline"]
+    assert orm_response == {"decision_id": "orm", "nested": {"x": [1, 2.5, None]}}
+    assert inline_response == {"decision_id": "inline", "nested": {"x": [1, 2.5, None]}}
+    assert raw["orm"] == raw["inline"]
+    assert await log.get_decision("t1", "inline") is not None
+
+
+async def test_a_duplicate_rolls_back_the_whole_inline_batch(log: EventLog) -> None:
+    await log.insert_decisions([decision_row("a")])
+    with pytest.raises(DuplicateKeyError):
+        await log.insert_decisions([decision_row("b"), decision_row("a")])
+    assert await stored_ids(log) == ["a"]
+    # The connection is usable afterwards.
+    await log.insert_decisions([decision_row("c")])
+    assert await stored_ids(log) == ["a", "c"]
+
+
+async def test_another_process_writing_sends_the_batch_to_the_writer_thread(
+    log: EventLog, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "log.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # holds SQLite's write lock, as another worker would
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        await log.insert_decisions([decision_row("waited")])
+    finally:
+        release.join()
+        other.close()
+    assert log.inline is not None
+    assert (log.inline.busy, log.inline.commits) == (1, 0)
+    assert await stored_ids(log) == ["waited"]
+
+
+async def test_a_writer_of_this_process_in_flight_sends_the_batch_to_the_writer_thread(
+    log: EventLog,
+) -> None:
+    assert log._write_lock is not None
+    async with log._write_lock:
+        pending = asyncio.create_task(log.insert_decisions([decision_row("queued")]))
+        await asyncio.sleep(0.05)
+        assert not pending.done()  # it queued behind the lock instead of committing inline
+    await pending
+    assert log.inline is not None and log.inline.commits == 0
+    assert await stored_ids(log) == ["queued"]
+
+
+async def test_checkpoints_run_in_their_own_thread(
+    log: EventLog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(inline_sqlite, "CHECKPOINT_EVERY", 3)
+    assert log.inline is not None
+    for i in range(3):
+        await log.insert_decisions([decision_row(f"d{i}")])
+    await log.inline.wait_checkpoint()
+    assert log.inline.checkpoints == 1
+    # The loop's connection itself never checkpoints.
+    assert log.inline._connection is not None
+    pages = log.inline._connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    assert pages == 0
+    # Everything was copied into the database file: a reader of the file alone sees it.
+    with sqlite3.connect(tmp_path / "log.db") as reader:
+        busy, wal_pages, copied = reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0 and wal_pages == copied
