@@ -1,6 +1,10 @@
-"""Decision commits on the event loop's own thread, for a file-backed SQLite event log.
+"""Hot-path statements on the event loop's own thread, for a file-backed SQLite event log.
 
-Why not the writer thread (router/storage/sqlite_thread.py) for decisions: under ``router
+The event log's hot-path writes (decision batches, outcomes) and point reads (a feedback's
+decision and outcome) run here first, right on the loop's thread, and go to the writer or reader
+thread (router/storage/sqlite_thread.py) only when this would have to wait.
+
+Why not always the threads: under ``router
 bench``'s load a decision batch handed to a thread took 4-5 ms from hand-off to result, of which
 the SQLite work was under 2 ms; the rest was the two threads taking turns at the GIL. With 16
 connections, half of them waiting on that commit, the event loop sat idle a quarter of the time.
@@ -11,10 +15,10 @@ timeout 0) and never checkpoints, took the same load from 1,280 to 1,790 request
 - **Another writer.** Writers of this process queue on the event log's write lock; the inline
   path is taken only when that lock is free, so no writer of this process is mid-transaction.
   A writer of another process (a second worker, ``router import``) makes SQLite answer
-  ``SQLITE_BUSY`` at once, and :meth:`InlineWriter.commit` returns ``False``: the caller then
-  takes the writer thread, which waits for the lock as before.
+  ``SQLITE_BUSY`` at once, and :meth:`InlineSQLite.run` raises :class:`SQLiteBusyError`: the
+  caller then takes the writer thread, which waits for the lock as before.
 - **Checkpoints**, which copy the WAL into the database file and ``fsync`` it. This connection
-  has ``wal_autocheckpoint=0``; :class:`InlineWriter` asks for a passive checkpoint in a thread of
+  has ``wal_autocheckpoint=0``; :class:`InlineSQLite` asks for a passive checkpoint in a thread of
   its own after every :data:`CHECKPOINT_EVERY` commits.
 
 With ``synchronous=NORMAL`` in WAL mode a commit writes the WAL without ``fsync``, so a commit is
@@ -29,7 +33,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, text
@@ -40,6 +44,8 @@ from sqlalchemy.pool import StaticPool
 from router.storage.database import json_dumps, sqlite_pragmas
 
 logger = logging.getLogger("router.storage")
+
+T = TypeVar("T")
 
 CHECKPOINT_EVERY = 64  # inline commits between passive checkpoints (about 1,000 WAL pages)
 
@@ -90,8 +96,13 @@ def _is_busy(exc: OperationalError) -> bool:
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-class InlineWriter:
-    """A synchronous SQLite connection for commits made on the event loop's thread.
+class SQLiteBusyError(Exception):
+    """Another connection holds SQLite's write lock (or, rarely, blocks a read): nothing was
+    done; do the work where waiting is harmless."""
+
+
+class InlineSQLite:
+    """A synchronous SQLite connection for work done on the event loop's thread.
 
     Only the event loop's thread uses the connection, one call at a time (the loop runs one
     callback at a time); passive checkpoints run on a connection of their own in a thread.
@@ -113,32 +124,36 @@ class InlineWriter:
         self._checkpoint: asyncio.Future[None] | None = None
         self._connection: Connection | None = None
         self._since_checkpoint = 0
-        self.commits = 0  # committed inline
-        self.busy = 0  # refused because another connection held SQLite's write lock
+        self.writes = 0  # write transactions committed here
+        self.reads = 0
+        self.busy = 0  # refused: another connection held SQLite's lock
         self.checkpoints = 0
 
     @property
     def dialect(self) -> Dialect:
         return self._engine.dialect
 
-    def commit(self, sql: str, parameters: list[tuple[Any, ...]]) -> bool:
-        """Execute ``sql`` for every parameter tuple in one transaction and commit it now.
+    def run(self, work: Callable[[Connection], T], *, write: bool) -> T:
+        """``work(connection)`` in one transaction, committed before this returns.
 
-        Returns ``False``, with nothing written, when another connection holds SQLite's write
-        lock; raises SQLAlchemy's errors otherwise (an IntegrityError rolls the batch back).
+        Raises :class:`SQLiteBusyError`, with nothing done, when another connection holds
+        SQLite's lock; SQLAlchemy's errors otherwise (the transaction is rolled back).
         """
         connection = self._connection
         if connection is None:
             connection = self._connection = self._engine.connect()
         try:
             with connection.begin():
-                connection.exec_driver_sql(sql, parameters)
+                result = work(connection)
         except OperationalError as exc:
             if _is_busy(exc):
                 self.busy += 1
-                return False
+                raise SQLiteBusyError(str(exc.orig)) from exc
             raise
-        self.commits += 1
+        if not write:
+            self.reads += 1
+            return result
+        self.writes += 1
         self._since_checkpoint += 1
         if self._since_checkpoint >= CHECKPOINT_EVERY and (
             self._checkpoint is None or self._checkpoint.done()
@@ -147,7 +162,7 @@ class InlineWriter:
             loop = asyncio.get_running_loop()
             self._checkpoint = loop.run_in_executor(self._checkpoints, self._run_checkpoint)
             self._checkpoint.add_done_callback(self._checkpoint_done)
-        return True
+        return result
 
     def _run_checkpoint(self) -> None:
         with self._checkpoint_engine.connect() as connection:

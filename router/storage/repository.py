@@ -20,7 +20,7 @@ from learners.history import HistoryFeatures, OutcomeFacts
 from learners.policy import LearnEvent
 from learners.reward import Verdict
 from router.errors import StorageUnavailableError
-from router.storage.inline_sqlite import InlineWriter, PreparedInsert
+from router.storage.inline_sqlite import InlineSQLite, PreparedInsert, SQLiteBusyError
 from router.storage.models import (
     ApiKey,
     CatalogVersion,
@@ -203,14 +203,14 @@ class EventLog:
         # handler's sleep-and-retry back-off, which turned contention into second-long tails.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         # File-backed SQLite: the hot-path inserts (decisions, outcomes) and look-ups (a
-        # feedback's decision and outcome) go through a writer and a reader thread, one
+        # feedback's decision and outcome) fall back to a writer and a reader thread, one
         # hand-off per transaction (router/storage/sqlite_thread.py).
         file_url = sqlite_file_url(engine.url)
         self._writer = None if file_url is None else SQLiteThread(file_url, name="sqlite-writer")
         self._reader = None if file_url is None else SQLiteThread(file_url, name="sqlite-reader")
-        # Decision batches commit on the loop's own thread when no other writer is busy
-        # (router/storage/inline_sqlite.py); the writer thread when one is.
-        self.inline = None if file_url is None else InlineWriter(file_url)
+        # First choice for both: the loop's own thread, when that needs no waiting
+        # (router/storage/inline_sqlite.py).
+        self.inline = None if file_url is None else InlineSQLite(file_url)
         self._decision_insert = (
             None
             if self.inline is None
@@ -228,22 +228,34 @@ class EventLog:
             self.inline = None
 
     async def _read(self, work: Callable[[Connection], T]) -> T:
-        """``work`` in one read transaction: in the SQLite reader thread when there is one, else
-        on the async engine."""
+        """``work`` in one read transaction. File-backed SQLite: on the loop's thread, or in the
+        reader thread when SQLite would make that wait; otherwise on the async engine."""
         if self._reader is None:
             async with self._transaction() as conn:
                 return await conn.run_sync(work)
         with _storage_errors():
+            if self.inline is not None:
+                try:
+                    return self.inline.run(work, write=False)
+                except SQLiteBusyError:
+                    pass
             return await self._reader.run(work)
 
     async def _write(self, work: Callable[[Connection], T]) -> T:
-        """``work`` in one write transaction: in the SQLite writer thread when there is one,
-        else on the async engine."""
+        """``work`` in one write transaction. File-backed SQLite: on the loop's thread when no
+        other writer is mid-transaction, else in the writer thread; otherwise on the async
+        engine."""
         if self._writer is None:
             async with self._transaction(write=True) as conn:
                 return await conn.run_sync(work)
         assert self._write_lock is not None  # a writer exists only for SQLite
         with _storage_errors():
+            if self.inline is not None and not self._write_lock.locked():
+                # No writer of this process is mid-transaction: commit now, on this thread.
+                try:
+                    return self.inline.run(work, write=True)
+                except SQLiteBusyError:
+                    pass  # another process is writing: wait in the writer thread
             async with self._write_lock:
                 return await self._writer.run(work)
 
@@ -309,8 +321,8 @@ class EventLog:
 
     async def insert_decisions(self, rows: list[dict[str, Any]]) -> None:
         """Insert decision rows in one transaction (all or none)."""
-        prepared, inline = self._decision_insert, self.inline
-        if prepared is None or inline is None:
+        prepared = self._decision_insert
+        if prepared is None:
             statement = insert(Decision)
 
             def work(conn: Connection) -> None:
@@ -319,12 +331,6 @@ class EventLog:
             await self._write(work)
             return
         parameters = prepared.parameters(rows)
-        assert self._write_lock is not None  # file-backed SQLite
-        if not self._write_lock.locked():
-            # No writer of this process is mid-transaction: commit now, on this thread.
-            with _storage_errors():
-                if inline.commit(prepared.sql, parameters):
-                    return
 
         def work_prepared(conn: Connection) -> None:
             conn.exec_driver_sql(prepared.sql, parameters)

@@ -79,7 +79,8 @@ async def test_inline_rows_read_back_exactly_like_orm_inserts(log: EventLog) -> 
     async with log.engine.begin() as conn:
         await conn.execute(insert(Decision), [decision_row("orm")])
     await log.insert_decisions([decision_row("inline")])
-    assert log.inline is not None and log.inline.commits == 1
+    assert log.inline is not None
+    assert log.inline.writes == 1
 
     async with log.engine.connect() as conn:
         rows = {
@@ -101,6 +102,30 @@ async def test_inline_rows_read_back_exactly_like_orm_inserts(log: EventLog) -> 
     assert inline_response == {"decision_id": "inline", "nested": {"x": [1, 2.5, None]}}
     assert raw["orm"] == raw["inline"]
     assert await log.get_decision("t1", "inline") is not None
+    assert log.inline.reads == 1
+
+
+def outcome_values(decision_id: str) -> dict[str, Any]:
+    return {
+        "decision_id": decision_id, "tenant_id": "t1", "created_at": datetime.now(UTC),
+        "verdict": "approved", "quality": 8.0, "generation_time_s": 1.5, "cost_usd": 0.01,
+        "tokens": 100, "regenerations": 0, "code": None, "reward": 0.8,
+        "reward_source": "explicit", "complexity": None, "code_metrics": {"lines": 3},
+    }
+
+
+async def test_outcomes_commit_and_read_on_the_loop_thread_in_sequence(log: EventLog) -> None:
+    await log.insert_decisions([decision_row("a"), decision_row("b")])
+    assert await log.insert_outcome(outcome_values("a")) == 1
+    assert await log.insert_outcome(outcome_values("b")) == 2
+    with pytest.raises(DuplicateKeyError):
+        await log.insert_outcome(outcome_values("a"))
+    stored = await log.get_outcome("b")
+    assert stored is not None
+    assert (stored.seq, stored.reward, stored.tokens) == (2, 0.8, 100)
+    assert log.inline is not None
+    assert (log.inline.writes, log.inline.reads, log.inline.busy) == (3, 1, 0)
+    assert [event.seq for event in await log.learn_events_after(0)] == [1, 2]
 
 
 async def test_a_duplicate_rolls_back_the_whole_inline_batch(log: EventLog) -> None:
@@ -126,7 +151,7 @@ async def test_another_process_writing_sends_the_batch_to_the_writer_thread(
         release.join()
         other.close()
     assert log.inline is not None
-    assert (log.inline.busy, log.inline.commits) == (1, 0)
+    assert (log.inline.busy, log.inline.writes) == (1, 0)
     assert await stored_ids(log) == ["waited"]
 
 
@@ -139,7 +164,8 @@ async def test_a_writer_of_this_process_in_flight_sends_the_batch_to_the_writer_
         await asyncio.sleep(0.05)
         assert not pending.done()  # it queued behind the lock instead of committing inline
     await pending
-    assert log.inline is not None and log.inline.commits == 0
+    assert log.inline is not None
+    assert log.inline.writes == 0
     assert await stored_ids(log) == ["queued"]
 
 
@@ -159,4 +185,5 @@ async def test_checkpoints_run_in_their_own_thread(
     # Everything was copied into the database file: a reader of the file alone sees it.
     with sqlite3.connect(tmp_path / "log.db") as reader:
         busy, wal_pages, copied = reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    assert busy == 0 and wal_pages == copied
+    assert busy == 0
+    assert wal_pages == copied
