@@ -4,13 +4,13 @@ The event log's hot-path writes (decision batches, outcomes) and point reads (a 
 decision and outcome) run here first, right on the loop's thread, and go to the writer or reader
 thread (router/storage/sqlite_thread.py) only when this would have to wait.
 
-Why not always the threads: under ``router
-bench``'s load a decision batch handed to a thread took 4-5 ms from hand-off to result, of which
-the SQLite work was under 2 ms; the rest was the two threads taking turns at the GIL. With 16
-connections, half of them waiting on that commit, the event loop sat idle a quarter of the time.
+Why not always the threads: under ``router bench``'s load a decision batch handed to a thread
+took 4-5 ms from hand-off to result, of which the SQLite work was under 2 ms; the rest was the
+two threads taking turns at the GIL. With 16 connections, half of them waiting on that commit,
+the event loop sat idle a quarter of the time.
 Committing the batch right on the loop thread, through a connection that never waits (busy
-timeout 0) and never checkpoints, took the same load from 1,280 to 1,790 requests/s (README
-"Benchmark"). What could make a commit slow stays off the loop:
+timeout 0) and never checkpoints, took the same load from about 1,170 to 1,720 requests/s in
+alternating runs (README "Benchmark"). What could make a commit slow stays off the loop:
 
 - **Another writer.** Writers of this process queue on the event log's write lock; the inline
   path is taken only when that lock is free, so no writer of this process is mid-transaction.
@@ -22,7 +22,7 @@ timeout 0) and never checkpoints, took the same load from 1,280 to 1,790 request
   its own after every :data:`CHECKPOINT_EVERY` commits.
 
 With ``synchronous=NORMAL`` in WAL mode a commit writes the WAL without ``fsync``, so a commit is
-CPU and a memory copy: a batch of 8 decisions costs about 0.5 ms on the loop. Durability is the
+CPU and a memory copy: a batch of 7-8 decisions takes about 0.7 ms on the loop. Durability is the
 same as through the thread: a committed decision survives a crash of the process.
 """
 
