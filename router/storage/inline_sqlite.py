@@ -32,16 +32,14 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import msgspec
-from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, text
+from sqlalchemy import Connection, Table, insert, text
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import StaticPool
 
-from router.storage.database import json_dumps, sqlite_pragmas
+from router.storage.database import sqlite_pragmas
+from router.storage.sqlite_thread import SQLiteThread, sqlite_sync_engine
 
 logger = logging.getLogger("router.storage")
 
@@ -91,6 +89,12 @@ def _inline_pragmas(dbapi_connection: Any, record: Any) -> None:
     cursor.close()
 
 
+def _checkpoint(connection: Connection) -> None:
+    """Copy what it can of the WAL into the database file without waiting for anyone."""
+    busy, wal_pages, copied = connection.execute(text("PRAGMA wal_checkpoint(PASSIVE)")).one()
+    logger.debug("WAL checkpoint: busy %d, %d pages, %d copied", busy, wal_pages, copied)
+
+
 def _is_busy(exc: OperationalError) -> bool:
     code = getattr(exc.orig, "sqlite_errorcode", None)
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
@@ -105,22 +109,12 @@ class InlineSQLite:
     """A synchronous SQLite connection for work done on the event loop's thread.
 
     Only the event loop's thread uses the connection, one call at a time (the loop runs one
-    callback at a time); passive checkpoints run on a connection of their own in a thread.
+    callback at a time); passive checkpoints run in a :class:`SQLiteThread` of their own.
     """
 
     def __init__(self, url: URL) -> None:
-        self._engine: Engine = create_engine(
-            url,
-            json_serializer=json_dumps,
-            json_deserializer=msgspec.json.decode,
-            poolclass=StaticPool,
-            connect_args={"check_same_thread": False},
-        )
-        event.listen(self._engine, "connect", _inline_pragmas)
-        self._checkpoint_engine: Engine = create_engine(url, poolclass=StaticPool,
-                                                        connect_args={"check_same_thread": False})
-        event.listen(self._checkpoint_engine, "connect", sqlite_pragmas)
-        self._checkpoints = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-ckpt")
+        self._engine = sqlite_sync_engine(url, pragmas=_inline_pragmas)
+        self._checkpointer = SQLiteThread(url, name="sqlite-checkpoint")
         self._checkpoint: asyncio.Future[None] | None = None
         self._connection: Connection | None = None
         self._since_checkpoint = 0
@@ -159,17 +153,9 @@ class InlineSQLite:
             self._checkpoint is None or self._checkpoint.done()
         ):
             self._since_checkpoint = 0
-            loop = asyncio.get_running_loop()
-            self._checkpoint = loop.run_in_executor(self._checkpoints, self._run_checkpoint)
+            self._checkpoint = asyncio.ensure_future(self._checkpointer.run(_checkpoint))
             self._checkpoint.add_done_callback(self._checkpoint_done)
         return result
-
-    def _run_checkpoint(self) -> None:
-        with self._checkpoint_engine.connect() as connection:
-            busy, wal_pages, copied = connection.execute(
-                text("PRAGMA wal_checkpoint(PASSIVE)")
-            ).one()
-        logger.debug("WAL checkpoint: busy %d, %d pages, %d copied", busy, wal_pages, copied)
 
     def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
         if future.cancelled():
@@ -189,6 +175,5 @@ class InlineSQLite:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-        self._checkpoints.shutdown(wait=True)
+        self._checkpointer.close()
         self._engine.dispose()
-        self._checkpoint_engine.dispose()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -44,6 +44,24 @@ def sqlite_file_url(url: URL) -> URL | None:
     return url.set(drivername="sqlite")
 
 
+def sqlite_sync_engine(
+    url: URL, *, pragmas: Callable[[Any, Any], None] = sqlite_pragmas
+) -> Engine:
+    """A synchronous engine of one connection on the SQLite file ``url``, with the async
+    engine's JSON serializer and ``pragmas`` run on connect."""
+    engine = create_engine(
+        url,
+        json_serializer=json_dumps,
+        json_deserializer=msgspec.json.decode,
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"check_same_thread": False},
+    )
+    event.listen(engine, "connect", pragmas)
+    return engine
+
+
 class SQLiteThread:
     """Runs transactions on one synchronous connection in one thread, one at a time.
 
@@ -52,15 +70,7 @@ class SQLiteThread:
     """
 
     def __init__(self, url: URL, *, name: str) -> None:
-        self._engine: Engine = create_engine(
-            url,
-            json_serializer=json_dumps,
-            json_deserializer=msgspec.json.decode,
-            poolclass=QueuePool,
-            pool_size=1,
-            max_overflow=0,
-        )
-        event.listen(self._engine, "connect", sqlite_pragmas)
+        self._engine = sqlite_sync_engine(url)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
     async def run(self, work: Callable[[Connection], T]) -> T:
