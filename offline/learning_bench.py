@@ -692,6 +692,10 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, {})
     contender_settings(settings.bandit, args.contenders)  # a bad name fails before any work
     catalog = settings.catalog
+    if args.profile not in settings.profiles:
+        print(f"router bench-learning: unknown --profile {args.profile!r}; known: "
+              f"{', '.join(sorted(settings.profiles))}", file=sys.stderr)
+        return 2
     profile = settings.profiles[args.profile]
     results: list[ContenderResult] = []
     references: dict[int, dict[str, float]] = {}
@@ -771,12 +775,26 @@ def _mean_sd(values: Sequence[float]) -> str:
     return f"{mean:.4f} ± {sd:.4f}"
 
 
+def command_line(args: argparse.Namespace, seeds: Sequence[int]) -> str:
+    """The ``router bench-learning`` command that reproduces a run with ``args``."""
+    parts = [f"router bench-learning --n {args.n}"]
+    if args.warm:
+        parts.append(f"--warm {args.warm}")
+    parts.append(f"--seeds {' '.join(map(str, seeds))}")
+    parts.append(f"--contenders {' '.join(args.contenders)}")
+    if args.config:
+        parts.append(f"--config {args.config}")
+    if args.profile != "balanced":
+        parts.append(f"--profile {args.profile}")
+    if args.drift_model is not None:
+        parts.append(f"--drift-model {args.drift_model} --drift-at {args.drift_at}")
+    return " ".join(parts)
+
+
 def format_table(results: Sequence[ContenderResult], references: dict[int, dict[str, float]],
                  args: argparse.Namespace) -> str:
     seeds = sorted(references)
-    warm = f" --warm {args.warm}" if args.warm else ""
-    lines = [f"command: router bench-learning --n {args.n}{warm} --seeds "
-             f"{' '.join(map(str, seeds))} --contenders {' '.join(args.contenders)}",
+    lines = [f"command: {command_line(args, seeds)}",
              f"{'policy':<24}{'mean reward':>20}{'of oracle':>18}{'first ' + str(EARLY):>20}"]
     for name in dict.fromkeys(r.name for r in results):
         rows = [r for r in results if r.name == name]

@@ -19,6 +19,8 @@ from offline.bandit_spec import METHOD_PARAMETERS, BanditSpecError, parse_bandit
 from offline.learning_bench import (
     DRIFT_WINDOW,
     PredictionAudit,
+    command_line,
+    configure_parser,
     contender_settings,
     decisions_to_move_away,
     run,
@@ -130,3 +132,31 @@ def test_prediction_audit_scores_are_log_loss_and_brier() -> None:
     assert scores["river"]["brier"] == pytest.approx((0.04 + 0.16 + 0.25) / 3)
     assert scores["online stats"]["log_loss"] == pytest.approx(math.log(2))
     assert audit.scores(start=2)["river"]["brier"] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--n", "300", "--seeds", "4", "--contenders", "service", "uniform"],
+        ["--n", "500", "--warm", "100", "--seeds", "1", "2", "--contenders", "service",
+         "--config", "configs/catalog-200.toml", "--profile", "cost"],
+        ["--n", "6000", "--seeds", "3", "--contenders", "service", "--drift-model",
+         "code-specialist", "--drift-at", "3000", "--profile", "quality"],
+    ],
+)
+def test_the_printed_command_reproduces_the_run(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    args = parser.parse_args(argv)
+    printed = command_line(args, args.seeds)
+    assert printed.startswith("router bench-learning ")
+    again = parser.parse_args(printed.split()[2:])
+    assert vars(again) == vars(args)
+
+
+def test_an_unknown_profile_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    args = argparse.Namespace(n=10, seeds=[1], contenders=["uniform"], config=None,
+                              profile="fastest", json=None, drift_model=None, drift_at=None,
+                              prediction_audit=False, warm=0)
+    assert run(args) == 2
+    assert "unknown --profile 'fastest'; known: balanced, cost, quality" in capsys.readouterr().err
