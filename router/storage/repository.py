@@ -242,21 +242,24 @@ class EventLog:
             return await self._reader.run(work)
 
     async def _write(self, work: Callable[[Connection], T]) -> T:
-        """``work`` in one write transaction. File-backed SQLite: on the loop's thread when no
-        other writer is mid-transaction, else in the writer thread; otherwise on the async
-        engine."""
+        """``work`` in one write transaction. File-backed SQLite: after this process's earlier
+        writes, on the loop's thread, or in the writer thread when another process holds
+        SQLite's write lock; otherwise on the async engine."""
         if self._writer is None:
             async with self._transaction(write=True) as conn:
                 return await conn.run_sync(work)
         assert self._write_lock is not None  # a writer exists only for SQLite
         with _storage_errors():
-            if self.inline is not None and not self._write_lock.locked():
-                # No writer of this process is mid-transaction: commit now, on this thread.
-                try:
-                    return self.inline.run(work, write=True)
-                except SQLiteBusyError:
-                    pass  # another process is writing: wait in the writer thread
+            # Queue behind this process's other writers, then commit at once on this thread
+            # (taking the lock when it is free does not suspend). Falling back to the thread
+            # whenever the lock was taken instead made concurrent feedback calls keep it taken,
+            # one thread hand-off after another.
             async with self._write_lock:
+                if self.inline is not None:
+                    try:
+                        return self.inline.run(work, write=True)
+                    except SQLiteBusyError:
+                        pass  # another process is writing: wait for it in the writer thread
                 return await self._writer.run(work)
 
     @asynccontextmanager

@@ -155,18 +155,21 @@ async def test_another_process_writing_sends_the_batch_to_the_writer_thread(
     assert await stored_ids(log) == ["waited"]
 
 
-async def test_a_writer_of_this_process_in_flight_sends_the_batch_to_the_writer_thread(
+async def test_a_writer_of_this_process_in_flight_is_waited_for_then_the_batch_commits_inline(
     log: EventLog,
 ) -> None:
     assert log._write_lock is not None
     async with log._write_lock:
-        pending = asyncio.create_task(log.insert_decisions([decision_row("queued")]))
+        pending = [
+            asyncio.create_task(log.insert_decisions([decision_row(f"queued{i}")]))
+            for i in range(3)
+        ]
         await asyncio.sleep(0.05)
-        assert not pending.done()  # it queued behind the lock instead of committing inline
-    await pending
+        assert not any(task.done() for task in pending)  # they queue behind the lock
+    await asyncio.gather(*pending)
     assert log.inline is not None
-    assert log.inline.writes == 0
-    assert await stored_ids(log) == ["queued"]
+    assert (log.inline.writes, log.inline.busy) == (3, 0)
+    assert await stored_ids(log) == ["queued0", "queued1", "queued2"]
 
 
 async def test_checkpoints_run_in_their_own_thread(
