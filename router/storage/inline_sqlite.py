@@ -12,8 +12,8 @@ Committing the batch right on the loop thread, through a connection that never w
 timeout 0) and never checkpoints, took the same load from about 1,170 to 1,720 requests/s in
 alternating runs (README "Benchmark"). What could make a commit slow stays off the loop:
 
-- **Another writer.** Writers of this process queue on the event log's write lock; the inline
-  path is taken only when that lock is free, so no writer of this process is mid-transaction.
+- **Another writer.** Writers of this process queue on the event log's write lock and commit
+  here when they hold it, so no writer of this process is mid-transaction then.
   A writer of another process (a second worker, ``router import``) makes SQLite answer
   ``SQLITE_BUSY`` at once, and :meth:`InlineSQLite.run` raises :class:`SQLiteBusyError`: the
   caller then takes the writer thread, which waits for the lock as before.
