@@ -1,8 +1,7 @@
 """Hot-path statements on a file-backed SQLite event log, each in one hand-off to a thread.
 
 They run on the event loop's own thread first (router/storage/inline_sqlite.py); these threads
-take a statement when that would have to wait: another process holds SQLite's write lock, or a
-writer of this process is mid-transaction.
+take a statement when that would have to wait: another process holds SQLite's lock.
 
 Through aiosqlite every DBAPI call of a statement (begin, cursor, execute, fetch, close, commit)
 is a round trip to aiosqlite's thread: a queue put, a future, a loop wake-up and a GIL hand-over
