@@ -167,7 +167,7 @@ class InlineSQLite:
             self.checkpoints += 1
 
     async def wait_checkpoint(self) -> None:
-        """Wait for a running checkpoint to finish (shutdown and tests)."""
+        """Wait for a running checkpoint to finish (for tests; ``close`` waits for it too)."""
         if self._checkpoint is not None:
             await asyncio.wait([self._checkpoint])
 
