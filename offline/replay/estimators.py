@@ -186,6 +186,17 @@ class BootstrapDraws:
         return np.take(self._table, codes).astype(np.float32)
 
 
+def importance_weight_variance(target: FloatArray, logged: FloatArray) -> FloatArray:
+    """Each row's variance of the importance weight π(a)/μ(a) with a drawn from the logger μ:
+    Σ π(a)²/μ(a) − (Σ π(a))², both sums over the actions μ gives positive probability
+    (``target`` and ``logged`` are rows × actions matrices)."""
+    supported = logged > 0.0
+    safe = np.where(supported, logged, 1.0)
+    second: FloatArray = np.where(supported, target * target / safe, 0.0).sum(axis=1)
+    first: FloatArray = np.where(supported, target, 0.0).sum(axis=1)
+    return second - first * first
+
+
 class PolicyAccumulator:
     """Running sums of one target policy's row terms; :meth:`result` gives the estimates."""
 
@@ -198,6 +209,9 @@ class PolicyAccumulator:
         self._sum_w2r = 0.0
         self._sum_w2r2 = 0.0
         self._max_w = 0.0
+        # Rows whose weight variance is known exactly (None once a row's is not).
+        self._exact_rows: int | None = 0
+        self._sum_weight_variance = 0.0
         self._clipped = 0
         self._unsupported_rows = 0
         self._unsupported_mass = 0.0
@@ -208,8 +222,17 @@ class PolicyAccumulator:
 
     def add(self, *, target: FloatArray, propensity: FloatArray, reward: FloatArray,
             q_logged: FloatArray, dm: FloatArray, unsupported: FloatArray,
-            draws: npt.NDArray[np.float32] | None) -> dict[str, FloatArray]:
-        """Fold in one chunk; returns the chunk's per-row DR terms and weights (for plots)."""
+            draws: npt.NDArray[np.float32] | None,
+            weight_variance: FloatArray | None = None) -> dict[str, FloatArray]:
+        """Fold in one chunk; returns the chunk's per-row DR terms and weights (for plots).
+        ``weight_variance``: each row's exact variance of the unclipped importance weight
+        under the logger (:func:`importance_weight_variance`), when the log knows the logger's
+        whole probability vector."""
+        if weight_variance is None:
+            self._exact_rows = None
+        elif self._exact_rows is not None:
+            self._exact_rows += len(weight_variance)
+            self._sum_weight_variance += float(weight_variance.sum())
         raw = target / propensity
         self._max_w = max(self._max_w, float(raw.max(initial=0.0)))
         clip = self.options.clip
@@ -253,10 +276,18 @@ class PolicyAccumulator:
         n = self.n
         ess = self._sum_w ** 2 / self._sum_w2 if self._sum_w2 > 0 else 0.0
         mean_w = self._sum_w / n if n else math.nan
-        spread = self._sum_w2 / n - mean_w * mean_w if n > 1 else math.nan
+        if n and self._exact_rows == n:
+            # The logger's vectors give each row's weight variance exactly; the sample
+            # variance misses the rare large weights that a short log has not drawn yet, and
+            # made a correct target look biased.
+            mean_w_se = math.sqrt(max(self._sum_weight_variance, 0.0)) / n
+        elif n > 1:
+            spread = self._sum_w2 / n - mean_w * mean_w
+            mean_w_se = math.sqrt(max(spread, 0.0) / (n - 1))
+        else:
+            mean_w_se = math.nan
         return Diagnostics(n=n, ess=ess, max_weight=self._max_w, mean_weight=mean_w,
-                           mean_weight_se=math.sqrt(max(spread, 0.0) / (n - 1)) if n > 1
-                           else math.nan,
+                           mean_weight_se=mean_w_se,
                            clipped_rows=self._clipped,
                            unsupported_share=self._unsupported_rows / n if n else math.nan,
                            unsupported_mass=self._unsupported_mass / n if n else math.nan)

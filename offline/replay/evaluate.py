@@ -23,6 +23,7 @@ from offline.replay.estimators import (
     PolicyAccumulator,
     TimeBins,
     WeightHistogram,
+    importance_weight_variance,
     weight_edges,
 )
 from offline.replay.log import ActionSpace, LogSource, LogSummary, scan_log
@@ -161,15 +162,18 @@ def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
             dm = np.einsum("ij,ij->i", target.matrix, predicted)
             # Support: where the logging probability is known, mass on actions it gave 0;
             # otherwise mass on actions the logger never chose anywhere in the log.
+            weight_variance = None
             if chunk.logged is not None:
                 unsupported = np.where(chunk.logged <= 0.0, target.matrix, 0.0).sum(axis=1)
+                weight_variance = importance_weight_variance(target.matrix, chunk.logged)
             elif never.any():
                 unsupported = target.matrix[:, never].sum(axis=1)
             else:
                 unsupported = np.zeros(count)
             terms = accumulators[policy.name].add(
                 target=target.chosen, propensity=chunk.propensity, reward=chunk.reward,
-                q_logged=q_logged, dm=dm, unsupported=unsupported, draws=replicate)
+                q_logged=q_logged, dm=dm, unsupported=unsupported, draws=replicate,
+                weight_variance=weight_variance)
             np.add.at(bin_dr[policy.name], which, terms["dr"])
         position += count
         advance(count)

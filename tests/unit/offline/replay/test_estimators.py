@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -12,13 +13,16 @@ import pytest
 from offline.replay.errors import ReplayError
 from offline.replay.estimators import (
     EstimatorOptions,
+    PolicyAccumulator,
     effective_sample_size,
     estimate_dr,
     estimate_ips,
     estimate_snips,
     estimate_switch_dr,
+    importance_weight_variance,
     importance_weights,
     poisson_table,
+    weight_edges,
 )
 from offline.replay.evaluate import evaluate
 from offline.replay.log import FileLog
@@ -171,3 +175,44 @@ def test_poisson_table_has_poisson_one_probabilities() -> None:
 def test_bad_options_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ReplayError):
         EstimatorOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_importance_weight_variance_is_exact_over_the_supported_actions() -> None:
+    logged = np.array([[0.98, 0.02, 0.0], [0.5, 0.5, 0.0]])
+    target = np.array([[0.9, 0.1, 0.0], [0.25, 0.25, 0.5]])
+    # Row 1: 0.9²/0.98 + 0.1²/0.02 − 1²; row 2: the third action is unsupported, so the
+    # weights' mean is 0.5 and their variance 0.25²/0.5 · 2 − 0.5².
+    expected = [0.81 / 0.98 + 0.01 / 0.02 - 1.0, 0.0625 / 0.5 * 2 - 0.25]
+    assert importance_weight_variance(target, logged) == pytest.approx(expected)
+    # Against a simulation of row 1.
+    rng = np.random.default_rng(3)
+    drawn = rng.choice(2, size=400_000, p=logged[0, :2])
+    weights = target[0, drawn] / logged[0, drawn]
+    assert weights.var() == pytest.approx(expected[0], rel=0.02)
+
+
+def _mean_weight_diagnostics(exact: bool) -> tuple[float, float]:
+    """A short log of a logger that rarely takes the second action, and a target that takes it
+    five times as often: the log never drew it (4 draws expected; 0.98²⁰⁰, about 2% of logs)."""
+    logged = np.tile([0.98, 0.02], (200, 1))
+    target = np.tile([0.9, 0.1], (200, 1))
+    action = np.zeros(200, dtype=np.int64)
+    rows = np.arange(200)
+    accumulator = PolicyAccumulator(EstimatorOptions(bootstrap=0), weight_edges(50.0))
+    accumulator.add(
+        target=target[rows, action], propensity=logged[rows, action], reward=np.ones(200),
+        q_logged=np.zeros(200), dm=np.zeros(200), unsupported=np.zeros(200), draws=None,
+        weight_variance=importance_weight_variance(target, logged) if exact else None)
+    diagnostics = accumulator.diagnostics()
+    return diagnostics.mean_weight, diagnostics.mean_weight_se
+
+
+def test_the_mean_weight_error_uses_the_logger_vectors_when_known() -> None:
+    mean, sample_se = _mean_weight_diagnostics(exact=False)
+    assert mean == pytest.approx(0.9 / 0.98)  # 0.918
+    # From the sample alone the gap to 1 is more than 4 standard errors (replay's warning) ...
+    assert abs(mean - 1.0) > 4 * sample_se
+    # ... from the logger's vectors it is about 2: sqrt(0.3265 / 200) = 0.040.
+    _, exact_se = _mean_weight_diagnostics(exact=True)
+    assert exact_se == pytest.approx(math.sqrt((0.81 / 0.98 + 0.5 - 1.0) / 200))
+    assert abs(mean - 1.0) < 4 * exact_se
