@@ -9,10 +9,18 @@ connections, warm-up and duration for every endpoint:
 3. ``POST /v1/feedback``, every post for a distinct decision created beforehand (a repeated
    feedback is the cheap duplicate path, so the run is repeated with more decisions if it ran out).
 
-Each server runs alone, as ``router serve`` runs it (uvicorn, one worker, access log off), on a
-free loopback port with a temporary SQLite database, while the load generator runs in a process of
-its own. Then the decision latency is measured in-process: ``RoutingService.route`` (including the
-SQLite commit) and the pure decision (features, allowed actions, VW probabilities).
+Echo and route are measured in alternating rounds (``--rounds``; echo, route, then route, echo,
+...), each ``duration / rounds`` seconds, and each endpoint's figures pool its rounds. The shared
+machines change speed by up to 2x over minutes; measured one after the other, the two endpoints
+saw different machines and the ratio moved with the phase (0.09-0.21 for one commit), while
+alternating rounds expose both to the same phases. The per-round ratios are reported beside the
+pooled one.
+
+Both servers run side by side, as ``router serve`` runs them (uvicorn, one worker, access log
+off), on free loopback ports (the router with a temporary SQLite database); the one not under load
+is idle. The load generator runs in a process of its own. Then the decision latency is measured
+in-process: ``RoutingService.route`` (including the SQLite commit) and the pure decision
+(features, allowed actions, VW probabilities).
 
 Speed targets are ratios to the echo reference of the same run, reported as PASS/FAIL; the command
 returns 0 whatever the verdicts and non-zero only when the measurement itself failed.
@@ -89,11 +97,16 @@ class BenchReport(msgspec.Struct, frozen=True):
     endpoints: list[Endpoint]
     in_process: list[LatencyStats]
     verdicts: list[Verdict]
+    rounds: int = 1
+    round_ratios: list[float] = []  # route/echo of each round
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=10.0,
                         help="seconds of measured load per endpoint (default 10)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternating echo/route rounds the duration is split into "
+                             "(default 5, i.e. 2 s each)")
     parser.add_argument("--connections", type=int, default=16,
                         help="concurrent keep-alive connections (default 16)")
     parser.add_argument("--warmup", type=float, default=3.0,
@@ -238,16 +251,50 @@ def _load(label: str, spec: LoadSpec, generator: Generator) -> LoadResult:
     return result
 
 
-def _warm_and_measure(label: str, spec: LoadSpec, warmup_s: float,
-                      generator: Generator) -> LoadResult:
+def pool(results: Sequence[LoadResult]) -> LoadResult:
+    """Rounds of one endpoint as one result: requests and time summed, the median round's p50,
+    the highest round's p99 (the pooled distribution is not known, so its p99 is bounded by the
+    worst round's)."""
+    if not results:
+        raise ValueError("no rounds to pool")
+    duration = sum(r.duration_s for r in results)
+    requests = sum(r.requests for r in results)
+    p50s = sorted(r.p50_ms for r in results)
+    return LoadResult(
+        generator=results[0].generator, url=results[0].url, requests=requests,
+        duration_s=duration, requests_per_s=requests / duration if duration > 0 else 0.0,
+        p50_ms=percentile(p50s, 50), p99_ms=max(r.p99_ms for r in results),
+        non_2xx=sum(r.non_2xx for r in results),
+        socket_errors=sum(r.socket_errors for r in results),
+        exhausted=any(r.exhausted for r in results),
+    )
+
+
+def round_order(round_index: int, labels: Sequence[str]) -> list[str]:
+    """``labels`` in order on even rounds and reversed on odd ones (A B, B A, A B, ...), so a
+    steady drift of the machine's speed favours neither endpoint."""
+    return list(labels) if round_index % 2 == 0 else list(reversed(labels))
+
+
+def measure_alternating(specs: dict[str, LoadSpec], rounds: int, warmup_s: float,
+                        generator: Generator) -> dict[str, list[LoadResult]]:
+    """Each spec's load in ``rounds`` alternating rounds of ``spec.duration_s / rounds`` s,
+    after ``warmup_s`` s of unmeasured load each; every round's result, per label."""
+    labels = list(specs)
     if warmup_s > 0:
-        _progress(f"{label}: warm-up {warmup_s:g} s")
-        _load(label, msgspec.structs.replace(spec, duration_s=warmup_s), generator)
-    _progress(f"{label}: measuring {spec.duration_s:g} s, {spec.connections} connections")
-    result = _load(label, spec, generator)
-    _progress(f"{label}: {result.requests_per_s:.0f} req/s, p50 {result.p50_ms:.2f} ms, "
-              f"p99 {result.p99_ms:.2f} ms")
-    return result
+        for label in labels:
+            _progress(f"{label}: warm-up {warmup_s:g} s")
+            _load(label, msgspec.structs.replace(specs[label], duration_s=warmup_s), generator)
+    results: dict[str, list[LoadResult]] = {label: [] for label in labels}
+    for index in range(rounds):
+        for label in round_order(index, labels):
+            spec = specs[label]
+            part = msgspec.structs.replace(spec, duration_s=spec.duration_s / rounds)
+            result = _load(label, part, generator)
+            results[label].append(result)
+            _progress(f"{label} round {index + 1}/{rounds}: {result.requests_per_s:.0f} req/s, "
+                      f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms")
+    return results
 
 
 async def create_decisions(base: str, bodies: Sequence[bytes], count: int,
@@ -395,7 +442,8 @@ def format_report(report: BenchReport) -> str:
     lines = [
         f"command: {report.command}",
         f"load generator: {report.generator}; {report.connections} connections, "
-        f"{report.duration_s:g} s per endpoint after {report.warmup_s:g} s warm-up",
+        f"{report.duration_s:g} s per endpoint after {report.warmup_s:g} s warm-up; echo and "
+        f"route in {report.rounds} alternating rounds",
         f"server: uvicorn, 1 worker, access log off, SQLite; catalog: "
         f"{report.catalog_actions} actions",
         "",
@@ -405,6 +453,11 @@ def format_report(report: BenchReport) -> str:
         load = endpoint.load
         lines.append(f"{endpoint.name:<20} {load.requests_per_s:>9.0f} {load.p50_ms:>9.2f} "
                      f"{load.p99_ms:>9.2f} {endpoint.ratio_to_echo:>14.3f}")
+    if report.round_ratios:
+        ordered = sorted(report.round_ratios)
+        lines.append(
+            f"route/echo by round: {' '.join(f'{r:.3f}' for r in report.round_ratios)} "
+            f"(median {percentile(ordered, 50):.3f}); route p99 is the highest round's")
     lines += ["", f"{'in-process':<44} {'n':>6} {'p50 ms':>9} {'p99 ms':>9}"]
     for stats in report.in_process:
         lines.append(f"{stats.name:<44} {stats.n:>6} {stats.p50_ms:>9.3f} {stats.p99_ms:>9.3f}")
@@ -420,8 +473,9 @@ def _command_line(args: argparse.Namespace) -> str:
         if args.config:
             parts.append(f"--config {args.config}")
         return " ".join(parts)
-    parts = ["router bench", f"--duration {args.duration:g}", f"--connections {args.connections}",
-             f"--warmup {args.warmup:g}", f"--in-process-n {args.in_process_n}"]
+    parts = ["router bench", f"--duration {args.duration:g}", f"--rounds {args.rounds}",
+             f"--connections {args.connections}", f"--warmup {args.warmup:g}",
+             f"--in-process-n {args.in_process_n}"]
     if args.config:
         parts.append(f"--config {args.config}")
     if args.generator != "auto":
@@ -440,20 +494,23 @@ def _bench(args: argparse.Namespace, tmp: Path) -> BenchReport:
         return LoadSpec(url=url, bodies_path=str(bodies_path), duration_s=args.duration,
                         connections=args.connections)
 
-    port = _free_port()
+    echo_port = _free_port()
     echo_command = [sys.executable, "-m", "offline.echo_app", "--host", "127.0.0.1",
-                    "--port", str(port)]
-    with serve("echo server", echo_command, port, tmp / "echo.log") as base:
-        echo = _warm_and_measure("echo", spec(f"{base}/echo"), args.warmup, generator)
-
-    port = _free_port()
+                    "--port", str(echo_port)]
+    router_port = _free_port()
     router_command = [sys.executable, "-m", "router.cli", "serve", "--host", "127.0.0.1",
-                      "--port", str(port), "--workers", "1",
+                      "--port", str(router_port), "--workers", "1",
                       "--database-url", f"sqlite+aiosqlite:///{tmp}/router.db"]
     if args.config:
         router_command += ["--config", args.config]
-    with serve("router", router_command, port, tmp / "router.log") as base:
-        route = _warm_and_measure("route", spec(f"{base}/v1/route"), args.warmup, generator)
+    with serve("echo server", echo_command, echo_port, tmp / "echo.log") as echo_base, \
+            serve("router", router_command, router_port, tmp / "router.log") as base:
+        rounds = measure_alternating(
+            {"echo": spec(f"{echo_base}/echo"), "route": spec(f"{base}/v1/route")},
+            args.rounds, args.warmup, generator)
+        echo, route = pool(rounds["echo"]), pool(rounds["route"])
+        _progress(f"echo pooled: {echo.requests_per_s:.0f} req/s; route pooled: "
+                  f"{route.requests_per_s:.0f} req/s")
         feedback = measure_feedback(base, tmp, route_bodies, route.requests_per_s, args,
                                     generator)
 
@@ -469,7 +526,9 @@ def _bench(args: argparse.Namespace, tmp: Path) -> BenchReport:
         command=_command_line(args), generator=_generator_name(generator),
         connections=args.connections, duration_s=args.duration, warmup_s=args.warmup,
         catalog_actions=actions, endpoints=endpoints, in_process=in_process,
-        verdicts=verdicts(echo, route),
+        verdicts=verdicts(echo, route), rounds=args.rounds,
+        round_ratios=[r.requests_per_s / e.requests_per_s
+                      for r, e in zip(rounds["route"], rounds["echo"], strict=True)],
     )
 
 
@@ -477,6 +536,10 @@ def run(args: argparse.Namespace) -> int:
     if args.duration <= 0 or args.connections < 1 or args.warmup < 0 or args.in_process_n < 1:
         print("router bench: --duration and --connections must be positive, --warmup >= 0, "
               "--in-process-n >= 1", file=sys.stderr)
+        return 2
+    if args.rounds < 1 or args.duration / args.rounds < 1:
+        print("router bench: --rounds must be at least 1 and at most --duration (rounds of at "
+              "least 1 s)", file=sys.stderr)
         return 2
     from router.settings import SettingsError
 

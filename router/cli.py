@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.configure_parser(ben)
     ben.set_defaults(handler=bench.run)
 
+    from offline import bench_instructions
+
+    bin_ = commands.add_parser("bench-instructions",
+                               help="CPU instructions per route decision, counted by callgrind")
+    bench_instructions.configure_parser(bin_)
+    bin_.set_defaults(handler=bench_instructions.run)
+
     from offline import bench_models, learning_bench, train
 
     ble = commands.add_parser("bench-learning",

@@ -46,7 +46,7 @@ def squarecb(costs: NDArray[np.float64], gamma: float) -> list[float]:
     of equal ones) the rest, which is at least ``1 / K``."""
     if costs.size == 0:
         raise ValueError("no action to choose from")
-    best = int(np.argmin(costs))
+    best = int(costs.argmin())
     probabilities = 1.0 / (costs.size + gamma * (costs - costs[best]))
     probabilities[best] = 0.0
     probabilities[best] = 1.0 - float(probabilities.sum())

