@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import subprocess
@@ -117,8 +118,11 @@ def measure(args: argparse.Namespace, tmp: Path) -> InstructionReport:
         command += ["--config", args.config]
     print(f"bench-instructions: starting the service under callgrind ({args.warmup} warm-up "
           f"routes, not counted)", file=sys.stderr, flush=True)
+    # A fixed hash seed: dict and set layouts, and so the instructions, repeat run to run.
+    environment = {**os.environ, "PYTHONHASHSEED": "0"}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env=environment)
     try:
         _wait_for(marker.with_suffix(".ready"), process, "the end of its warm-up")
         _callgrind_control("on", process.pid)
