@@ -210,7 +210,8 @@ class EventLog:
         self._reader = None if file_url is None else SQLiteThread(file_url, name="sqlite-reader")
         # First choice for both: the loop's own thread, when that needs no waiting
         # (router/storage/inline_sqlite.py).
-        self.inline = None if file_url is None else InlineSQLite(file_url)
+        self.inline = (None if file_url is None or self._write_lock is None
+                       else InlineSQLite(file_url, self._write_lock))
         self._decision_insert = (
             None
             if self.inline is None

@@ -190,3 +190,66 @@ async def test_checkpoints_run_in_their_own_thread(
         busy, wal_pages, copied = reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     assert busy == 0
     assert wal_pages == copied
+
+
+async def test_under_a_steady_stream_of_commits_checkpoints_copy_the_whole_wal(
+    log: EventLog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Writers that never pause: each checkpoint still copies the whole WAL (its second pass
+    holds them back), so the WAL starts over instead of growing with every commit."""
+    monkeypatch.setattr(inline_sqlite, "CHECKPOINT_EVERY", 8)
+    assert log.inline is not None
+    namespaces = {f"ns{k}": {f"feature{j}": j / 7 for j in range(40)} for k in range(8)}
+    wal_path = tmp_path / "log.db-wal"
+    marks = [4, 16]  # checkpoints after which the WAL's size is noted
+    sizes: list[tuple[int, int]] = []
+    done = asyncio.Event()
+    batches = 0
+
+    async def writer(name: str) -> None:
+        nonlocal batches
+        i = 0
+        while not done.is_set():
+            rows = [decision_row(f"{name}-{i}-{k}", features=StoredFeatures(
+                namespaces=namespaces, complexity=0.5, prior_time_s=1.0)) for k in range(8)]
+            await log.insert_decisions(rows)
+            batches += 1
+            i += 1
+            assert log.inline is not None
+            if marks and log.inline.checkpoints >= marks[0]:
+                marks.pop(0)
+                sizes.append((batches, wal_path.stat().st_size))
+                if not marks:
+                    done.set()
+            await asyncio.sleep(0)
+
+    tasks = [asyncio.create_task(writer(f"w{n}")) for n in range(3)]
+    await done.wait()
+    await asyncio.gather(*tasks)
+    await log.inline.wait_checkpoint()
+    assert log.inline.complete_checkpoints == log.inline.checkpoints >= 16
+    # Over twice as many batches, yet the WAL file did not grow: it started over each time.
+    (batches_then, wal_then), (batches_now, wal_now) = sizes
+    assert batches_now > 2 * batches_then
+    assert wal_now < 1.5 * wal_then, sizes
+
+
+async def test_closing_cancels_a_checkpoint_waiting_for_the_writers(
+    log: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inline_sqlite, "CHECKPOINT_EVERY", 1)
+    assert log.inline is not None
+    inline = log.inline
+
+    def incomplete(connection: object) -> inline_sqlite.CheckpointResult:
+        return inline_sqlite.CheckpointResult(busy=0, wal_frames=10, copied=5)
+
+    monkeypatch.setattr(inline_sqlite, "_checkpoint", incomplete)
+    async with log._write_lock:  # type: ignore[union-attr]
+        inline.run(lambda conn: None, write=True)  # schedules the two passes
+        await asyncio.sleep(0.05)  # the first pass is done; the second waits for the lock
+        assert inline._checkpoint is not None
+        assert not inline._checkpoint.done()
+        log.close()
+        await asyncio.sleep(0)
+    assert inline._checkpoint.cancelled()
