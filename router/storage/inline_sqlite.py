@@ -19,10 +19,10 @@ alternating runs (README "Benchmark"). What could make a commit slow stays off t
   caller then takes the writer thread, which waits for the lock as before.
 - **Checkpoints**, which copy the WAL into the database file and ``fsync`` it. This connection
   has ``wal_autocheckpoint=0``; after every :data:`CHECKPOINT_EVERY` commits :class:`InlineSQLite`
-  runs a checkpoint in a thread of its own, in two passes. The first, passive, runs beside this
-  process's writers and copies almost everything; the second holds the event log's write lock, so
-  no writer of this process commits meanwhile, and copies the few frames committed during the
-  first. Only a checkpoint that copied the whole WAL lets the next writer start the WAL over from
+  runs a checkpoint in a thread of its own, in passes. The first ones, passive, run beside this
+  process's writers and copy almost everything; the last holds the event log's write lock, so no
+  writer of this process commits meanwhile, and copies the few frames committed during the
+  others. Only a checkpoint that copied the whole WAL lets the next writer start the WAL over from
   its beginning: with passive checkpoints alone under a steady stream of commits that never
   happened, and the WAL grew without bound (927 MB after 20 s of ``/v1/route`` load, the database
   itself 285 MB), while each read that missed SQLite's page cache searched an ever longer WAL
@@ -52,7 +52,9 @@ logger = logging.getLogger("router.storage")
 
 T = TypeVar("T")
 
-CHECKPOINT_EVERY = 64  # inline commits between passive checkpoints (about 1,000 WAL pages)
+CHECKPOINT_EVERY = 256  # inline commits between checkpoints (about 9,000 WAL frames)
+CATCH_UP_PASSES = 2  # passes beside the writers after the first, at most
+CATCH_UP_FRAMES = 64  # frames left behind by a pass that are few enough to hold writers for
 
 
 class PreparedInsert:
@@ -183,9 +185,17 @@ class InlineSQLite:
     async def _checkpoint_passes(self) -> CheckpointResult:
         """A passive pass beside the writers, then one with the writers of this process held
         back, which copies what they committed during the first (see the module docstring)."""
-        # Always both: the first pass counts only the frames there were when it started, so
-        # it reports "complete" even when commits went on meanwhile.
-        await self._checkpointer.run(_checkpoint)
+        # A pass counts only the frames there were when it started, so it reports "complete"
+        # even when commits went on meanwhile: the last pass always holds the writers back.
+        # Passes beside the writers repeat while they leave many frames behind, so that the
+        # writers wait only for a few frames' copy and fsync.
+        previous = await self._checkpointer.run(_checkpoint)
+        for _ in range(CATCH_UP_PASSES):
+            result = await self._checkpointer.run(_checkpoint)
+            behind = result.wal_frames - previous.wal_frames  # committed during the last pass
+            previous = result
+            if behind <= CATCH_UP_FRAMES:
+                break
         async with self._write_lock:
             return await self._checkpointer.run(_checkpoint)
 

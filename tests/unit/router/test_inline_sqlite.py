@@ -195,7 +195,7 @@ async def test_checkpoints_run_in_their_own_thread(
 async def test_under_a_steady_stream_of_commits_checkpoints_copy_the_whole_wal(
     log: EventLog, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Writers that never pause: each checkpoint still copies the whole WAL (its second pass
+    """Writers that never pause: each checkpoint still copies the whole WAL (its last pass
     holds them back), so the WAL starts over instead of growing with every commit."""
     monkeypatch.setattr(inline_sqlite, "CHECKPOINT_EVERY", 8)
     assert log.inline is not None
@@ -246,7 +246,7 @@ async def test_closing_cancels_a_checkpoint_waiting_for_the_writers(
 
     monkeypatch.setattr(inline_sqlite, "_checkpoint", incomplete)
     async with log._write_lock:  # type: ignore[union-attr]
-        inline.run(lambda conn: None, write=True)  # schedules the two passes
+        inline.run(lambda conn: None, write=True)  # schedules the passes
         await asyncio.sleep(0.05)  # the first pass is done; the second waits for the lock
         assert inline._checkpoint is not None
         assert not inline._checkpoint.done()
