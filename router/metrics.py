@@ -2,10 +2,13 @@
 
 Litestar's :class:`PrometheusController` serves the default registry; :class:`LearningCollector`
 adds, at scrape time, what the online policy knows: drift alarms (active and raised so far, per
-model and stream) and the number of outcomes learned. The request-timing middleware is left out
-on purpose: it costs every route call, and a reverse proxy measures requests just as well.
-With several workers each process answers for itself (Prometheus scrapes them as targets, or set
-``PROMETHEUS_MULTIPROC_DIR`` for prometheus_client's multi-process mode).
+model and stream) and the number of outcomes learned; and, on a SQLite file, how the event log's
+hot-path statements ran (on the loop's thread, or refused there because another process was
+writing) and its WAL checkpoints (complete ones, after which the WAL starts over). The
+request-timing middleware is left out on purpose: it costs every route call, and a reverse proxy
+measures requests just as well. With several workers each process answers for itself
+(Prometheus scrapes them as targets, or set ``PROMETHEUS_MULTIPROC_DIR`` for prometheus_client's
+multi-process mode).
 """
 
 from __future__ import annotations
@@ -60,6 +63,39 @@ class LearningCollector(Collector):
             "router_learned_outcomes", "Outcomes folded into the online policy",
             value=float(learner.applied_seq),
         )
+        inline = learner.log.inline
+        if inline is None:  # PostgreSQL or in-memory SQLite
+            return
+        transactions = CounterMetricFamily(
+            "router_sqlite_inline_transactions",
+            "Hot-path SQLite transactions committed on the event loop's thread",
+            labels=["kind"],
+        )
+        transactions.add_metric(["write"], float(inline.writes))
+        transactions.add_metric(["read"], float(inline.reads))
+        yield transactions
+        yield CounterMetricFamily(
+            "router_sqlite_busy_fallbacks",
+            "Hot-path statements SQLite refused on the loop's thread because another "
+            "connection held its lock; they ran in the writer or reader thread instead",
+            value=float(inline.busy),
+        )
+        checkpoints = CounterMetricFamily(
+            "router_sqlite_checkpoints",
+            "WAL checkpoints; complete ones let the next write start the WAL over",
+            labels=["complete"],
+        )
+        checkpoints.add_metric(["true"], float(inline.complete_checkpoints))
+        checkpoints.add_metric(["false"], float(inline.checkpoints - inline.complete_checkpoints))
+        yield checkpoints
+        last = inline.last_checkpoint
+        if last is not None:
+            yield GaugeMetricFamily(
+                "router_sqlite_wal_frames",
+                "Frames in the WAL when the last checkpoint ran (it starts over after a "
+                "complete one)",
+                value=float(last.wal_frames),
+            )
 
 
 @functools.cache

@@ -3,6 +3,7 @@ exposed in Prometheus text and JSON."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -45,3 +46,34 @@ async def test_metrics_count_learned_outcomes_and_show_drift_alarms(
     assert alarm["model"] == "small-fast"
     assert alarm["before"] > alarm["after"]
     assert "success rate dropped" in alarm["description"]
+
+
+async def test_metrics_show_how_sqlite_ran_the_hot_path_and_its_checkpoints(
+    client: AsyncTestClient[Any], monkeypatch: Any
+) -> None:
+    from router.storage import inline_sqlite
+
+    routing: RoutingService = client.app.state.routing
+    inline = routing.log.inline
+    if inline is None:  # PostgreSQL: no SQLite metric at all
+        await client.post("/v1/route", json={"task": TASK})
+        assert "router_sqlite_" not in (await client.get("/metrics")).text
+        return
+    monkeypatch.setattr(inline_sqlite, "CHECKPOINT_EVERY", 2)
+    for _ in range(2):
+        response = await client.post("/v1/route", json={"task": TASK})
+        assert response.status_code == 200, response.text
+    # The checkpoint runs in its thread after the second commit; the app's loop reports it.
+    for _ in range(200):
+        text = (await client.get("/metrics")).text
+        if 'router_sqlite_checkpoints_total{complete="true"} 1.0' in text:
+            break
+        await asyncio.sleep(0.05)
+    writes = next(line for line in text.splitlines()
+                  if line.startswith('router_sqlite_inline_transactions_total{kind="write"}'))
+    assert float(writes.split()[-1]) >= 2
+    assert "router_sqlite_busy_fallbacks_total 0.0" in text
+    assert 'router_sqlite_checkpoints_total{complete="true"} 1.0' in text
+    assert 'router_sqlite_checkpoints_total{complete="false"} 0.0' in text
+    frames = next(line for line in text.splitlines() if line.startswith("router_sqlite_wal_frames"))
+    assert float(frames.split()[-1]) > 0
