@@ -183,8 +183,8 @@ class InlineSQLite:
         return result
 
     async def _checkpoint_passes(self) -> CheckpointResult:
-        """A passive pass beside the writers, then one with the writers of this process held
-        back, which copies what they committed during the first (see the module docstring)."""
+        """Passes beside the writers, then one with the writers of this process held back,
+        which copies what they committed during the others (see the module docstring)."""
         # A pass counts only the frames there were when it started, so it reports "complete"
         # even when commits went on meanwhile: the last pass always holds the writers back.
         # Passes beside the writers repeat while they leave many frames behind, so that the
@@ -215,7 +215,8 @@ class InlineSQLite:
             logger.debug("WAL checkpoint incomplete: %s", result)
 
     async def wait_checkpoint(self) -> None:
-        """Wait for a running checkpoint to finish (for tests; ``close`` waits for it too)."""
+        """Wait for a running checkpoint to finish (for tests; ``close`` cancels one that is
+        waiting for the writers, and the thread finishes a pass under way)."""
         if self._checkpoint is not None:
             await asyncio.wait([self._checkpoint])
 
