@@ -1,6 +1,6 @@
 """The ``router`` command: serve, simulate, bench, train, models, import, export, replay,
-promote and the benchmarks (bench, bench-models, bench-learning, bench-replay, bench-real,
-bench-shadows).
+promote and the benchmarks (bench, bench-instructions, bench-models, bench-learning,
+bench-replay, bench-real, bench-shadows).
 
 Offline commands import their modules lazily so that ``router serve`` loads only the service.
 """
