@@ -99,6 +99,7 @@ class BenchReport(msgspec.Struct, frozen=True):
     verdicts: list[Verdict]
     rounds: int = 1
     round_ratios: list[float] = []  # route/echo of each round
+    storage: dict[str, float] = {}  # the router's SQLite counters after the run (/metrics)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -268,6 +269,25 @@ def pool(results: Sequence[LoadResult]) -> LoadResult:
         socket_errors=sum(r.socket_errors for r in results),
         exhausted=any(r.exhausted for r in results),
     )
+
+
+_STORAGE_METRICS = {
+    'router_sqlite_inline_transactions_total{kind="write"}': "inline writes",
+    "router_sqlite_busy_fallbacks_total": "busy fallbacks",
+    'router_sqlite_checkpoints_total{complete="true"}': "complete checkpoints",
+    'router_sqlite_checkpoints_total{complete="false"}': "incomplete checkpoints",
+    "router_sqlite_wal_frames": "WAL frames at the last checkpoint",
+}
+
+
+def storage_counters(metrics_text: str) -> dict[str, float]:
+    """The router's SQLite counters from its ``/metrics`` text (none on PostgreSQL)."""
+    found: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in _STORAGE_METRICS:
+            found[_STORAGE_METRICS[name]] = float(value)
+    return found
 
 
 def round_order(round_index: int, labels: Sequence[str]) -> list[str]:
@@ -458,6 +478,9 @@ def format_report(report: BenchReport) -> str:
         lines.append(
             f"route/echo by round: {' '.join(f'{r:.3f}' for r in report.round_ratios)} "
             f"(median {percentile(ordered, 50):.3f}); route p99 is the highest round's")
+    if report.storage:
+        lines.append("router SQLite after the run: " + ", ".join(
+            f"{name} {value:.0f}" for name, value in report.storage.items()))
     lines += ["", f"{'in-process':<44} {'n':>6} {'p50 ms':>9} {'p99 ms':>9}"]
     for stats in report.in_process:
         lines.append(f"{stats.name:<44} {stats.n:>6} {stats.p50_ms:>9.3f} {stats.p99_ms:>9.3f}")
@@ -513,6 +536,7 @@ def _bench(args: argparse.Namespace, tmp: Path) -> BenchReport:
                   f"{route.requests_per_s:.0f} req/s")
         feedback = measure_feedback(base, tmp, route_bodies, route.requests_per_s, args,
                                     generator)
+        storage = storage_counters(httpx.get(f"{base}/metrics", timeout=30.0).text)
 
     _progress(f"in-process: timing {args.in_process_n} decisions")
     in_process, actions = asyncio.run(
@@ -526,7 +550,7 @@ def _bench(args: argparse.Namespace, tmp: Path) -> BenchReport:
         command=_command_line(args), generator=_generator_name(generator),
         connections=args.connections, duration_s=args.duration, warmup_s=args.warmup,
         catalog_actions=actions, endpoints=endpoints, in_process=in_process,
-        verdicts=verdicts(echo, route), rounds=args.rounds,
+        verdicts=verdicts(echo, route), rounds=args.rounds, storage=storage,
         round_ratios=[r.requests_per_s / e.requests_per_s
                       for r, e in zip(rounds["route"], rounds["echo"], strict=True)],
     )
