@@ -90,14 +90,17 @@ def _command_line(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def _wait_for(path: Path, process: subprocess.Popen[bytes], what: str) -> None:
+def _wait_for(path: Path, what: str, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait for the marker file ``path`` (``what`` names it in errors), failing when
+    ``process`` exits first. In the child this blocks its event loop on purpose: no background
+    task of the service runs (and is counted) while collection is being switched."""
     deadline = time.monotonic() + WAIT_S
     while not path.exists():
-        if process.poll() is not None:
+        if process is not None and process.poll() is not None:
             raise RuntimeError(f"the child exited with {process.returncode} before {what}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the child did not reach {what} within {WAIT_S:g} s")
-        time.sleep(0.2)
+            raise RuntimeError(f"{what} did not come within {WAIT_S:g} s")
+        time.sleep(0.05)
 
 
 def _callgrind_control(switch: str, pid: int) -> None:
@@ -124,11 +127,11 @@ def measure(args: argparse.Namespace, tmp: Path) -> InstructionReport:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    env=environment)
     try:
-        _wait_for(marker.with_suffix(".ready"), process, "the end of its warm-up")
+        _wait_for(marker.with_suffix(".ready"), "the end of the warm-up", process)
         _callgrind_control("on", process.pid)
         marker.with_suffix(".go").touch()
         print(f"bench-instructions: counting {args.n} routes", file=sys.stderr, flush=True)
-        _wait_for(marker.with_suffix(".done"), process, "the end of the counted routes")
+        _wait_for(marker.with_suffix(".done"), "the end of the counted routes", process)
         _callgrind_control("off", process.pid)
         marker.with_suffix(".stop").touch()
         process.wait(timeout=WAIT_S)
@@ -158,16 +161,6 @@ def format_report(report: InstructionReport) -> str:
     return "\n".join(lines)
 
 
-def _block_until(path: Path) -> None:
-    """Wait for ``path`` with the event loop blocked, so that no background task of the
-    service runs (and is counted) while collection is being switched."""
-    deadline = time.monotonic() + WAIT_S
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{path} did not appear within {WAIT_S:g} s")
-        time.sleep(0.05)
-
-
 async def _child(args: argparse.Namespace) -> None:
     from litestar.testing import AsyncTestClient
 
@@ -189,13 +182,13 @@ async def _child(args: argparse.Namespace) -> None:
             for i in range(args.warmup):
                 await routing.route(tenant, requests[i % len(requests)])
             marker.with_suffix(".ready").touch()
-            _block_until(marker.with_suffix(".go"))
+            _wait_for(marker.with_suffix(".go"), "the start of counting")
             for start in range(0, args.n, args.concurrency):
                 group = range(start, min(start + args.concurrency, args.n))
                 await asyncio.gather(*(routing.route(tenant, requests[i % len(requests)])
                                        for i in group))
             marker.with_suffix(".done").touch()
-            _block_until(marker.with_suffix(".stop"))
+            _wait_for(marker.with_suffix(".stop"), "the end of counting")
 
 
 def run(args: argparse.Namespace) -> int:
