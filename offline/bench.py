@@ -272,6 +272,7 @@ def pool(results: Sequence[LoadResult]) -> LoadResult:
 
 
 _STORAGE_METRICS = {
+    "router_sqlite_writer_process_transactions_total": "writer process writes",
     'router_sqlite_inline_transactions_total{kind="write"}': "inline writes",
     "router_sqlite_busy_fallbacks_total": "busy fallbacks",
     'router_sqlite_checkpoints_total{complete="true"}': "complete checkpoints",

@@ -60,10 +60,13 @@ def create_app(settings: Settings) -> Litestar:
         engine = create_engine(
             settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size
         )
+        log: EventLog | None = None
         try:
             if settings.storage.migrate_on_start:
                 await migrate(engine)
             log = EventLog(engine)
+            if settings.storage.writer_process:
+                await log.start_writer_process()
             await log.ensure_catalog(catalog)
             key_hashes = await log.sync_api_keys(
                 settings.auth.api_keys, [settings.auth.default_tenant]
@@ -169,8 +172,9 @@ def create_app(settings: Settings) -> Litestar:
                 await learner.checkpoint()
                 learner.policy.close()
                 shadows.close()
-                log.close()
         finally:
+            if log is not None:  # after the learner's last checkpoint, and on a failed start
+                await log.aclose()
             await engine.dispose()
 
     return Litestar(

@@ -80,21 +80,37 @@ class LearningCollector(Collector):
             "connection held its lock; they ran in the writer or reader thread instead",
             value=float(inline.busy),
         )
+        process = learner.log.process
+        stats = None if process is None else process.stats
+        if stats is not None:
+            yield CounterMetricFamily(
+                "router_sqlite_writer_process_transactions",
+                "Hot-path SQLite transactions (decision batches, outcomes) committed by the "
+                "writer process",
+                value=float(stats.writes),
+            )
         checkpoints = CounterMetricFamily(
             "router_sqlite_checkpoints",
             "WAL checkpoints; complete ones let the next write start the WAL over",
             labels=["complete"],
         )
-        checkpoints.add_metric(["true"], float(inline.complete_checkpoints))
-        checkpoints.add_metric(["false"], float(inline.checkpoints - inline.complete_checkpoints))
+        complete, total = inline.complete_checkpoints, inline.checkpoints
+        if stats is not None:
+            complete, total = complete + stats.complete_checkpoints, total + stats.checkpoints
+        checkpoints.add_metric(["true"], float(complete))
+        checkpoints.add_metric(["false"], float(total - complete))
         yield checkpoints
         last = inline.last_checkpoint
-        if last is not None:
+        wal_frames = (
+            stats.wal_frames if stats is not None and stats.wal_frames >= 0
+            else None if last is None else last.wal_frames
+        )
+        if wal_frames is not None:
             yield GaugeMetricFamily(
                 "router_sqlite_wal_frames",
                 "Frames in the WAL when the last checkpoint ran (it starts over after a "
                 "complete one)",
-                value=float(last.wal_frames),
+                value=float(wal_frames),
             )
 
 

@@ -67,6 +67,9 @@ class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     echo: bool = False
     pool_size: Annotated[int, Meta(ge=1, le=200)] = 10
     migrate_on_start: bool = True
+    # File-backed SQLite: commit decisions and outcomes in a writer process of their own
+    # (router/storage/writer_process.py); off, the event loop's thread commits them.
+    writer_process: bool = True
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

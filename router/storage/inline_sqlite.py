@@ -110,7 +110,7 @@ class CheckpointResult(NamedTuple):
         return self.copied == self.wal_frames
 
 
-def _checkpoint(connection: Connection) -> CheckpointResult:
+def checkpoint_pass(connection: Connection) -> CheckpointResult:
     """Copy what it can of the WAL into the database file without waiting for anyone."""
     busy, wal_frames, copied = connection.execute(text("PRAGMA wal_checkpoint(PASSIVE)")).one()
     logger.debug("WAL checkpoint: busy %d, %d frames, %d copied", busy, wal_frames, copied)
@@ -189,15 +189,15 @@ class InlineSQLite:
         # even when commits went on meanwhile: the last pass always holds the writers back.
         # Passes beside the writers repeat while they leave many frames behind, so that the
         # writers wait only for a few frames' copy and fsync.
-        previous = await self._checkpointer.run(_checkpoint)
+        previous = await self._checkpointer.run(checkpoint_pass)
         for _ in range(CATCH_UP_PASSES):
-            result = await self._checkpointer.run(_checkpoint)
+            result = await self._checkpointer.run(checkpoint_pass)
             behind = result.wal_frames - previous.wal_frames  # committed during the last pass
             previous = result
             if behind <= CATCH_UP_FRAMES:
                 break
         async with self._write_lock:
-            return await self._checkpointer.run(_checkpoint)
+            return await self._checkpointer.run(checkpoint_pass)
 
     def _checkpoint_done(self, future: asyncio.Future[CheckpointResult]) -> None:
         if future.cancelled():

@@ -20,7 +20,12 @@ from learners.history import HistoryFeatures, OutcomeFacts
 from learners.policy import LearnEvent
 from learners.reward import Verdict
 from router.errors import StorageUnavailableError
-from router.storage.inline_sqlite import InlineSQLite, PreparedInsert, SQLiteBusyError
+from router.storage import inline_sqlite
+from router.storage.inline_sqlite import (
+    InlineSQLite,
+    PreparedInsert,
+    SQLiteBusyError,
+)
 from router.storage.models import (
     ApiKey,
     CatalogVersion,
@@ -30,6 +35,7 @@ from router.storage.models import (
     Tenant,
 )
 from router.storage.sqlite_thread import SQLiteThread, sqlite_file_url
+from router.storage.writer_process import DuplicateWriteError, WriterProcess
 
 T = TypeVar("T")
 
@@ -190,6 +196,8 @@ def _storage_errors() -> Iterator[None]:
         yield
     except IntegrityError as exc:
         raise DuplicateKeyError(str(exc.orig)) from exc
+    except DuplicateWriteError as exc:
+        raise DuplicateKeyError(str(exc)) from exc
     except (OperationalError, DBAPIError) as exc:
         raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
 
@@ -217,6 +225,28 @@ class EventLog:
             if self.inline is None
             else PreparedInsert(Decision.metadata.tables["decisions"], self.inline.dialect)
         )
+        self._file_url = file_url
+        # Started by start_writer_process: then decision and outcome inserts are committed by
+        # a process of their own (router/storage/writer_process.py).
+        self.process: WriterProcess | None = None
+
+    async def start_writer_process(self, *, checkpoint_every: int | None = None) -> bool:
+        """Commit the hot-path inserts in a writer process from now on (file-backed SQLite
+        only; returns whether it started), with a WAL checkpoint every ``checkpoint_every``
+        commits."""
+        if self._file_url is None or self.process is not None:
+            return self.process is not None
+        every = inline_sqlite.CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
+        process = WriterProcess(self._file_url, checkpoint_every=every)
+        await process.start()
+        self.process = process
+        return True
+
+    async def aclose(self) -> None:
+        """Stop the writer process after its last commit, then :meth:`close`."""
+        if self.process is not None:
+            await self.process.close()
+        self.close()
 
     def close(self) -> None:
         """Stop the writer and reader threads (the engine is the caller's to dispose)."""
@@ -325,6 +355,11 @@ class EventLog:
 
     async def insert_decisions(self, rows: list[dict[str, Any]]) -> None:
         """Insert decision rows in one transaction (all or none)."""
+        process = self.process
+        if process is not None and process.running:
+            with _storage_errors():
+                await process.insert_decisions(rows)
+            return
         prepared = self._decision_insert
         if prepared is None:
             statement = insert(Decision)
@@ -370,6 +405,10 @@ class EventLog:
     async def insert_outcome(self, values: dict[str, Any]) -> int:
         """Append an outcome; returns its sequence number. Raises DuplicateKeyError when the
         decision already has one."""
+        process = self.process
+        if process is not None and process.running:
+            with _storage_errors():
+                return await process.insert_outcome(values)
         statement = insert(Outcome).returning(Outcome.seq)
 
         def work(conn: Connection) -> int:

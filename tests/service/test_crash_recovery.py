@@ -16,6 +16,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,15 @@ def feedback_body(decision: dict[str, Any]) -> dict[str, Any]:
 PROBES = [route_body(10_000 + i) | {"request_id": f"probe-{i}"} for i in range(8)]
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and has not exited (a zombie awaiting its reaper has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 class Service:
     """``router serve`` as a child process on a free port."""
 
@@ -111,9 +121,22 @@ class Service:
                 await asyncio.sleep(0.1)
         raise RuntimeError("service did not become ready")
 
+    def children(self) -> list[int]:
+        pid = self.process.pid
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        return [int(child) for child in text.split()]
+
     def kill(self) -> None:
+        """SIGKILL the service; its SQLite writer process (router/storage/writer_process.py)
+        must then finish the commit it holds and exit by itself, without being signalled."""
+        writers = self.children()
+        assert len(writers) == 1
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in writers):
+            assert time.monotonic() < deadline, "the writer process outlived the service"
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process.poll() is None:

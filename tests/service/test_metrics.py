@@ -7,9 +7,12 @@ import asyncio
 from typing import Any
 
 import numpy as np
+import pytest
 from litestar.testing import AsyncTestClient
 
+from router.app import create_app
 from router.services.routing import RoutingService
+from tests.support import make_settings
 
 TASK = {"type": "backend", "language": "python", "description": "Add a cached REST endpoint"}
 
@@ -48,32 +51,43 @@ async def test_metrics_count_learned_outcomes_and_show_drift_alarms(
     assert "success rate dropped" in alarm["description"]
 
 
+@pytest.mark.parametrize("writer_process", ["true", "false"])
 async def test_metrics_show_how_sqlite_ran_the_hot_path_and_its_checkpoints(
-    client: AsyncTestClient[Any], monkeypatch: Any
+    database_url: str, writer_process: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from router.storage import inline_sqlite
 
-    routing: RoutingService = client.app.state.routing
-    inline = routing.log.inline
-    if inline is None:  # PostgreSQL: no SQLite metric at all
-        await client.post("/v1/route", json={"task": TASK})
-        assert "router_sqlite_" not in (await client.get("/metrics")).text
-        return
-    monkeypatch.setattr(inline_sqlite, "CHECKPOINT_EVERY", 2)
-    for _ in range(2):
-        response = await client.post("/v1/route", json={"task": TASK})
-        assert response.status_code == 200, response.text
-    # The checkpoint runs in its thread after the second commit; the app's loop reports it.
-    for _ in range(200):
-        text = (await client.get("/metrics")).text
-        if 'router_sqlite_checkpoints_total{complete="true"} 1.0' in text:
-            break
-        await asyncio.sleep(0.05)
-    writes = next(line for line in text.splitlines()
-                  if line.startswith('router_sqlite_inline_transactions_total{kind="write"}'))
-    assert float(writes.split()[-1]) >= 2
+    monkeypatch.setattr(inline_sqlite, "CHECKPOINT_EVERY", 2)  # before the app starts
+    settings = make_settings(database_url, ROUTER__STORAGE__WRITER_PROCESS=writer_process)
+    async with AsyncTestClient(create_app(settings)) as client:
+        routing: RoutingService = client.app.state.routing
+        if routing.log.inline is None:  # PostgreSQL: no SQLite metric at all
+            await client.post("/v1/route", json={"task": TASK})
+            assert "router_sqlite_" not in (await client.get("/metrics")).text
+            return
+        assert (routing.log.process is not None) == (writer_process == "true")
+        for _ in range(2):
+            response = await client.post("/v1/route", json={"task": TASK})
+            assert response.status_code == 200, response.text
+        # The checkpoint runs in its thread after the second commit; /metrics reports it.
+        for _ in range(200):
+            text = (await client.get("/metrics")).text
+            if 'router_sqlite_checkpoints_total{complete="true"} 1.0' in text:
+                break
+            await asyncio.sleep(0.05)
+
+    def value(prefix: str) -> float:
+        line = next(line for line in text.splitlines() if line.startswith(prefix))
+        return float(line.split()[-1])
+
+    inline_writes = value('router_sqlite_inline_transactions_total{kind="write"}')
+    if writer_process == "true":
+        assert inline_writes == 0
+        assert value("router_sqlite_writer_process_transactions_total") >= 2
+    else:
+        assert inline_writes >= 2
+        assert "router_sqlite_writer_process_transactions_total" not in text
     assert "router_sqlite_busy_fallbacks_total 0.0" in text
     assert 'router_sqlite_checkpoints_total{complete="true"} 1.0' in text
     assert 'router_sqlite_checkpoints_total{complete="false"} 0.0' in text
-    frames = next(line for line in text.splitlines() if line.startswith("router_sqlite_wal_frames"))
-    assert float(frames.split()[-1]) > 0
+    assert value("router_sqlite_wal_frames") > 0

@@ -244,7 +244,7 @@ async def test_closing_cancels_a_checkpoint_waiting_for_the_writers(
     def incomplete(connection: object) -> inline_sqlite.CheckpointResult:
         return inline_sqlite.CheckpointResult(busy=0, wal_frames=10, copied=5)
 
-    monkeypatch.setattr(inline_sqlite, "_checkpoint", incomplete)
+    monkeypatch.setattr(inline_sqlite, "checkpoint_pass", incomplete)
     async with log._write_lock:  # type: ignore[union-attr]
         inline.run(lambda conn: None, write=True)  # schedules the passes
         await asyncio.sleep(0.05)  # the first pass is done; the second waits for the lock
