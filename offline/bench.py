@@ -388,8 +388,6 @@ def _stats(name: str, samples_ms: list[float]) -> LatencyStats:
 async def measure_in_process(config: str | None, tmp: Path, bodies: Sequence[dict[str, object]],
                              n: int) -> tuple[list[LatencyStats], int]:
     """Latency of ``RoutingService.route`` and of the pure decision, in this process."""
-    from litestar.testing import AsyncTestClient
-
     from learners.context import DecisionContext
     from learners.features import extract_features
     from router.app import create_app
@@ -404,8 +402,9 @@ async def measure_in_process(config: str | None, tmp: Path, bodies: Sequence[dic
     route_ms: list[float] = []
     decision_ms: list[float] = []
     vw_ms: list[float] = []
-    async with AsyncTestClient(create_app(settings)) as client:
-        routing: RoutingService = client.app.state.routing
+    app = create_app(settings)
+    async with app.lifespan():  # on this loop: routes call the app's objects directly
+        routing: RoutingService = app.state.routing
         for request in requests[: min(100, n)]:  # warm-up: caches, VW, SQLite pages
             await routing.route(tenant, request)
         for i in range(n):

@@ -162,8 +162,6 @@ def format_report(report: InstructionReport) -> str:
 
 
 async def _child(args: argparse.Namespace) -> None:
-    from litestar.testing import AsyncTestClient
-
     from offline.bench import generate_route_bodies
     from router.app import create_app
     from router.schemas import RouteRequest
@@ -177,8 +175,9 @@ async def _child(args: argparse.Namespace) -> None:
         requests = [msgspec.convert(body, RouteRequest)
                     for body in generate_route_bodies(300, args.seed)]
         tenant = settings.auth.default_tenant
-        async with AsyncTestClient(create_app(settings)) as client:
-            routing: RoutingService = client.app.state.routing
+        app = create_app(settings)
+        async with app.lifespan():  # on this loop: routes call the app's objects directly
+            routing: RoutingService = app.state.routing
             for i in range(args.warmup):
                 await routing.route(tenant, requests[i % len(requests)])
             marker.with_suffix(".ready").touch()

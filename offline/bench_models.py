@@ -68,16 +68,15 @@ class ModelsBenchReport(msgspec.Struct, frozen=True):
 
 async def _route_latencies(settings: Settings, bodies: list[dict[str, object]], n: int,
                            register: bytes | None) -> list[float]:
-    from litestar.testing import AsyncTestClient
-
     from router.app import create_app
     from router.schemas import RouteRequest
     from router.services.routing import RoutingService
 
     requests = [msgspec.convert(body, RouteRequest) for body in bodies]
     samples: list[float] = []
-    async with AsyncTestClient(create_app(settings)) as client:
-        routing: RoutingService = client.app.state.routing
+    app = create_app(settings)
+    async with app.lifespan():  # on this loop: routes call the app's objects directly
+        routing: RoutingService = app.state.routing
         if register is not None:
             assert routing.models.current is not None
             # Time the serving path a running service settles on: compiled when it can be.

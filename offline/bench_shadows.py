@@ -45,16 +45,15 @@ def shadow_environ(count: int) -> dict[str, str]:
 
 async def route_latencies(settings: Settings, bodies: list[dict[str, object]],
                           n: int) -> list[float]:
-    from litestar.testing import AsyncTestClient
-
     from router.app import create_app
     from router.schemas import RouteRequest
     from router.services.routing import RoutingService
 
     requests = [msgspec.convert(body, RouteRequest) for body in bodies]
     samples: list[float] = []
-    async with AsyncTestClient(create_app(settings)) as client:
-        routing: RoutingService = client.app.state.routing
+    app = create_app(settings)
+    async with app.lifespan():  # on this loop: routes call the app's objects directly
+        routing: RoutingService = app.state.routing
         tenant = settings.auth.default_tenant
         for request in requests[:100]:  # warm-up: caches, VW, SQLite pages
             await routing.route(tenant, request)

@@ -1,8 +1,10 @@
 """Hot-path statements on the event loop's own thread, for a file-backed SQLite event log.
 
-The event log's hot-path writes (decision batches, outcomes) and point reads (a feedback's
-decision and outcome) run here first, right on the loop's thread, and go to the writer or reader
-thread (router/storage/sqlite_thread.py) only when this would have to wait.
+The event log's point reads (a feedback's decision and outcome) run here first, right on the
+loop's thread, and so do its hot-path writes (decision batches, outcomes) when the writer
+process (router/storage/writer_process.py, the service's default) is off or has died; each goes
+to the writer or reader thread (router/storage/sqlite_thread.py) only when this would have to
+wait.
 
 Why not always the threads: under ``router bench``'s load a decision batch handed to a thread
 took 4-5 ms from hand-off to result, of which the SQLite work was under 2 ms; the rest was the

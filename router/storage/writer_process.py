@@ -327,12 +327,13 @@ class WriterProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._ready: asyncio.Future[Any] | None = None
         self._closed: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = WriterStats()
         self.running = False
 
     async def start(self) -> None:
         """Start the process and wait until it has opened the database."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair()
         try:
             self._process = await asyncio.create_subprocess_exec(
@@ -365,7 +366,14 @@ class WriterProcess:
         transport = self._transport
         if transport is None or not self.running:
             raise _unavailable("the SQLite writer process is not running")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # Another event loop's thread (Litestar's test client runs the app's lifespan in a
+            # loop of its own): the socket and the futures belong to the loop that started us.
+            assert self._loop is not None
+            return await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(self._call(op, payload), self._loop))
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending.append(future)
         transport.write(frame(self._encoder.encode((op, payload))))
         return await future
