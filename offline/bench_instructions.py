@@ -12,6 +12,15 @@ child builds the service in-process (the config's catalog, a temporary SQLite ev
 ``--warmup`` requests, and then ``--n`` requests in groups of ``--concurrency`` concurrent calls
 (so decision rows are committed in batches, as under HTTP load); collection is switched on with
 ``callgrind_control`` for those ``--n`` only. Startup and warm-up are not counted.
+
+``--target`` says what one counted request is: ``service`` (the default) a call of
+``RoutingService.route``; ``route`` a whole ``POST /v1/route`` through the router's ASGI app
+(Litestar's routing, body decoding, dependencies and response encoding included; no socket and
+no HTTP server: an ASGI call with the body in memory); ``echo`` the same ``POST`` through the
+``router bench`` echo app (offline/echo_app.py). ``route`` and ``echo`` counted in one machine
+give the route's cost in echo requests, the instruction-count analogue of ``router bench``'s
+route/echo throughput ratio without uvicorn's HTTP parsing and the kernel's socket work (which
+each request of both pays alike, so the ratio with a server is closer to 1).
 """
 
 from __future__ import annotations
@@ -26,7 +35,9 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -36,13 +47,21 @@ _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 _FUNCTION_LINE = re.compile(r"^\s*([\d,]+)\s+\([^)]*\)\s+.*\[(?P<object>[^\]]+)\]\s*$")
 
 
+TARGETS = ("service", "route", "echo")
+
+
+_UNITS = {"service": "RoutingService.route calls", "route": "POST /v1/route (ASGI)",
+          "echo": "POST /echo (ASGI)"}
+
+
 class InstructionReport(msgspec.Struct, frozen=True):
     command: str
     n: int
     concurrency: int
     instructions: int
-    per_route: float
+    per_route: float  # per counted request (of the target)
     by_object: dict[str, float]  # share of the counted instructions, per shared object
+    target: str = "service"
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +72,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="routes before counting starts (default 100)")
     parser.add_argument("--config", help="TOML config (default: configs/default.toml)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated task bodies")
+    parser.add_argument("--target", choices=TARGETS, default="service",
+                        help="what one counted request is: RoutingService.route (service), "
+                             "POST /v1/route through the ASGI app (route) or POST /echo "
+                             "through the echo app (echo); default service")
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
     parser.add_argument("--child", metavar="MARKER", help=argparse.SUPPRESS)
 
@@ -83,6 +106,8 @@ def shares_by_object(annotate_output: str) -> dict[str, float]:
 def _command_line(args: argparse.Namespace) -> str:
     parts = ["router bench-instructions", f"--n {args.n}", f"--concurrency {args.concurrency}",
              f"--warmup {args.warmup}"]
+    if args.target != "service":
+        parts.append(f"--target {args.target}")
     if args.config:
         parts.append(f"--config {args.config}")
     if args.seed:
@@ -116,7 +141,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> InstructionReport:
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                f"--callgrind-out-file={out}", sys.executable, "-m", "offline.bench_instructions",
                "--child", str(marker), "--n", str(args.n), "--concurrency",
-               str(args.concurrency), "--warmup", str(args.warmup), "--seed", str(args.seed)]
+               str(args.concurrency), "--warmup", str(args.warmup), "--seed", str(args.seed),
+               "--target", args.target]
     if args.config:
         command += ["--config", args.config]
     print(f"bench-instructions: starting the service under callgrind ({args.warmup} warm-up "
@@ -145,7 +171,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> InstructionReport:
     instructions = parse_collected(log_path.read_text(errors="replace"))
     annotate = subprocess.run(["callgrind_annotate", "--threshold=100", str(out)],
                               capture_output=True, text=True, check=False, timeout=300)
-    return InstructionReport(command=_command_line(args), n=args.n,
+    return InstructionReport(command=_command_line(args), n=args.n, target=args.target,
                              concurrency=args.concurrency, instructions=instructions,
                              per_route=instructions / args.n,
                              by_object=shares_by_object(annotate.stdout))
@@ -153,41 +179,93 @@ def measure(args: argparse.Namespace, tmp: Path) -> InstructionReport:
 
 def format_report(report: InstructionReport) -> str:
     lines = [f"command: {report.command}",
-             f"{report.n} routes in groups of {report.concurrency}: {report.instructions:,} "
-             f"instructions, {report.per_route:,.0f} per route (user space; callgrind)",
+             f"{report.n} {_UNITS[report.target]} in groups of {report.concurrency}: "
+             f"{report.instructions:,} instructions, {report.per_route:,.0f} per request "
+             f"(user space; callgrind)",
              "", "share by shared object:"]
     for name, share in list(report.by_object.items())[:10]:
         lines.append(f"  {share:6.1%}  {name}")
     return "\n".join(lines)
 
 
+Call = Callable[[int], Awaitable[object]]
+
+
+async def _count(args: argparse.Namespace, marker: Path, call: Call) -> None:
+    """``--warmup`` calls, then (between the markers the parent switches counting at) ``--n``
+    calls in groups of ``--concurrency``."""
+    for i in range(args.warmup):
+        await call(i)
+    marker.with_suffix(".ready").touch()
+    _wait_for(marker.with_suffix(".go"), "the start of counting")
+    for start in range(0, args.n, args.concurrency):
+        await asyncio.gather(*(call(i) for i in range(start, min(start + args.concurrency,
+                                                                   args.n))))
+    marker.with_suffix(".done").touch()
+    _wait_for(marker.with_suffix(".stop"), "the end of counting")
+
+
+def asgi_post(app: Any, path: str) -> Callable[[bytes], Awaitable[int]]:
+    """A ``POST`` of a JSON body to ``path`` of the ASGI ``app``, in memory; returns the
+    status (the body is read and dropped)."""
+    async def post(body: bytes) -> int:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+            "root_path": "", "query_string": b"",
+            "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode())],
+            "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80), "state": {},
+        }
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        status = 0
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop() if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+
+        await app(scope, receive, send)
+        if status != 200:
+            raise RuntimeError(f"POST {path} answered {status}")
+        return status
+    return post
+
+
 async def _child(args: argparse.Namespace) -> None:
     from offline.bench import generate_route_bodies
+    from offline.echo_app import create_echo_app
     from router.app import create_app
     from router.schemas import RouteRequest
     from router.services.routing import RoutingService
     from router.settings import load_settings
 
     marker = Path(args.child)
+    bodies = generate_route_bodies(300, args.seed)
+    encoded = [msgspec.json.encode(body) for body in bodies]
+    if args.target == "echo":
+        echo = create_echo_app()
+        post = asgi_post(echo, "/echo")
+        async with echo.lifespan():
+            await _count(args, marker, lambda i: post(encoded[i % len(encoded)]))
+        return
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
         settings = load_settings(args.config,
                                  {"ROUTER__STORAGE__URL": f"sqlite+aiosqlite:///{tmp}/log.db"})
-        requests = [msgspec.convert(body, RouteRequest)
-                    for body in generate_route_bodies(300, args.seed)]
+        requests = [msgspec.convert(body, RouteRequest) for body in bodies]
         tenant = settings.auth.default_tenant
         app = create_app(settings)
         async with app.lifespan():  # on this loop: routes call the app's objects directly
             routing: RoutingService = app.state.routing
-            for i in range(args.warmup):
-                await routing.route(tenant, requests[i % len(requests)])
-            marker.with_suffix(".ready").touch()
-            _wait_for(marker.with_suffix(".go"), "the start of counting")
-            for start in range(0, args.n, args.concurrency):
-                group = range(start, min(start + args.concurrency, args.n))
-                await asyncio.gather(*(routing.route(tenant, requests[i % len(requests)])
-                                       for i in group))
-            marker.with_suffix(".done").touch()
-            _wait_for(marker.with_suffix(".stop"), "the end of counting")
+            if args.target == "route":
+                post = asgi_post(app, "/v1/route")
+                await _count(args, marker, lambda i: post(encoded[i % len(encoded)]))
+            else:
+                await _count(args, marker,
+                             lambda i: routing.route(tenant, requests[i % len(requests)]))
 
 
 def run(args: argparse.Namespace) -> int:

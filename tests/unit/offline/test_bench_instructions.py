@@ -75,6 +75,35 @@ def test_counts_the_instructions_of_real_routes(tmp_path: Path,
     assert "instructions" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_counts_whole_echo_requests_through_the_asgi_app(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report.json"
+    code = main(["bench-instructions", "--target", "echo", "--n", "16", "--warmup", "8",
+                 "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    report = msgspec.json.decode(out.read_bytes(), type=bench_instructions.InstructionReport)
+    assert report.target == "echo"
+    # Litestar decoding and encoding a RouteRequest: about 330,000 instructions a request.
+    assert 50_000 < report.per_route < 1_000_000
+    assert "POST /echo (ASGI)" in capsys.readouterr().out
+
+
+async def test_an_asgi_post_runs_the_whole_app_and_fails_on_an_error_status() -> None:
+    from offline.bench import generate_route_bodies
+    from offline.echo_app import create_echo_app
+
+    app = create_echo_app()
+    post = bench_instructions.asgi_post(app, "/echo")
+    async with app.lifespan():
+        body = msgspec.json.encode(generate_route_bodies(1, 0)[0])
+        assert await post(body) == 200
+        with pytest.raises(RuntimeError, match="answered 400"):
+            await post(b'{"task": {"type": 7}}')  # a validation error, as over HTTP
+
+
 def test_the_printed_command_reproduces_the_options() -> None:
     parser = argparse.ArgumentParser()
     bench_instructions.configure_parser(parser)
@@ -82,3 +111,6 @@ def test_the_printed_command_reproduces_the_options() -> None:
     assert bench_instructions._command_line(args) == (
         "router bench-instructions --n 50 --concurrency 8 --warmup 100 "
         "--config configs/catalog-200.toml")
+    args = parser.parse_args(["--target", "route"])
+    assert bench_instructions._command_line(args) == (
+        "router bench-instructions --n 400 --concurrency 8 --warmup 100 --target route")
