@@ -114,7 +114,9 @@ def outcome_values(decision_id: str) -> dict[str, Any]:
     }
 
 
-async def test_outcomes_commit_and_read_on_the_loop_thread_in_sequence(log: EventLog) -> None:
+async def check_outcomes_in_sequence(log: EventLog) -> None:
+    """Two decisions, their outcomes numbered 1 and 2, a second outcome refused, one read back
+    (three write transactions and one point read); shared with the writer process's tests."""
     await log.insert_decisions([decision_row("a"), decision_row("b")])
     assert await log.insert_outcome(outcome_values("a")) == 1
     assert await log.insert_outcome(outcome_values("b")) == 2
@@ -123,19 +125,27 @@ async def test_outcomes_commit_and_read_on_the_loop_thread_in_sequence(log: Even
     stored = await log.get_outcome("b")
     assert stored is not None
     assert (stored.seq, stored.reward, stored.tokens) == (2, 0.8, 100)
-    assert log.inline is not None
-    assert (log.inline.writes, log.inline.reads, log.inline.busy) == (3, 1, 0)
     assert [event.seq for event in await log.learn_events_after(0)] == [1, 2]
 
 
-async def test_a_duplicate_rolls_back_the_whole_inline_batch(log: EventLog) -> None:
+async def check_a_duplicate_rolls_back_its_batch(log: EventLog) -> None:
+    """A batch holding a taken id keeps nothing, and the next batch commits (shared too)."""
     await log.insert_decisions([decision_row("a")])
     with pytest.raises(DuplicateKeyError):
         await log.insert_decisions([decision_row("b"), decision_row("a")])
     assert await stored_ids(log) == ["a"]
-    # The connection is usable afterwards.
     await log.insert_decisions([decision_row("c")])
     assert await stored_ids(log) == ["a", "c"]
+
+
+async def test_outcomes_commit_and_read_on_the_loop_thread_in_sequence(log: EventLog) -> None:
+    await check_outcomes_in_sequence(log)
+    assert log.inline is not None
+    assert (log.inline.writes, log.inline.reads, log.inline.busy) == (3, 1, 0)
+
+
+async def test_a_duplicate_rolls_back_the_whole_inline_batch(log: EventLog) -> None:
+    await check_a_duplicate_rolls_back_its_batch(log)
 
 
 async def test_another_process_writing_sends_the_batch_to_the_writer_thread(
