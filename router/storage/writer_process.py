@@ -4,11 +4,12 @@ Why a process: the event loop is the service's one CPU-bound thread, and committ
 batches on it (router/storage/inline_sqlite.py) cost it about 0.07 ms per route of 0.35 ms:
 encoding the JSON columns (about 170 floats per decision, formatted as text), SQLite's insert,
 the WAL writes. A thread cannot take that work: batches handed to a writer thread waited 4-5 ms
-for the GIL, with the loop idle meanwhile (README "Benchmark"). A process has its own GIL. The loop now sends each decision batch or outcome as one msgpack frame (floats
-as 8 raw bytes, no text formatting) over a socket pair and awaits the answer; the process encodes
-the columns with the same SQLAlchemy bind processors, commits, and answers. Durability is
-unchanged: a route or feedback call returns only after its row is committed (DESIGN.md: persist,
-then respond), and a committed row survives a crash of either process.
+for the GIL, with the loop idle meanwhile (README "Benchmark"). A process has its own GIL. The
+loop now sends each decision batch or outcome as one msgpack frame (floats as 8 raw bytes, no
+text formatting) over a socket pair and awaits the answer; the process encodes the columns with
+the same SQLAlchemy bind processors, commits, and answers. Durability is unchanged: a route or
+feedback call returns only after its row is committed (DESIGN.md: persist, then respond), and a
+committed row survives a crash of either process.
 
 The process also runs the WAL checkpoints (the loop's process no longer writes the hot-path
 rows): passes in a thread of its own beside the writes, then one last pass holding the writes
