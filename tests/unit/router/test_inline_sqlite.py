@@ -70,6 +70,13 @@ async def log(tmp_path: Path) -> AsyncIterator[EventLog]:
         await engine.dispose()
 
 
+def wal_restarts(wal_path: Path) -> int:
+    """How many times SQLite has started the WAL over: the checkpoint sequence number of its
+    header (bytes 12-15, big-endian), which each restart increments."""
+    with wal_path.open("rb") as wal:
+        return int.from_bytes(wal.read(32)[12:16], "big")
+
+
 async def stored_ids(log: EventLog) -> list[str]:
     async with log.engine.connect() as conn:
         return list((await conn.execute(select(Decision.id).order_by(Decision.id))).scalars())
@@ -212,7 +219,7 @@ async def test_under_a_steady_stream_of_commits_checkpoints_copy_the_whole_wal(
     namespaces = {f"ns{k}": {f"feature{j}": j / 7 for j in range(40)} for k in range(8)}
     wal_path = tmp_path / "log.db-wal"
     marks = [4, 16]  # checkpoints after which the WAL's size is noted
-    sizes: list[tuple[int, int]] = []
+    sizes: list[tuple[int, int, int]] = []
     done = asyncio.Event()
     batches = 0
 
@@ -228,7 +235,7 @@ async def test_under_a_steady_stream_of_commits_checkpoints_copy_the_whole_wal(
             assert log.inline is not None
             if marks and log.inline.checkpoints >= marks[0]:
                 marks.pop(0)
-                sizes.append((batches, wal_path.stat().st_size))
+                sizes.append((batches, wal_path.stat().st_size, wal_restarts(wal_path)))
                 if not marks:
                     done.set()
             await asyncio.sleep(0)
@@ -238,10 +245,12 @@ async def test_under_a_steady_stream_of_commits_checkpoints_copy_the_whole_wal(
     await asyncio.gather(*tasks)
     await log.inline.wait_checkpoint()
     assert log.inline.complete_checkpoints == log.inline.checkpoints >= 16
-    # Over twice as many batches, yet the WAL file did not grow: it started over each time.
-    (batches_then, wal_then), (batches_now, wal_now) = sizes
+    (batches_then, _, restarts_then), (batches_now, _, restarts_now) = sizes
     assert batches_now > 2 * batches_then
-    assert wal_now < 1.5 * wal_then, sizes
+    # The WAL started over at most of the 12 checkpoints between the two marks (with passive
+    # checkpoints alone it never does, and grows with every commit). Its file size is not the
+    # measure: one slow fsync lets more commits into a cycle, and the file keeps that extent.
+    assert restarts_now - restarts_then >= 6, sizes
 
 
 async def test_closing_cancels_a_checkpoint_waiting_for_the_writers(

@@ -24,6 +24,7 @@ from tests.unit.router.test_inline_sqlite import (
     decision_row,
     outcome_values,
     stored_ids,
+    wal_restarts,
 )
 
 
@@ -110,7 +111,7 @@ async def test_under_a_steady_stream_of_commits_the_process_keeps_the_wal_bounde
     namespaces = {f"ns{k}": {f"feature{j}": j / 7 for j in range(40)} for k in range(8)}
     wal_path = tmp_path / "log.db-wal"
     process = _process(log)
-    sizes: list[tuple[int, int]] = []
+    sizes: list[tuple[int, int, int]] = []
     batches = 0
     marks = [4, 16]
 
@@ -125,13 +126,16 @@ async def test_under_a_steady_stream_of_commits_the_process_keeps_the_wal_bounde
             i += 1
             if marks and process.stats.checkpoints >= marks[0]:
                 marks.pop(0)
-                sizes.append((batches, wal_path.stat().st_size))
+                sizes.append((batches, wal_path.stat().st_size, wal_restarts(wal_path)))
 
     await asyncio.gather(*(writer(f"w{n}") for n in range(3)))
     assert process.stats.complete_checkpoints == process.stats.checkpoints >= 16
-    (batches_then, wal_then), (batches_now, wal_now) = sizes
+    (batches_then, _, restarts_then), (batches_now, _, restarts_now) = sizes
     assert batches_now > 2 * batches_then
-    assert wal_now < 1.5 * wal_then, sizes
+    # The WAL started over at most of the 12 checkpoints between the two marks (with passive
+    # checkpoints alone it never does, and grows with every commit). Its file size is not the
+    # measure: one slow fsync lets more commits into a cycle, and the file keeps that extent.
+    assert restarts_now - restarts_then >= 6, sizes
 
 
 async def test_when_the_process_dies_writes_fail_once_then_commit_on_the_loop(
