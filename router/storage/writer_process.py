@@ -329,7 +329,6 @@ class WriterProcess:
         self._closed: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.stats = WriterStats()
-        self.running = False
 
     async def start(self) -> None:
         """Start the process and wait until it has opened the database."""
@@ -348,7 +347,6 @@ class WriterProcess:
         self._pending.append(self._ready)
         transport, _ = await loop.create_connection(lambda: _Protocol(self), sock=ours)
         self._transport = transport
-        self.running = True
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT_S)
         except BaseException:
@@ -364,7 +362,7 @@ class WriterProcess:
 
     async def _call(self, op: str, payload: Any) -> Any:
         transport = self._transport
-        if transport is None or not self.running:
+        if transport is None:
             raise _unavailable("the SQLite writer process is not running")
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
@@ -398,7 +396,6 @@ class WriterProcess:
 
     def lost(self, exc: Exception | None) -> None:
         was_running = self.running
-        self.running = False
         self._transport = None
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
@@ -412,7 +409,6 @@ class WriterProcess:
 
     async def close(self) -> None:
         """Close the socket and wait for the process to commit what it holds and exit."""
-        self.running = False
         if self._transport is not None:
             self._closed = asyncio.get_running_loop().create_future()
             self._transport.close()
@@ -427,6 +423,12 @@ class WriterProcess:
                 logger.error("the SQLite writer process did not stop; killing it")
                 process.kill()
                 await process.wait()
+
+    @property
+    def running(self) -> bool:
+        """Whether calls can be sent: the socket is open (not closed, and the process has not
+        closed its end)."""
+        return self._transport is not None
 
     @property
     def pid(self) -> int | None:
