@@ -54,3 +54,37 @@ async def test_storage_errors_reach_every_caller() -> None:
     writer = DecisionWriter(Broken())  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="disk full"):
         await writer.insert({"id": "x"})
+
+
+async def test_two_batches_are_written_at_once_and_no_more() -> None:
+    class Gated(FakeLog):
+        """Holds every commit until released; records how many run at once."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = asyncio.Event()
+            self.running = 0
+            self.most = 0
+
+        async def insert_decisions(self, rows: list[dict[str, Any]]) -> None:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            await self.release.wait()
+            self.running -= 1
+            await super().insert_decisions(rows)
+
+    log = Gated()
+    writer = DecisionWriter(log)  # type: ignore[arg-type]
+    first = asyncio.create_task(writer.insert({"id": "d0"}))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # d0's batch is being written
+    second = [asyncio.create_task(writer.insert({"id": f"d{i}"})) for i in range(1, 6)]
+    await asyncio.sleep(0.01)
+    assert log.running == 2  # d0's batch, and d1-d5's beside it
+    third = [asyncio.create_task(writer.insert({"id": f"d{i}"})) for i in range(6, 9)]
+    await asyncio.sleep(0.01)
+    assert log.running == 2  # d6-d8 wait for one of the two
+    log.release.set()
+    await asyncio.gather(first, *second, *third)
+    assert log.most == 2
+    assert sorted(log.batches) == [["d0"], ["d1", "d2", "d3", "d4", "d5"], ["d6", "d7", "d8"]]
