@@ -176,6 +176,8 @@ class ContextFeatures(msgspec.Struct, frozen=True):
 def sanitize(token: str) -> str:
     """A feature-name-safe version of ``token``: word characters and ``.=+#/@-`` only (no
     whitespace, ``:``, ``|`` or control characters, which VW's text parser treats specially)."""
+    if token.isascii() and token.isalnum():  # the usual name: nothing to strip or replace
+        return token.lower()[:96]
     return _UNSAFE.sub("_", token.strip().lower())[:96] or "_"
 
 
@@ -192,21 +194,22 @@ def description_tokens(text: str, *, after: Sequence[str] = ()) -> list[str]:
     seen: dict[str, None] = dict.fromkeys(after)
     if len(seen) >= MAX_DESCRIPTION_TOKENS:
         return list(seen)
-    # Each distinct match once, in order of first use: a stripped token's first use is its
-    # earliest match, so the result is the same as going through every match.
-    for token in dict.fromkeys(_TOKEN.findall(text.lower())):
-        token = token.rstrip(".-")
-        if len(token) > 1 and token not in _STOPWORDS and token not in seen:
-            seen[token] = None
-            if len(seen) >= MAX_DESCRIPTION_TOKENS:
-                break
-    return list(seen)
+    # The stripped matches in order of first use, then filtered: the same as stripping and
+    # filtering each match in turn (a stripped token's first use is its earliest match), in
+    # three C-level passes instead of a Python loop over the matches.
+    stripped = dict.fromkeys([token.rstrip(".-") for token in _TOKEN.findall(text.lower())])
+    new = [t for t in stripped if len(t) > 1 and t not in _STOPWORDS and t not in seen]
+    return [*seen, *new][:MAX_DESCRIPTION_TOKENS]
 
 
 def count_requirements(task: Task) -> int:
     """Explicit requirements: listed ones, bullet or numbered lines, and must/should clauses."""
     text = task.description
-    return len(task.requirements) + len(_REQUIREMENT_LINE.findall(text)) + count_modal(text)
+    if "\n" in text:
+        lines = len(_REQUIREMENT_LINE.findall(text))
+    else:  # one line: only its start can match
+        lines = 0 if _REQUIREMENT_LINE.match(text) is None else 1
+    return len(task.requirements) + lines + count_modal(text)
 
 
 def count_modal(text: str) -> int:

@@ -135,6 +135,19 @@ class HistoryStats:
         self._agents = _Keyed()
         self._projects = _Keyed()
         self._first_seen: dict[str, datetime] = {}
+        # The per-model and per-template summaries of the last catalog asked for, until the
+        # next outcome: every decision reads all of them, and only an outcome changes them.
+        self._catalog_summaries: tuple[
+            tuple[str, ...], tuple[str, ...], dict[str, RateSummary], dict[str, RateSummary]
+        ] | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without the summaries cache (checkpoints hold learned state only)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_catalog_summaries"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._catalog_summaries = None
 
     def observe_decision(self, tenant_id: str, project_id: str | None, at: datetime) -> None:
         """Record that ``project_id`` had a decision at ``at`` (keeps the earliest)."""
@@ -148,6 +161,7 @@ class HistoryStats:
     def learn_one(self, facts: OutcomeFacts) -> None:
         """Fold in one outcome (in log order)."""
         ok, quality = facts.approved, facts.quality
+        self._catalog_summaries = None
         self._similar.add(_similar_key(facts.task_type, facts.language), ok, quality)
         self._models.add(facts.model, ok, quality)
         self._templates.add(facts.template, ok, quality)
@@ -169,7 +183,17 @@ class HistoryStats:
         templates: tuple[str, ...],
         at: datetime,
     ) -> HistoryFeatures:
-        """History as known now, for a decision at ``at`` (read-only, O(models + templates))."""
+        """History as known now, for a decision at ``at`` (read-only, O(models + templates)
+        after an outcome, O(1) otherwise). Decisions between two outcomes share the ``models``
+        and ``templates`` dicts: treat them as read-only."""
+        cached = self._catalog_summaries
+        if cached is None or cached[0] is not models or cached[1] is not templates:
+            cached = self._catalog_summaries = (
+                models,
+                templates,
+                {name: self._models.get(name) for name in models},
+                {name: self._templates.get(name) for name in templates},
+            )
         age: float | None = None
         if project_id:
             seen = self._first_seen.get(_tenant_key(tenant_id, project_id))
@@ -178,7 +202,7 @@ class HistoryStats:
             similar=self._similar.get(_similar_key(task_type, language)),
             project=self._projects.get(_tenant_key(tenant_id, project_id)) if project_id else EMPTY,
             agent=self._agents.get(_tenant_key(tenant_id, agent)) if agent else EMPTY,
-            models={name: self._models.get(name) for name in models},
-            templates={name: self._templates.get(name) for name in templates},
+            models=cached[2],
+            templates=cached[3],
             project_age_days=None if age is None else round(age, 4),
         )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import _random
 import bisect
 import hashlib
 import itertools
-import random
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,7 +29,9 @@ def normalize(probabilities: Sequence[float]) -> list[float]:
 
 def draw_index(probabilities: Sequence[float], seed: int) -> int:
     """Index drawn from ``probabilities`` (already normalised) with ``random.Random(seed)``."""
-    u = random.Random(seed).random()
+    # random.Random seeds an int through its C base class: the same generator and draw,
+    # without the Python-level __init__ and seed() in between.
+    u = _random.Random(seed).random()
     # The first index whose running sum exceeds u: running sums are left unchanged by zero
     # entries, so the index found always has a positive probability.
     cumulative = list(itertools.accumulate(probabilities))

@@ -170,6 +170,7 @@ class RoutingService:
                 probabilities[position],
                 batch.conservative_reason,
             )
+        policy_version = self.policy.version
         response = RouteResponse(
             decision_id=decision_id,
             model=action.model.name,
@@ -177,7 +178,7 @@ class RoutingService:
             template=action.template.name,
             propensity=probabilities[position],
             explored=explored,
-            policy=PolicyInfo(name=POLICY_NAME, version=self.policy.version),
+            policy=PolicyInfo(name=POLICY_NAME, version=policy_version),
             predictions=predictions,
             risk=risk,
             alternatives=self._alternatives(allowed, probabilities, position),
@@ -187,7 +188,7 @@ class RoutingService:
             "tenant_id": tenant_id,
             "request_id": request.request_id,
             "request_hash": request_hash,
-            "created_at": datetime.now(UTC),
+            "created_at": decided_at,
             "catalog_fingerprint": self.catalog.fingerprint,
             "objective": objective,
             # JSON columns take what msgspec encodes: the request's JSON as it was hashed and
@@ -211,10 +212,10 @@ class RoutingService:
             "propensity": probabilities[position],
             "explored": explored,
             "policy_name": POLICY_NAME,
-            "policy_version": self.policy.version,
+            "policy_version": policy_version,
             "model_versions": {
                 "batch": None if loaded is None else loaded.version,
-                "online": self.policy.version,
+                "online": policy_version,
                 "strategy": None if batch is None else batch.conservative_reason,
                 "template_ranking": None if batch is None else batch.template_ranking,
             },

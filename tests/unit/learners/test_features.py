@@ -7,8 +7,10 @@ from hypothesis import strategies as st
 from learners.context import CallerContext, DecisionContext, Rag, Task
 from learners.features import (
     _MODAL,
+    _REQUIREMENT_LINE,
     _STOPWORDS,
     _TOKEN,
+    _UNSAFE,
     MAX_DESCRIPTION_TOKENS,
     count_modal,
     count_requirements,
@@ -161,3 +163,21 @@ def test_count_modal_counts_clauses_in_any_case() -> None:
     assert count_modal("It MUST parse; it should log and Has to retry. Tests required.") == 4
     assert count_modal("mustard and shallow needles") == 0
     assert count_modal("MU\u017fT cache") == 1  # non-ASCII: Unicode case folding, as before
+
+
+_LINE_PIECES = st.sampled_from(["- a", "* b", "\u2022 c", "1. d", "12) e", "  - f", "-g", "1.x",
+                                "\n", "\r", "\x0b", "\x0c", "\u2028", "\x85", " ", "must"])
+
+
+@given(st.lists(st.one_of(_LINE_PIECES, st.text(max_size=6)), max_size=20))
+def test_requirement_lines_equal_the_multiline_search(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    task = Task(type="x", language="go", description=text, requirements=["r"])
+    assert count_requirements(task) == 1 + len(_REQUIREMENT_LINE.findall(text)) + count_modal(
+        text)
+
+
+@given(st.one_of(st.text(max_size=120), st.sampled_from(["p15", "Planning", "u6", "ABC_1",
+                                                         "x" * 130, "\u00e91", "\u0661"])))
+def test_sanitize_equals_the_regular_expression(token: str) -> None:
+    assert sanitize(token) == (_UNSAFE.sub("_", token.strip().lower())[:96] or "_")

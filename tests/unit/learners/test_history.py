@@ -192,3 +192,22 @@ def test_pickling_round_trip_keeps_features_and_keeps_learning() -> None:
     stats.learn_one(facts(approved=False, quality=1.0, model="m1"))
     copy.learn_one(facts(approved=False, quality=1.0, model="m1"))
     assert read(copy, models=models) == read(stats, models=models)
+
+
+def test_model_and_template_rates_read_between_outcomes_follow_every_outcome() -> None:
+    stats = HistoryStats()
+    models, templates = ("m0", "m1"), ("plain", "steps")
+    assert read(stats, models=models, templates=templates).models["m1"].n == 0
+    assert read(stats, models=models, templates=templates).models["m1"].n == 0  # cached
+    stats.learn_one(facts(model="m1", template="steps", approved=False))
+    after = read(stats, models=models, templates=templates)
+    assert after.models["m1"].n == 1
+    assert after.models["m1"].success == 0.0
+    assert after.templates["steps"].n == 1
+    assert after.models["m0"].n == 0
+    other = read(stats, models=("m1",), templates=("plain",))  # another catalog's names
+    assert list(other.models) == ["m1"]
+    assert list(other.templates) == ["plain"]
+    copy = pickle.loads(pickle.dumps(stats))
+    assert "_catalog_summaries" not in copy.__getstate__()
+    assert read(copy, models=models, templates=templates) == after
