@@ -312,9 +312,12 @@ def extract_features(
     context's :func:`context_record`, saves recounting requirements and technical terms;
     ``tokens``, its description's tokens, saves tokenising the description again."""
     task = context.task
-    complexity = estimate_complexity(task) if record is None else record.complexity
-    requirements = count_requirements(task) if record is None else record.requirements
-    words = len(task.description.split())
+    if record is None:
+        complexity, requirements = estimate_complexity(task), count_requirements(task)
+        words = len(task.description.split())
+    else:
+        complexity, requirements = record.complexity, record.requirements
+        words = record.description_words
     task_ns: dict[str, float] = {
         f"type={sanitize(task.type)}": 1.0,
         f"lang={sanitize(task.language)}": 1.0,

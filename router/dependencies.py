@@ -23,8 +23,11 @@ class Caller(msgspec.Struct, frozen=True):
     routing: RoutingService
 
 
-def provide_caller(request: Request[object, object, State], state: State) -> Caller:
-    """The tenant of ``request`` (raises AuthenticationError for a missing or unknown key)."""
+def provide_caller(request: Request[object, object, State]) -> Caller:
+    """The tenant of ``request`` (raises AuthenticationError for a missing or unknown key).
+    The app's state is read from the request: a second parameter (``state``) is one more
+    keyword argument for Litestar to resolve on every route call."""
+    state = request.app.state
     authenticator: Authenticator = state.authenticator
     routing: RoutingService = state.routing
     return Caller(tenant=authenticator.tenant_for(request.headers), routing=routing)
