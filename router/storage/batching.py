@@ -25,24 +25,32 @@ class DecisionWriter:
     def __init__(self, log: EventLog) -> None:
         self.log = log
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-        self._drains: set[asyncio.Task[None]] = set()
+        self._writing = 0  # drain tasks started and not yet past their last batch
+        self._tasks: set[asyncio.Task[None]] = set()  # referenced until done
 
     async def insert(self, values: dict[str, Any]) -> None:
         """Insert one decision row; returns once it is committed (raises what the insert
         raised, e.g. DuplicateKeyError for a decision id that already exists)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((values, future))
-        if len(self._drains) < MAX_IN_FLIGHT:
+        if self._writing < MAX_IN_FLIGHT:
+            # Counted here and uncounted by the drain itself when it finds nothing left, with no
+            # await in between: a task's done callbacks run a turn later, after callers woken
+            # by its last batch, whose next insert must not count a finished drain.
+            self._writing += 1
             drain = asyncio.create_task(self._write_all(), name="decision-writer")
-            self._drains.add(drain)
-            drain.add_done_callback(self._drains.discard)
+            self._tasks.add(drain)
+            drain.add_done_callback(self._tasks.discard)
         await future
 
     async def _write_all(self) -> None:
-        while self._pending:
-            batch = self._pending[:MAX_BATCH]
-            del self._pending[:MAX_BATCH]
-            await self._write(batch)
+        try:
+            while self._pending:
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                await self._write(batch)
+        finally:
+            self._writing -= 1
 
     async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
         try:

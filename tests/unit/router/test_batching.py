@@ -88,3 +88,34 @@ async def test_two_batches_are_written_at_once_and_no_more() -> None:
     await asyncio.gather(first, *second, *third)
     assert log.most == 2
     assert sorted(log.batches) == [["d0"], ["d1", "d2", "d3", "d4", "d5"], ["d6", "d7", "d8"]]
+
+
+async def test_an_insert_right_after_both_writers_finish_is_written() -> None:
+    class Released(FakeLog):
+        """Commits as soon as released, both batches in the same turn of the loop."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = asyncio.Event()
+
+        async def insert_decisions(self, rows: list[dict[str, Any]]) -> None:
+            await self.release.wait()
+            self.batches.append([row["id"] for row in rows])
+            self.ids |= {row["id"] for row in rows}
+
+    log = Released()
+    writer = DecisionWriter(log)  # type: ignore[arg-type]
+
+    async def a_then_c() -> None:
+        await writer.insert({"id": "a"})
+        # Both writers have just finished (awaited in this task, as a route call does, so it
+        # runs before the loop hears that they finished): this insert must start another.
+        await writer.insert({"id": "c"})
+
+    first = asyncio.create_task(a_then_c())
+    await asyncio.sleep(0)
+    second = asyncio.create_task(writer.insert({"id": "b"}))
+    await asyncio.sleep(0.01)  # a's and b's batches are both being written
+    log.release.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 1.0)
+    assert log.ids == {"a", "b", "c"}
