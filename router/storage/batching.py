@@ -6,8 +6,8 @@ driver's thread hand-off and SQLAlchemy's statement setup is paid once per batch
 
 Two batches may be in flight at once: while the writer commits one, the next is already on its
 way, so the writer never waits for the event loop to notice an answer before it gets more work.
-With one in flight, the loop sat idle 6-8% of the time under load waiting for the SQLite writer
-process's round trip, against 4-5% with two (README "Benchmark").
+With one in flight, the loop sat idle 5-8% of the time under load waiting for the SQLite writer
+process's round trip, against about 4.5% with two in paired runs (README "Benchmark").
 """
 
 from __future__ import annotations
