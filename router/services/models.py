@@ -5,19 +5,14 @@ current version in a worker thread, so a promotion or rollback reaches running s
 a restart. Until a version is promoted, :attr:`ModelService.current` is ``None`` and route
 predictions come from the online learners and catalog priors.
 
-A loaded version serves at once with the boosters' own predictors while a worker thread prepares
-its native forests (:mod:`learners.batch.compiled`); the verified forests take over when ready,
-and a missing compiler only costs speed (logged once per version).
+A loaded version is served by the boosters' own predictors (:mod:`learners.batch.models`);
+nothing is compiled or loaded from the file system.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 import msgspec
 
@@ -25,12 +20,6 @@ from learners.batch.models import BatchModels, load_models
 from router.storage.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
-
-
-@functools.cache
-def _compiler() -> ThreadPoolExecutor:
-    """One background thread per process compiles versions, one at a time."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-compile")
 
 
 class LoadedModels(msgspec.Struct, frozen=True):
@@ -44,33 +33,10 @@ class ModelService:
         registry: ModelRegistry,
         *,
         poll_interval_s: float,
-        compile_models: bool = True,
-        compile_dir: str = "",
     ) -> None:
         self.registry = registry
         self.poll_interval_s = poll_interval_s
-        self.compile_models = compile_models
-        self.compile_dir = (
-            Path(compile_dir) if compile_dir
-            else Path(tempfile.gettempdir()) / "adaptive-router-compiled"
-        )
         self.current: LoadedModels | None = None
-        self._compiling: Future[None] | None = None
-
-    async def wait_compiled(self) -> bool:
-        """Wait for the current version's compilation; True when it serves compiled."""
-        if self._compiling is not None:
-            await asyncio.wrap_future(self._compiling)
-        loaded = self.current
-        return loaded is not None and loaded.models.compiled is not None
-
-    def _compile(self, loaded: LoadedModels) -> None:
-        problems = loaded.models.prepare_serving(self.compile_dir)
-        for problem in problems:
-            logger.warning("batch model version %s: %s; serving that part with the boosters' "
-                           "own predictors", loaded.version, problem)
-        if not problems:
-            logger.info("batch model version %s now serves compiled predictors", loaded.version)
 
     async def refresh(self) -> bool:
         """Load the registry's current version if it changed; True when something changed."""
@@ -86,8 +52,6 @@ class ModelService:
         models = await asyncio.to_thread(load_models, data)
         self.current = LoadedModels(version=version, models=models)
         logger.info("serving batch model version %s", version)
-        if self.compile_models:
-            self._compiling = _compiler().submit(self._compile, self.current)
         return True
 
     async def refresh_forever(self) -> None:
