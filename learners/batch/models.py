@@ -5,7 +5,8 @@ Success, complexity, time and quality are XGBoost boosters (categorical columns 
 is one multi-quantile booster (10%, 50%, 90% of log seconds), so an interval costs one call. The
 success probability is calibrated by isotonic regression on the latest part of the training
 window. Templates are ranked by a LightGBM ``lambdarank`` booster. Training lives in
-:mod:`learners.batch.training`.
+:mod:`learners.batch.training`. Every prediction evaluates the boosters' trees with Treelite's
+GTIL (:mod:`learners.batch.gtil`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
 
+from learners.batch.gtil import SaabasTable, predict, treelite_model
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
 from learners.tabular import CONTEXT_CATEGORICAL, CONTEXT_NUMERIC, DESCRIPTIONS, TabularEncoder
 
@@ -63,11 +65,6 @@ class Contribution(msgspec.Struct, frozen=True):
             value = "unknown" if math.isnan(self.value) else f"{self.value:.3g}"
         direction = "lowers" if self.log_odds < 0 else "raises"
         return f"{name} ({value}) {direction} the predicted success ({self.log_odds:+.2f} log-odds)"
-
-
-def _sigmoid(margin: FloatArray) -> FloatArray:
-    result: FloatArray = 1.0 / (1.0 + np.exp(-margin))
-    return result
 
 
 def feature_types(categorical: Sequence[bool]) -> list[str]:
@@ -133,32 +130,48 @@ class BatchModels:
         self.ranker = ranker
         self.template_popularity = template_popularity
         self.use_threads(1)
+        self._build_trees()
+
+    def _build_trees(self) -> None:
+        """The boosters as Treelite models, which every prediction uses (:mod:`.gtil`)."""
+        self._success_trees = treelite_model(self.success)
+        self._quality_trees = treelite_model(self.quality)
+        self._time_trees = treelite_model(self.time)
+        self._complexity_trees = treelite_model(self.complexity)
+        self._ranker_trees = treelite_model(self.ranker)
+        self._explainer = SaabasTable(self._success_trees, len(self.encoder.columns))
+
+    _PROCESS_STATE = ("_success_trees", "_quality_trees", "_time_trees", "_complexity_trees",
+                      "_ranker_trees", "_explainer")
+
+    def __getstate__(self) -> dict[str, object]:
+        # Only the boosters are stored; their Treelite models are rebuilt on load.
+        return {k: v for k, v in self.__dict__.items() if k not in self._PROCESS_STATE}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         # Versions trained before the native kernel was removed carry its fields.
         for stale in ("probe", "compiled", "explainer"):
             state.pop(stale, None)
         self.__dict__.update(state)
+        self._build_trees()
 
-    # The boosters' own predictors.
     def _success_raw(self, matrix: FloatArray) -> FloatArray:
-        return np.asarray(self.success.inplace_predict(matrix), dtype=np.float64)
+        return predict(self._success_trees, matrix)[:, 0]
 
     def _quality_raw(self, matrix: FloatArray) -> FloatArray:
-        return np.asarray(self.quality.inplace_predict(matrix), dtype=np.float64)
+        return predict(self._quality_trees, matrix)[:, 0]
 
     def _time_raw(self, matrix: FloatArray) -> FloatArray:
-        out = np.asarray(self.time.inplace_predict(matrix), dtype=np.float64)
-        return out.reshape(len(matrix), len(QUANTILES))
+        return predict(self._time_trees, matrix)
 
     def _complexity_raw(self, rows: FloatArray) -> FloatArray:
-        return np.asarray(self.complexity.inplace_predict(rows), dtype=np.float64)
+        return predict(self._complexity_trees, rows)[:, 0]
 
     def _ranker_raw(self, features: FloatArray) -> FloatArray:
-        return np.asarray(self.ranker.predict(features, num_threads=1), dtype=np.float64)
+        return predict(self._ranker_trees, features)[:, 0]
 
     def use_threads(self, threads: int) -> None:
-        """Serving predicts a few hundred rows per request: one thread avoids hand-off costs."""
+        """Threads of the boosters' own predictors (not used by serving, see :mod:`.gtil`)."""
         for booster in (self.success, self.complexity, self.time, self.quality):
             booster.set_param({"nthread": threads})
 
@@ -223,22 +236,10 @@ class BatchModels:
         """Ranking scores of rows that hold only the ranker's columns."""
         return self._ranker_raw(with_popularity(rows, self.encoder, self.template_popularity))
 
-    def _success_contributions_raw(self, rows: FloatArray) -> FloatArray:
-        """XGBoost's own Saabas contributions (``approx_contribs``), bias column dropped."""
-        matrix = xgb.DMatrix(
-            np.atleast_2d(rows),
-            feature_types=feature_types(self.encoder.categorical),
-            enable_categorical=True,
-            nthread=1,
-        )
-        contribs = self.success.predict(matrix, pred_contribs=True, approx_contribs=True)
-        result: FloatArray = np.asarray(contribs, dtype=np.float64)[:, :-1]
-        return result
-
     def success_contributions(self, row: FloatArray, top: int = 3) -> list[Contribution]:
         """The ``top`` columns that move this row's success log-odds most (Saabas
-        approximation of per-feature contributions, XGBoost's ``approx_contribs``)."""
-        contribs = self._success_contributions_raw(row)[0]
+        approximation of per-feature contributions, as XGBoost's ``approx_contribs``)."""
+        contribs = self._explainer.contributions(row)[0]
         order = np.argsort(-np.abs(contribs))[:top]
         columns = self.encoder.columns
         return [
