@@ -116,8 +116,8 @@ def write_archive(directory: Path, rows: Sequence[ArchivedDecision], first_at: d
     metadata = {"router.rows": str(len(rows))}
     if seq_range is not None:
         metadata |= {"router.first_seq": str(seq_range[0]), "router.last_seq": str(seq_range[1])}
-    table = pa.Table.from_pylist(msgspec.to_builtins(list(rows)), schema=_schema(),
-                                 metadata=metadata)
+    table = pa.Table.from_pylist(msgspec.to_builtins(list(rows)),
+                                 schema=_schema().with_metadata(metadata))
     temporary = partial / name
     pq.write_table(table, temporary)
     with temporary.open("rb") as handle:
