@@ -273,9 +273,9 @@ async def test_the_horizon_is_the_oldest_newest_checkpoint_of_the_learners_in_us
         await engine.dispose()
 
 
-async def test_train_and_replay_read_the_archive(tmp_path: Path,
+async def test_train_and_replay_read_the_archive(database_url: str, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/router.db"
+    url = database_url
     settings = make_settings(url, **NO_PERIODIC_CHECKPOINT)
     rows = generate_history(World(catalog=settings.catalog, seed=5), 700, seed=5)
     write_history(tmp_path / "history.csv", rows)
