@@ -358,3 +358,13 @@ async def test_the_service_archives_periodically_when_enabled(tmp_path: Path) ->
             await asyncio.sleep(0.1)
         assert len(archived_rows(archive)) == 11
         assert (await client.get("/ready")).json()["log_outcomes"] == 12
+
+
+async def test_runs_on_one_archive_take_turns(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/router.db"
+    answered = await serve(make_settings(url, **NO_PERIODIC_CHECKPOINT), range(10))
+    archive = tmp_path / "archive"
+    first, second = await asyncio.gather(*(retain(url, archive, datetime.now(UTC))
+                                           for _ in range(2)))
+    assert sorted([first.skipped, second.skipped]) == [False, True]
+    assert sorted(archived_rows(archive)) == sorted(answered[:-1])
