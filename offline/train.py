@@ -18,8 +18,10 @@ from learners.batch.training import (
     History,
     TrainingError,
 )
+from learners.sealed import SealError
 from offline.dataset import history_from_rows
 from offline.history_file import HistoryFileError, HistoryRow, read_history
+from router.server_secret import load_keyring
 from router.services.promotion import (
     TrainReport,
     known_catalogs,
@@ -121,11 +123,12 @@ def run_train(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
         engine = await open_engine(settings)
         try:
+            keyring = load_keyring(settings)
             if args.history is None:
-                return await train_and_register(engine, settings)
+                return await train_and_register(engine, settings, keyring)
             path = args.history
             return await train_and_register(
-                engine, settings, load=lambda: load_file_history(engine, settings, path),
+                engine, settings, keyring, load=lambda: load_file_history(engine, settings, path),
                 source=path)
         finally:
             await engine.dispose()
@@ -157,8 +160,8 @@ def run_models(args: argparse.Namespace) -> int:
                     info = await registry.rollback()
                     print(f"current version is now {info.version}")
                 case "promote":
-                    passed, reasons = await promote_version(engine, settings, args.version,
-                                                            args.force)
+                    passed, reasons = await promote_version(
+                        engine, settings, load_keyring(settings), args.version, args.force)
                     print("\n".join(reasons))
                     if not passed:
                         print(f"refused: {args.version} does not beat the current version")
@@ -170,6 +173,6 @@ def run_models(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(main())
-    except (SettingsError, RegistryError) as exc:
+    except (SettingsError, RegistryError, SealError) as exc:
         print(f"router models: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ from offline.dataset import history_from_rows
 from offline.synthetic import generate_history
 from offline.world import World
 from router.app import create_app
+from router.server_secret import load_keyring
 from router.services.promotion import train_and_register
 from router.services.routing import RoutingService
 from router.settings import Settings
@@ -50,7 +51,8 @@ async def _train(settings: Settings, seed: int, *, make_current: bool = True) ->
         async def load() -> History:
             return history
 
-        report = await train_and_register(engine, settings, load=load, source=f"seed {seed}")
+        report = await train_and_register(engine, settings, load_keyring(settings), load=load,
+                                          source=f"seed {seed}")
         assert report.result.reports["success"].beats_baseline, report.gate.reasons
         assert (report.status == "rejected") == (not report.result.beats_baselines)
         registry = ModelRegistry(engine)
