@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -27,6 +32,21 @@ def make_settings(database_url: str, **environ: str) -> Settings:
     if not database_url.startswith("sqlite"):
         env.setdefault("ROUTER__SECURITY__SECRET", TEST_SECRET)
     return load_settings(None, env)
+
+
+class RunsShell:
+    """Unpickling this calls ``os.system(command)``: what a forged database row would hold."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.system, (self.command,)
+
+
+def evil_pickle(marker: Path) -> bytes:
+    """A pickle that creates ``marker`` when it is loaded."""
+    return pickle.dumps(RunsShell(f"touch {marker}"))
 
 
 # --- batch models (fixtures in tests/unit/learners/conftest.py) ---

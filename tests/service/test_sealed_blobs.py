@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import pickle
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,25 +21,11 @@ from router.settings import Settings
 from router.storage.database import create_engine
 from router.storage.models import Checkpoint
 from router.storage.registry import CURRENT, ModelRegistry, NewVersion
-from tests.support import make_settings
+from tests.support import evil_pickle, make_settings
 
 TASK = {"type": "backend", "language": "python", "description": "Build a REST API with JWT auth"}
 SEAL_HEADER = 4 + 32  # magic and HMAC-SHA256 tag (learners/sealed.py)
 SHADOW = {"ROUTER__SHADOW__EPS__EXPLORATION": "epsilon", "ROUTER__SHADOW__EPS__EPSILON": "0.2"}
-
-
-class RunsShell:
-    """Unpickling this calls ``os.system(command)``: what a forged row would hold."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return os.system, (self.command,)
-
-
-def evil_pickle(marker: Path) -> bytes:
-    return pickle.dumps(RunsShell(f"touch {marker}"))
 
 
 class Refusals(logging.Handler):
