@@ -136,12 +136,20 @@ class RevocationWatcher:
         return True
 
     async def refresh_forever(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self.poll_interval_s)
             try:
                 await self.refresh()
-            except Exception:
-                logger.exception("reading API-key revocations failed; retrying")
+            except Exception as exc:
+                if not failing:  # one line per outage, not one per poll
+                    logger.warning("reading API-key revocations failed (%s: %s); retrying every "
+                                   "%g s", type(exc).__name__, exc, self.poll_interval_s)
+                failing = True
+                continue
+            if failing:
+                logger.info("reading API-key revocations works again")
+            failing = False
 
 
 def warn_revoked_in_config(authenticator: Authenticator) -> None:
