@@ -16,7 +16,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusController
 
 from learners.policy import OnlinePolicy
-from learners.sealed import Keyring
 from router.auth import (
     Authenticator,
     ConfiguredKeys,
@@ -60,14 +59,14 @@ def create_app_from_environ() -> Litestar:
     return create_app(load_settings(os.environ.get("ROUTER_CONFIG"), os.environ))
 
 
-def create_app(settings: Settings, *, keyring: Keyring | None = None) -> Litestar:
-    """Assemble the service; resources open and close in the lifespan. Without ``keyring``
-    the server secret comes from the settings or their secret file (router/server_secret.py)."""
+def create_app(settings: Settings) -> Litestar:
+    """Assemble the service; resources open and close in the lifespan. The server secret comes
+    from the settings or their secret file (router/server_secret.py)."""
     catalog = settings.catalog
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        secret = keyring if keyring is not None else load_keyring(settings)
+        secret = load_keyring(settings)
         engine = create_engine(
             settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size
         )

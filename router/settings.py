@@ -92,7 +92,7 @@ class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class SecuritySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The server secret that seals stored blobs and keys the API-key hashes
-    (router/secrets.py). ``secret`` and ``previous_secrets`` come only from the environment
+    (router/server_secret.py). ``secret`` and ``previous_secrets`` come only from the environment
     (``ROUTER__SECURITY__SECRET``, ``ROUTER__SECURITY__PREVIOUS_SECRETS`` as a JSON list);
     without ``secret`` it is read from (or created in) ``secret_file``, by default the SQLite
     database's path plus ``.secret``."""
