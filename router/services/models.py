@@ -5,8 +5,11 @@ current version in a worker thread, so a promotion or rollback reaches running s
 a restart. Until a version is promoted, :attr:`ModelService.current` is ``None`` and route
 predictions come from the online learners and catalog priors.
 
-A loaded version is served by the boosters' own predictors (:mod:`learners.batch.models`);
-nothing is compiled or loaded from the file system.
+A loaded version serves at once; its trees are evaluated by Treelite GTIL
+(:mod:`learners.batch.gtil`), built in memory: nothing is compiled or loaded from the file system.
+
+Artifacts are sealed (:mod:`learners.sealed`): a version whose seal does not verify is never
+decoded; it is refused with one logged error and this process keeps serving what it has.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import msgspec
 
 from learners.batch.models import BatchModels, load_models
+from learners.sealed import Keyring, SealError
 from router.storage.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -32,24 +36,33 @@ class ModelService:
         self,
         registry: ModelRegistry,
         *,
+        keyring: Keyring,
         poll_interval_s: float,
     ) -> None:
         self.registry = registry
+        self.keyring = keyring
         self.poll_interval_s = poll_interval_s
         self.current: LoadedModels | None = None
+        self.refused: set[str] = set()  # versions whose artifact failed its seal
 
     async def refresh(self) -> bool:
         """Load the registry's current version if it changed; True when something changed."""
         version = await self.registry.current_version()
         loaded = self.current
-        if version == (loaded.version if loaded else None):
+        if version == (loaded.version if loaded else None) or version in self.refused:
             return False
         if version is None:
             self.current = None
             logger.info("no current batch model version: serving online predictions")
             return True
         data = await self.registry.artifact(version)
-        models = await asyncio.to_thread(load_models, data)
+        try:
+            models = await asyncio.to_thread(load_models, data, self.keyring)
+        except SealError as exc:
+            self.refused.add(version)
+            logger.error("batch model version %s refused, not loaded: %s; still serving %s",
+                         version, exc, loaded.version if loaded else "without batch models")
+            return False
         self.current = LoadedModels(version=version, models=models)
         logger.info("serving batch model version %s", version)
         return True
