@@ -1,12 +1,11 @@
-"""The batch models' trees evaluated by Treelite's GTIL, the one prediction path of the service.
+"""The XGBoost models' trees evaluated by Treelite's GTIL, their one prediction path.
 
-Why GTIL and not the boosters' own predictors: a route call predicts one or two rows with each
-of five ensembles, and XGBoost's ``inplace_predict`` costs a fixed ~0.1–0.2 ms per call (Python
-argument handling, JSON configuration, a proxy matrix), LightGBM's ``predict`` ~0.05–0.3 ms,
-and XGBoost's per-feature contributions need a ``DMatrix`` (~0.5 ms for one row); GTIL
-evaluates the same trees in ~0.05 ms per call (``docs/decisions/batch-model-serving.md``). The
-Treelite models are built in memory from the boosters when a version is loaded; nothing is
-compiled, written or loaded from the file system.
+Why GTIL and not XGBoost's own predictors: a route call predicts one or two rows with each of
+four XGBoost models, and ``inplace_predict`` costs a fixed ~0.1–0.2 ms per call (Python
+argument handling, JSON configuration, a proxy matrix) and per-feature contributions need a
+``DMatrix`` (~0.4 ms for one row); GTIL evaluates the same trees in ~0.05 ms per call
+(``docs/decisions/batch-model-serving.md``). The Treelite models are built in memory from the
+boosters when a version is loaded; nothing is compiled, written or loaded from the file system.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 import treelite
@@ -24,15 +22,13 @@ import xgboost as xgb
 FloatArray = npt.NDArray[np.float64]
 
 
-def treelite_model(booster: xgb.Booster | lgb.Booster) -> treelite.Model:
+def treelite_model(booster: xgb.Booster) -> treelite.Model:
     """The booster's trees as a Treelite model (in memory)."""
-    if isinstance(booster, lgb.Booster):
-        return treelite.frontend.from_lightgbm(booster)
     return treelite.frontend.from_xgboost(booster)
 
 
 def _rows(matrix: FloatArray) -> FloatArray:
-    # GTIL converts to the model's input type: float32 for XGBoost, as XGBoost itself does.
+    # GTIL converts to the model's input type, float32, as XGBoost itself does.
     return np.ascontiguousarray(np.atleast_2d(matrix), dtype=np.float64)
 
 

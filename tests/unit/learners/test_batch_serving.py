@@ -1,5 +1,5 @@
 """Serving the batch models: every prediction is the boosters' own up to float32 rounding
-(Treelite GTIL evaluates their trees), the contributions are XGBoost's Saabas contributions,
+(Treelite GTIL evaluates the XGBoost trees), the contributions are XGBoost's Saabas contributions,
 and no native code of ours is built or loaded (issue 16: a library planted in a shared
 directory was loaded; the service test plants one)."""
 
