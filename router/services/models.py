@@ -5,8 +5,8 @@ current version in a worker thread, so a promotion or rollback reaches running s
 a restart. Until a version is promoted, :attr:`ModelService.current` is ``None`` and route
 predictions come from the online learners and catalog priors.
 
-A loaded version serves at once; its trees are evaluated by Treelite GTIL
-(:mod:`learners.batch.gtil`), built in memory: nothing is compiled or loaded from the file system.
+A loaded version serves at once (:mod:`learners.batch.models`): Treelite GTIL over the XGBoost
+trees, built in memory, and LightGBM's own predictor; nothing is compiled or loaded from a file.
 
 Artifacts are sealed (:mod:`learners.sealed`): a version whose seal does not verify is never
 decoded; it is refused with one logged error and this process keeps serving what it has.
