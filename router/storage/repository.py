@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import Connection, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -120,6 +120,28 @@ class OutcomeRecord(msgspec.Struct, frozen=True):
     reward_source: str
 
 
+class Horizon(msgspec.Struct, frozen=True):
+    """PostgreSQL's transaction horizon at one moment (``pg_current_snapshot()``): every
+    transaction id below ``xmin`` has ended; ids from ``xmax`` on had not been assigned."""
+
+    xmin: int
+    xmax: int
+
+
+class FoldRead(msgspec.Struct, frozen=True):
+    """Outcomes after a sequence number, and (PostgreSQL) the horizon taken just before."""
+
+    events: list[LearnEvent]
+    horizon: Horizon | None
+
+
+class OutcomeCounts(msgspec.Struct, frozen=True):
+    """Outcomes in the log, and how many of them have a number above the learned one."""
+
+    logged: int
+    behind: int
+
+
 class DatasetCounts(msgspec.Struct, frozen=True):
     decisions: int
     outcomes: int
@@ -187,6 +209,25 @@ _OUTCOME_BY_DECISION = select(
     Outcome.reward,
     Outcome.reward_source,
 ).where(Outcome.decision_id == bindparam("decision_id"))
+
+
+_OUTCOME_COLUMNS = [c for c in Outcome.metadata.tables["outcomes"].columns if c.name != "seq"]
+# An outcome for a decision that has none yet. A duplicate selects no row, so PostgreSQL does
+# not evaluate the sequence default for it: no number is taken (ON CONFLICT DO NOTHING would
+# take one). Two identical posts racing still meet the unique constraint (DuplicateKeyError).
+_INSERT_NEW_OUTCOME = (
+    insert(Outcome)
+    .from_select(
+        [c.name for c in _OUTCOME_COLUMNS],
+        select(*[bindparam(c.name, type_=c.type) for c in _OUTCOME_COLUMNS]).where(
+            ~exists().where(Outcome.decision_id == bindparam("decision_id"))
+        ),
+    )
+    .returning(Outcome.seq)
+)
+_HORIZON = text(
+    "SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text FROM pg_current_snapshot() s"
+)
 
 
 @contextmanager
@@ -409,12 +450,14 @@ class EventLog:
         if process is not None and process.running:
             with _storage_errors():
                 return await process.insert_outcome(values)
-        statement = insert(Outcome).returning(Outcome.seq)
 
-        def work(conn: Connection) -> int:
-            return int(conn.execute(statement, values).scalar_one())
+        def work(conn: Connection) -> int | None:
+            return conn.execute(_INSERT_NEW_OUTCOME, values).scalar_one_or_none()
 
-        return await self._write(work)
+        seq = await self._write(work)
+        if seq is None:
+            raise DuplicateKeyError(f"decision {values['decision_id']} already has an outcome")
+        return int(seq)
 
     async def get_outcome(self, decision_id: str) -> OutcomeRecord | None:
         def work(conn: Connection) -> dict[str, Any] | None:
@@ -424,10 +467,23 @@ class EventLog:
         values = await self._read(work)
         return None if values is None else msgspec.convert(values, OutcomeRecord)
 
-    async def max_seq(self) -> int:
+    async def outcome_counts(self, learned_seq: int) -> OutcomeCounts:
+        """How many outcomes the log holds, and how many are numbered above ``learned_seq``
+        (numbers no row holds are not counted: PostgreSQL sequences have holes)."""
+        query = select(func.count(), func.count().filter(Outcome.seq > learned_seq))
         async with self._transaction() as conn:
-            value = await conn.scalar(select(func.max(Outcome.seq)))
-            return int(value or 0)
+            logged, behind = (await conn.execute(query)).one()
+        return OutcomeCounts(logged=int(logged), behind=int(behind))
+
+    async def fold_read(self, seq: int, limit: int = 1000) -> FoldRead:
+        """:meth:`learn_events_after`, after (PostgreSQL) taking the transaction horizon: an
+        outcome whose transaction had ended by then is among the events."""
+        horizon = None
+        if self.engine.dialect.name == "postgresql":
+            async with self._transaction() as conn:
+                xmin, xmax = (await conn.execute(_HORIZON)).one()
+            horizon = Horizon(xmin=int(xmin), xmax=int(xmax))
+        return FoldRead(events=await self.learn_events_after(seq, limit), horizon=horizon)
 
     async def learn_events_after(self, seq: int, limit: int = 1000) -> list[LearnEvent]:
         """Outcomes with a sequence number above ``seq``, in order, joined with their
