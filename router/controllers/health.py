@@ -37,4 +37,7 @@ async def ready(
         catalog_actions=len(routing.catalog),
         auth=auth_mode,
     )
-    return Response(body, status_code=200 if ok else 503)
+    if ok:
+        return Response(body)
+    retry = {"Retry-After": str(StorageUnavailableError.retry_after_s)}
+    return Response(body, status_code=503, headers=retry)

@@ -98,18 +98,20 @@ class LearnerService:
 
     async def apply(self, event: LearnEvent) -> bool:
         """Learn an outcome this process just wrote if it is the next one; True once it is
-        learned. Never waits: otherwise the event is kept for the tail (``tail_interval_s``),
-        which learns it after the outcomes before it, and this returns False."""
+        learned. Never reads the log: an outcome that is not next is kept for the tail
+        (``tail_interval_s``), which learns it after the ones before it, and this returns False.
+        The next one waits only for the lock (the tail learning, or writing a checkpoint), so
+        that a decision after an acknowledged feedback in this process has learned from it."""
         if event.seq <= self.applied_seq:
             return True
-        if event.seq != self.applied_seq + 1 or self._lock.locked():
-            if len(self._pending) < MAX_PENDING:
-                self._pending[event.seq] = event
-            return False
-        async with self._lock:
-            await self._learn(event)
-            await self._learn_pending()
-        return True
+        if event.seq == self.applied_seq + 1:
+            async with self._lock:
+                if event.seq == self.applied_seq + 1:
+                    await self._learn(event)
+                    await self._learn_pending()
+        if event.seq > self.applied_seq and len(self._pending) < MAX_PENDING:
+            self._pending[event.seq] = event
+        return event.seq <= self.applied_seq
 
     async def _learn_pending(self) -> None:
         while (event := self._pending.get(self.applied_seq + 1)) is not None:

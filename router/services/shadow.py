@@ -18,11 +18,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import DBAPIError
+
 from learners.bandit.vw_bandit import BanditSettings
 from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings
 from learners.features import ContextFeatures, ContextRecord
 from learners.policy import LearnEvent, OnlinePolicy
+from router.errors import StorageUnavailableError
 from router.storage.policy_store import PolicyStore, ShadowDecision
 from router.storage.repository import EventLog
 
@@ -182,6 +185,8 @@ class ActivePolicyWatcher:
             await asyncio.sleep(self.poll_interval_s)
             try:
                 await self.refresh()
+            except (StorageUnavailableError, DBAPIError, OSError, TimeoutError):
+                pass  # the event log's tail logs the outage, once, and when it ends
             except Exception:
                 logger.exception("switching to the promoted bandit configuration failed; "
                                  "retrying")

@@ -34,6 +34,7 @@ from router.storage.models import (
     Outcome,
     Tenant,
 )
+from router.storage.outage import OutageLog
 from router.storage.sqlite_thread import SQLiteThread, sqlite_file_url
 from router.storage.writer_process import DuplicateWriteError, WriterProcess
 
@@ -231,16 +232,18 @@ _HORIZON = text(
 
 
 @contextmanager
-def _storage_errors() -> Iterator[None]:
-    """Database errors as the service's: a unique-key clash and an unavailable database."""
+def _storage_errors(outage: OutageLog) -> Iterator[None]:
+    """Database errors as the service's: a unique-key clash and an unavailable database (a
+    failed or timed-out statement, a refused connection); ``outage`` logs the outage once."""
     try:
         yield
     except IntegrityError as exc:
         raise DuplicateKeyError(str(exc.orig)) from exc
     except DuplicateWriteError as exc:
         raise DuplicateKeyError(str(exc)) from exc
-    except (OperationalError, DBAPIError) as exc:
-        raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
+    except (OperationalError, DBAPIError, StorageUnavailableError, OSError, TimeoutError) as exc:
+        raise outage.failed(exc) from exc
+    outage.succeeded()
 
 
 class EventLog:
@@ -248,6 +251,7 @@ class EventLog:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.outage = OutageLog()
         # SQLite has one writer at a time; queueing writers here, in order, avoids its busy
         # handler's sleep-and-retry back-off, which turned contention into second-long tails.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
@@ -305,7 +309,7 @@ class EventLog:
         if self._reader is None:
             async with self._transaction() as conn:
                 return await conn.run_sync(work)
-        with _storage_errors():
+        with _storage_errors(self.outage):
             if self.inline is not None:
                 try:
                     return self.inline.run(work, write=False)
@@ -321,7 +325,7 @@ class EventLog:
             async with self._transaction(write=True) as conn:
                 return await conn.run_sync(work)
         assert self._write_lock is not None  # a writer exists only for SQLite
-        with _storage_errors():
+        with _storage_errors(self.outage):
             # Queue behind this process's other writers, then commit at once on this thread
             # (taking the lock when it is free does not suspend). Falling back to the thread
             # whenever the lock was taken instead made concurrent feedback calls keep it taken,
@@ -337,7 +341,7 @@ class EventLog:
     @asynccontextmanager
     async def _transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
         lock = self._write_lock if write else None
-        with _storage_errors():
+        with _storage_errors(self.outage):
             if lock is None:
                 async with self.engine.begin() as connection:
                     yield connection
@@ -398,7 +402,7 @@ class EventLog:
         """Insert decision rows in one transaction (all or none)."""
         process = self.process
         if process is not None and process.running:
-            with _storage_errors():
+            with _storage_errors(self.outage):
                 await process.insert_decisions(rows)
             return
         prepared = self._decision_insert
@@ -448,7 +452,7 @@ class EventLog:
         decision already has one."""
         process = self.process
         if process is not None and process.running:
-            with _storage_errors():
+            with _storage_errors(self.outage):
                 return await process.insert_outcome(values)
 
         def work(conn: Connection) -> int | None:
