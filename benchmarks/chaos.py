@@ -61,11 +61,13 @@ class Service:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        # A database other than a SQLite file needs the server secret (docs/security.md).
+        env = {"ROUTER__SECURITY__SECRET": "chaos-run-secret", **os.environ}
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "router.cli", "serve", "--host", "127.0.0.1",
                  "--port", str(self.port), "--database-url", database_url],
-                stdout=log, stderr=subprocess.STDOUT,
+                stdout=log, stderr=subprocess.STDOUT, env=env,
             )
 
     async def wait_ready(self, within_s: float = 60.0) -> dict[str, Any]:
