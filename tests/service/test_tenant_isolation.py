@@ -4,8 +4,10 @@ only the caller's figures, read without scanning the log."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import event
@@ -155,3 +157,20 @@ async def test_stats_cost_the_same_with_an_empty_or_a_full_log(database_url: str
     # One primary-key look-up of the caller's row: neither decisions nor outcomes are read.
     assert "FROM tenants" in full[0]
     assert "decisions" not in full[0].partition("FROM")[2]
+
+
+async def test_a_promoted_configuration_serves_every_tenant_from_its_own_outcomes(
+    tmp_path: Path,
+) -> None:
+    settings = two_tenants(f"sqlite+aiosqlite:///{tmp_path}/switch.db")
+    async with AsyncTestClient(create_app(settings)) as client:
+        await approve_all(client, A, 12, "a")
+        await approve_all(client, B, 3, "b")
+        routing: RoutingService = client.app.state.routing
+        promoted = msgspec.structs.replace(settings.bandit, exploration="epsilon", epsilon=0.3)
+        assert await routing.learner.switch_policy(promoted)
+        policies = routing.learner.policies
+        assert policies.settings == promoted
+        assert [policies.for_tenant(t).learned for t in ("team-a", "team-b")] == [12, 3]
+        vectors = [await probabilities(client, h) for h in (A, B)]
+    assert vectors[0] != vectors[1]
