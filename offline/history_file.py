@@ -1,7 +1,7 @@
 """History files: past generation events for ``router import`` and ``router train --history``.
 
 One row per decision with its outcome, as JSONL, CSV or Parquet (by file extension). The
-schema follows DESIGN.md's offline log format plus outcome fields (README "History files"):
+schema follows DESIGN.md's offline log format plus outcome fields (docs/learning.md):
 
 - required: ``timestamp`` (ISO 8601; UTC when no offset), ``task_type``, ``language``,
   ``description``, ``outcome`` (``approved``/``modified``/``rejected``), and the action, either

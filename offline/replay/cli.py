@@ -57,7 +57,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", dest="json_path", help="write the estimates as JSON here")
     parser.add_argument("--html", dest="html_path", help="write an HTML report with plots here")
     parser.add_argument("--context", action="store_true",
-                        help="read LOG as a history file (README, History files) with the "
+                        help="read LOG as a history file (docs/learning.md) with the "
                         "config's catalog: uniform then means uniform over each row's allowed "
                         "actions (implied by bandit, batch-greedy and vw:*)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")

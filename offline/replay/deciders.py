@@ -171,7 +171,7 @@ class OfflineVWPolicy(_RowPolicy):
 
 
 class ShadowLoggedPolicy(_ContextPolicy):
-    """A shadow policy (README "Shadow policies"), from the probabilities it logged beside each
+    """A shadow policy (docs/learning.md), from the probabilities it logged beside each
     served decision: exact, like ``logged``. Every row must carry them, all from one
     configuration (the fingerprint in the logged version)."""
 
