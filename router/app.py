@@ -41,6 +41,7 @@ from router.storage.database import create_engine, migrate
 from router.storage.policy_store import PolicyStore
 from router.storage.registry import ModelRegistry
 from router.storage.repository import EventLog
+from router.storage.retention import retain_forever
 
 logger = logging.getLogger("router")
 MAX_BODY_BYTES = 1_048_576
@@ -165,6 +166,9 @@ def create_app(settings: Settings) -> Litestar:
                 asyncio.create_task(watcher.refresh_forever(), name="policy-refresh"),
                 asyncio.create_task(decisions.flush_forever(), name="decision-counts"),
             ]
+            if settings.retention.enabled:
+                tasks.append(asyncio.create_task(
+                    retain_forever(engine, settings.retention), name="retention"))
             collector = learning_collector()
             collector.attach(learner)
             try:

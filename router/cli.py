@@ -1,5 +1,5 @@
 """The ``router`` command: serve, simulate, bench, train, models, import, export, replay,
-promote and the benchmarks (bench, bench-instructions, bench-models, bench-learning,
+promote, retention and the benchmarks (bench, bench-instructions, bench-models, bench-learning,
 bench-replay, bench-real, bench-shadows).
 
 Offline commands import their modules lazily so that ``router serve`` loads only the service.
@@ -129,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     promote.configure_parser(pro)
     pro.set_defaults(handler=promote.run)
+
+    from offline import retention
+
+    ret = commands.add_parser("retention",
+                              help="archive old decisions to Parquet and delete them from the log")
+    retention.configure_parser(ret)
+    ret.set_defaults(handler=retention.run)
 
     from offline import bench_shadows
 

@@ -75,6 +75,20 @@ class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     writer_process: bool = True
 
 
+class RetentionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Archiving of old decisions and outcomes to Parquet (config section ``[retention]``).
+
+    ``router retention run`` archives once; with ``enabled`` the service also runs it every
+    ``interval_s`` (router/storage/retention.py, docs/operations.md "Retention").
+    """
+
+    enabled: bool = False
+    keep_days: Annotated[float, Meta(gt=0.0)] = 30.0
+    archive_dir: Annotated[str, Meta(min_length=1)] = "archive"
+    interval_s: Annotated[float, Meta(ge=1.0)] = 3600.0
+    batch_rows: Annotated[int, Meta(ge=1, le=20_000)] = 1000
+
+
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8000
@@ -115,6 +129,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     batch: BatchSettings = BatchSettings()
     training: TrainSettings = TrainSettings()
     storage: StorageSettings = StorageSettings()
+    retention: RetentionSettings = RetentionSettings()
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
 
