@@ -149,7 +149,8 @@ class TenantPolicies:
 
     def counts_for(self, tenant_id: str) -> TenantCounts:
         """The outcomes of ``tenant_id`` learned so far (its own, shared or not)."""
-        return self._counts.get(tenant_id) or TenantCounts()
+        counts = self._counts.get(tenant_id)
+        return TenantCounts() if counts is None else counts
 
     def policies(self) -> Iterator[tuple[str, OnlinePolicy]]:
         """(learner key, policy) of every policy created so far."""
@@ -175,12 +176,15 @@ class TenantPolicies:
         return raised
 
     def snapshot(self) -> bytes:
-        """Every tenant's state in one blob (:meth:`restore` reloads all or none)."""
+        """Every tenant's state in one blob (:meth:`restore` reloads all or none). A tenant
+        whose state a route call creates meanwhile has learned nothing: leaving it out is
+        exact."""
+        policies = list(self._policies.items())
         return msgspec.msgpack.encode(_Envelope(
             fingerprint=self._fingerprint,
             shared=self.shared,
-            policies={key: policy.snapshot() for key, policy in self._policies.items()},
-            counts=self._counts,
+            policies={key: policy.snapshot() for key, policy in policies},
+            counts=dict(self._counts),
         ))
 
     def restore(self, data: bytes) -> bool:
