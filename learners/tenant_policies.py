@@ -22,6 +22,7 @@ from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings, DriftAlarm
 from learners.policy import LearnEvent, OnlinePolicy
 from learners.reward import Verdict
+from learners.sealed import Keyring
 
 SHARED_KEY = "*"  # the one policy every tenant learns into when learning is shared
 
@@ -175,34 +176,41 @@ class TenantPolicies:
         counts.learn(event, action.model.name)
         return raised
 
-    def snapshot(self) -> bytes:
-        """Every tenant's state in one blob (:meth:`restore` reloads all or none). A tenant
-        whose state a route call creates meanwhile has learned nothing: leaving it out is
-        exact."""
+    def snapshot(self, keyring: Keyring) -> bytes:
+        """Every tenant's state in one blob sealed with ``keyring`` (:meth:`restore` reloads
+        all or none). A tenant whose state a route call creates meanwhile has learned nothing:
+        leaving it out is exact."""
         policies = list(self._policies.items())
-        return msgspec.msgpack.encode(_Envelope(
+        return keyring.seal(msgspec.msgpack.encode(_Envelope(
             fingerprint=self._fingerprint,
             shared=self.shared,
-            policies={key: policy.snapshot() for key, policy in policies},
+            policies={key: policy.snapshot(keyring) for key, policy in policies},
             counts=dict(self._counts),
-        ))
+        )))
 
-    def restore(self, data: bytes) -> bool:
+    def restore(self, data: bytes, keyring: Keyring) -> bool:
         """Load a :meth:`snapshot` of this configuration and sharing mode; False (state
-        untouched) for any other blob."""
+        untouched) for any other blob. The seal is verified before anything is decoded: a blob
+        not sealed with a secret of ``keyring`` raises :class:`~learners.sealed.SealError`."""
+        payload = keyring.unseal(data)
         try:
-            envelope = msgspec.msgpack.decode(data, type=_Envelope)
+            envelope = msgspec.msgpack.decode(payload, type=_Envelope)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return False
         if envelope.fingerprint != self._fingerprint or envelope.shared != self.shared:
             return False
         restored: dict[str, OnlinePolicy] = {}
-        for key, state in envelope.policies.items():
-            policy = restored[key] = self._new_policy()
-            if not policy.restore(state):
+        complete = False
+        try:
+            for key, state in envelope.policies.items():
+                policy = restored[key] = self._new_policy()
+                if not policy.restore(state, keyring):
+                    return False
+            complete = True
+        finally:
+            if not complete:  # refused, or a tenant's seal failed (SealError)
                 for built in restored.values():
                     built.close()
-                return False
         self.close()
         self._policies = restored
         self._counts = dict(envelope.counts)

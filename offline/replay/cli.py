@@ -85,12 +85,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"router replay: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        from learners.sealed import SealError
         from offline.history_file import HistoryFileError
         from router.errors import StorageUnavailableError
         from router.settings import SettingsError
         from router.storage.registry import RegistryError
 
-        if isinstance(exc, SettingsError | RegistryError | HistoryFileError |
+        if isinstance(exc, SettingsError | RegistryError | HistoryFileError | SealError |
                       StorageUnavailableError):
             print(f"router replay: {exc}", file=sys.stderr)
             return 2

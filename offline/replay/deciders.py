@@ -20,6 +20,7 @@ from learners.batch.models import BatchModels
 from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings
 from learners.reward import RewardProfile
+from learners.sealed import Keyring, SealError
 from learners.tenant_policies import TenantPolicies
 from offline.replay.context import RowContext
 from offline.replay.errors import ReplayError
@@ -91,13 +92,18 @@ class BanditSnapshotPolicy(_RowPolicy):
     features logged with it."""
 
     def __init__(self, *, name: str, settings: BanditSettings, catalogs: dict[str, Catalog],
-                 snapshot: bytes, drift: BanditDriftSettings | None = None,
-                 shared: bool = False) -> None:
+                 snapshot: bytes, keyring: Keyring,
+                 drift: BanditDriftSettings | None = None, shared: bool = False) -> None:
         super().__init__(catalogs)
         self.name = name
         self._policies = TenantPolicies(settings=settings, catalogs=catalogs, drift=drift,
                                         shared=shared)
-        if not self._policies.restore(snapshot):
+        try:
+            restored = self._policies.restore(snapshot, keyring)
+        except SealError as exc:
+            self._policies.close()
+            raise ReplayError(f"{name}: the checkpoint is refused: {exc}") from exc
+        if not restored:
             self._policies.close()
             raise ReplayError(f"{name}: the snapshot was made by another bandit configuration "
                               "(the [bandit] settings, feature version or tenant sharing "

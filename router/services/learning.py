@@ -19,8 +19,9 @@ from collections.abc import Callable
 from learners.bandit.vw_bandit import BanditSettings
 from learners.drift import DriftAlarm
 from learners.policy import LearnEvent
+from learners.sealed import Keyring
 from learners.tenant_policies import TenantPolicies
-from router.services.shadow import ShadowPolicies
+from router.services.shadow import ShadowPolicies, restore_sealed
 from router.settings import LearningSettings
 from router.storage.repository import EventLog
 
@@ -39,6 +40,7 @@ class LearnerService:
         policies: TenantPolicies,
         log: EventLog,
         settings: LearningSettings,
+        keyring: Keyring,
         shadows: ShadowPolicies | None = None,
         on_alarm: Callable[[DriftAlarm], None] | None = None,
     ) -> None:
@@ -49,6 +51,7 @@ class LearnerService:
         self._live = False  # alarms replayed while catching up at start are history
         self.log = log
         self.settings = settings
+        self.keyring = keyring
         self.applied_seq = 0
         self._lock = asyncio.Lock()
         self._checkpointed_seq = 0
@@ -65,12 +68,12 @@ class LearnerService:
         newest = await self.log.latest_checkpoint(self.learner_name)
         if newest is not None:
             last_seq, state = newest
-            if self.policies.restore(state):
+            if restore_sealed(self.policies, state, self.keyring, f"at outcome {last_seq}"):
                 self.applied_seq = last_seq
                 self._checkpointed_seq = last_seq
                 self.restored_seq = last_seq
                 logger.info("restored learner checkpoint at outcome %d", last_seq)
-        await self.shadows.start(self.log, self.applied_seq)
+        await self.shadows.start(self.log, self.applied_seq, self.keyring)
         await self.catch_up()
         self._live = True
 
@@ -139,11 +142,11 @@ class LearnerService:
             await self._checkpoint()
 
     async def _checkpoint(self) -> None:
-        state = self.policies.snapshot()
+        state = self.policies.snapshot(self.keyring)
         await self.log.save_checkpoint(
             self.learner_name, self.applied_seq, state, self.settings.checkpoints_kept
         )
-        await self.shadows.checkpoint(self.log, self.settings.checkpoints_kept)
+        await self.shadows.checkpoint(self.log, self.settings.checkpoints_kept, self.keyring)
         self._checkpointed_seq = self.applied_seq
         self._checkpointed_at = time.monotonic()
 
@@ -169,11 +172,12 @@ class LearnerService:
             if policy.fingerprint == self.policies.fingerprint:
                 return False
             seq = 0
-            state = self.shadows.state_of(policy.fingerprint)
+            state = self.shadows.state_of(policy.fingerprint, self.keyring)
             if state is None:
                 state = await self.log.latest_checkpoint(policy.checkpoint_name)
             # A checkpoint ahead of this process cannot be rewound: fold from the start then.
-            if state is not None and state[0] <= self.applied_seq and policy.restore(state[1]):
+            if state is not None and state[0] <= self.applied_seq and restore_sealed(
+                    policy, state[1], self.keyring, f"at outcome {state[0]}"):
                 seq = state[0]
             while seq < self.applied_seq:
                 events = await self.log.learn_events_after(seq, min(BATCH, self.applied_seq - seq))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
@@ -27,7 +26,6 @@ from router.storage.inline_sqlite import (
     SQLiteBusyError,
 )
 from router.storage.models import (
-    ApiKey,
     CatalogVersion,
     Checkpoint,
     Decision,
@@ -140,10 +138,6 @@ def _float(value: Any) -> float | None:
 
 class DuplicateKeyError(Exception):
     """An insert collided with an existing primary or unique key."""
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _now() -> datetime:
@@ -332,26 +326,6 @@ class EventLog:
         async with self._transaction() as conn:
             rows = await conn.execute(select(CatalogVersion.fingerprint, CatalogVersion.catalog))
             return {fp: Catalog.from_json(raw) for fp, raw in rows}
-
-    async def sync_api_keys(
-        self, api_keys: Mapping[str, str], tenants: list[str]
-    ) -> dict[str, str]:
-        """Store tenants and hashed keys; return every stored key hash with its tenant."""
-        async with self._transaction(write=True) as conn:
-            known = set((await conn.scalars(select(Tenant.id))).all())
-            for tenant in sorted({*tenants, *api_keys.values()} - known):
-                await conn.execute(insert(Tenant).values(id=tenant, created_at=_now()))
-            stored = dict((await conn.execute(select(ApiKey.key_hash, ApiKey.tenant_id))).all())
-            for key, tenant in api_keys.items():
-                key_hash = hash_api_key(key)
-                if key_hash not in stored:
-                    await conn.execute(
-                        insert(ApiKey).values(
-                            key_hash=key_hash, tenant_id=tenant, created_at=_now()
-                        )
-                    )
-                    stored[key_hash] = tenant
-            return stored
 
     async def add_decision_counts(self, counts: Mapping[str, int]) -> None:
         """Add ``counts`` (tenant -> decisions logged since the last call) to the tenants'

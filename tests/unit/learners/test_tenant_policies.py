@@ -4,6 +4,7 @@ sent (or of everyone's when shared), and a snapshot restores every tenant or non
 from __future__ import annotations
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,12 +13,15 @@ from learners.catalog import Catalog
 from learners.features import ContextFeatures
 from learners.policy import LearnEvent
 from learners.reward import Verdict
+from learners.sealed import Keyring, SealError
 from learners.tenant_policies import TenantPolicies
 from router.settings import load_settings
+from tests.support import TEST_KEYRING
 
 CATALOG: Catalog = load_settings("configs/default.toml", {}).catalog
 CATALOGS = {CATALOG.fingerprint: CATALOG}
 ALLOWED = list(range(12))
+SEAL_HEADER = 4 + 32  # magic and HMAC-SHA256 tag (learners/sealed.py)
 PROBE = ContextFeatures(namespaces={"task": {"type=backend": 1.0}}, complexity=5.0)
 
 
@@ -78,18 +82,24 @@ def test_a_snapshot_restores_every_tenant_and_only_into_the_same_mode() -> None:
     source = policies()
     for seq in range(1, 31):
         source.learn(event(seq, "a" if seq % 3 else "b", seq % 4, approved=seq % 2 == 0))
-    blob = source.snapshot()
+    blob = source.snapshot(TEST_KEYRING)
     restored, other_mode = policies(), policies(shared=True)
     try:
-        assert restored.restore(blob)
+        assert restored.restore(blob, TEST_KEYRING)
         for tenant in ("a", "b"):
             assert (restored.for_tenant(tenant).probabilities(PROBE, CATALOG, ALLOWED)
                     == source.for_tenant(tenant).probabilities(PROBE, CATALOG, ALLOWED))
             assert restored.counts_for(tenant) == source.counts_for(tenant)
         assert restored.counts_for("a").cost_usd == 0.5
-        assert not other_mode.restore(blob)
-        assert not restored.restore(b"not a snapshot")
-        assert not restored.restore(msgspec.msgpack.encode({"fingerprint": 1}))
+        assert not other_mode.restore(blob, TEST_KEYRING)
+        assert not restored.restore(TEST_KEYRING.seal(b"not a snapshot"), TEST_KEYRING)
+        assert not restored.restore(
+            TEST_KEYRING.seal(msgspec.msgpack.encode({"fingerprint": 1})), TEST_KEYRING)
+        # Nothing unsealed, or sealed under another secret, is decoded.
+        payload = blob[SEAL_HEADER:]
+        for forged in (payload, Keyring(b"another-secret").seal(payload)):
+            with pytest.raises(SealError):
+                restored.restore(forged, TEST_KEYRING)
         # A refused blob leaves the state as it was.
         assert restored.counts_for("b") == source.counts_for("b")
     finally:
