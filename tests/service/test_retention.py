@@ -26,7 +26,7 @@ from router.storage.archive import UNANSWERED, archive_files, archived_ids
 from router.storage.database import create_engine
 from router.storage.models import Checkpoint, Decision, Outcome
 from router.storage.retention import fold_horizon, run_retention
-from tests.support import make_settings
+from tests.support import TEST_SECRET, make_settings
 
 # Checkpoints only at shutdown, so each test decides which outcomes they cover.
 NO_PERIODIC_CHECKPOINT = {
@@ -276,6 +276,8 @@ async def test_the_horizon_is_the_oldest_newest_checkpoint_of_the_learners_in_us
 async def test_train_and_replay_read_the_archive(database_url: str, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     url = database_url
+    # The commands below read the environment: on PostgreSQL `router train` needs the secret.
+    monkeypatch.setenv("ROUTER__SECURITY__SECRET", TEST_SECRET)
     settings = make_settings(url, **NO_PERIODIC_CHECKPOINT)
     rows = generate_history(World(catalog=settings.catalog, seed=5), 700, seed=5)
     write_history(tmp_path / "history.csv", rows)
