@@ -1,5 +1,8 @@
 """Keeps this process's online policy equal to the fold of the outcome log.
 
+The state is one policy per tenant (or one shared, ``[learning] share_across_tenants``):
+:class:`~learners.tenant_policies.TenantPolicies`, checkpointed as one blob.
+
 On start: restore the newest checkpoint of this learner configuration, then apply every outcome
 after it. On feedback in this process: apply before responding. Outcomes written by other
 processes are applied by a background tail (every ``tail_interval_s``). Checkpoints are written
@@ -15,8 +18,9 @@ from collections.abc import Callable
 
 from learners.bandit.vw_bandit import BanditSettings
 from learners.drift import DriftAlarm
-from learners.policy import LearnEvent, OnlinePolicy
+from learners.policy import LearnEvent
 from learners.sealed import Keyring
+from learners.tenant_policies import TenantPolicies
 from router.errors import StorageUnavailableError
 from router.services.outcome_gaps import GapPolicy, Sighting
 from router.services.shadow import ShadowPolicies, restore_sealed
@@ -39,14 +43,14 @@ class LearnerService:
     def __init__(
         self,
         *,
-        policy: OnlinePolicy,
+        policies: TenantPolicies,
         log: EventLog,
         settings: LearningSettings,
         keyring: Keyring,
         shadows: ShadowPolicies | None = None,
         on_alarm: Callable[[DriftAlarm], None] | None = None,
     ) -> None:
-        self.policy = policy
+        self.policies = policies
         # Candidate configurations folded over the same outcomes (router/services/shadow.py).
         self.shadows = shadows if shadows is not None else ShadowPolicies()
         self.on_alarm = on_alarm
@@ -64,14 +68,14 @@ class LearnerService:
 
     @property
     def learner_name(self) -> str:
-        return self.policy.fingerprint
+        return self.policies.checkpoint_name
 
     async def start(self) -> None:
         """Restore the newest compatible checkpoint, then catch up with the log."""
         newest = await self.log.latest_checkpoint(self.learner_name)
         if newest is not None:
             last_seq, state = newest
-            if restore_sealed(self.policy, state, self.keyring, f"at outcome {last_seq}"):
+            if restore_sealed(self.policies, state, self.keyring, f"at outcome {last_seq}"):
                 self.applied_seq = last_seq
                 self._checkpointed_seq = last_seq
                 self.restored_seq = last_seq
@@ -145,11 +149,11 @@ class LearnerService:
         return count, False
 
     async def _learn(self, event: LearnEvent) -> None:
-        if not self.policy.has_catalog(event.catalog_fingerprint):
+        if not self.policies.has_catalog(event.catalog_fingerprint):
             for catalog in (await self.log.load_catalogs()).values():
-                self.policy.add_catalog(catalog)
+                self.policies.add_catalog(catalog)
                 self.shadows.add_catalog(catalog)
-        raised = self.policy.learn(event)
+        raised = self.policies.learn(event)
         self.shadows.learn(event)
         self.applied_seq = event.seq
         self._pending.pop(event.seq, None)
@@ -167,7 +171,7 @@ class LearnerService:
             await self._checkpoint()
 
     async def _checkpoint(self) -> None:
-        state = self.policy.snapshot(self.keyring)
+        state = self.policies.snapshot(self.keyring)
         await self.log.save_checkpoint(
             self.learner_name, self.applied_seq, state, self.settings.checkpoints_kept
         )
@@ -190,16 +194,16 @@ class LearnerService:
         """
         async with self._lock:
             catalogs = await self.log.load_catalogs()
-            policy = OnlinePolicy(
-                settings=settings, catalogs=catalogs, drift=self.policy.drift_settings
+            policy = TenantPolicies(
+                settings=settings, catalogs=catalogs, drift=self.policies.drift_settings,
+                shared=self.policies.shared,
             )
-            if policy.fingerprint == self.policy.fingerprint:
-                policy.close()
+            if policy.fingerprint == self.policies.fingerprint:
                 return False
             seq = 0
             state = self.shadows.state_of(policy.fingerprint, self.keyring)
             if state is None:
-                state = await self.log.latest_checkpoint(policy.fingerprint)
+                state = await self.log.latest_checkpoint(policy.checkpoint_name)
             # A checkpoint ahead of this process cannot be rewound: fold from the start then.
             if state is not None and state[0] <= self.applied_seq and restore_sealed(
                     policy, state[1], self.keyring, f"at outcome {state[0]}"):
@@ -213,8 +217,9 @@ class LearnerService:
                     policy.learn(event)
                 seq = events[-1].seq
             for tenant_id, project_id, first in await self.log.project_first_decisions():
-                policy.history.observe_decision(tenant_id, project_id, first)
-            previous, self.policy = self.policy, policy
+                policy.for_tenant(tenant_id).history.observe_decision(tenant_id, project_id,
+                                                                      first)
+            previous, self.policies = self.policies, policy
             previous.close()
             if self.applied_seq > 0:
                 await self._checkpoint()  # so that a restart finds this configuration's state

@@ -34,6 +34,9 @@ class Tenant(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Decisions logged for the tenant; services add what they logged every few tenths of a
+    # second (router/services/tenant_stats.py), so GET /v1/stats reads one row.
+    decisions: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class ApiKey(Base):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, text
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -30,6 +30,7 @@ from router.storage.models import (
     Checkpoint,
     Decision,
     Outcome,
+    Tenant,
 )
 from router.storage.outage import OutageLog
 from router.storage.sqlite_thread import SQLiteThread, sqlite_file_url
@@ -69,6 +70,7 @@ class DecisionRecord(msgspec.Struct, frozen=True):
     propensity: float
     response: dict[str, Any]
     project_id: str | None = None
+    task_type: str | None = None
 
     def stored_features(self) -> StoredFeatures:
         return msgspec.convert(self.features, StoredFeatures)
@@ -188,6 +190,7 @@ _DECISION_BY_ID = select(
     Decision.propensity,
     Decision.response,
     Decision.project_id,
+    Decision.task_type,
 ).where(
     Decision.id == bindparam("decision_id"), Decision.tenant_id == bindparam("tenant_id")
 )
@@ -369,6 +372,27 @@ class EventLog:
             rows = await conn.execute(select(CatalogVersion.fingerprint, CatalogVersion.catalog))
             return {fp: Catalog.from_json(raw) for fp, raw in rows}
 
+    async def add_decision_counts(self, counts: Mapping[str, int]) -> None:
+        """Add ``counts`` (tenant -> decisions logged since the last call) to the tenants'
+        decision counts, in one transaction."""
+        statement = (
+            update(Tenant)
+            .where(Tenant.id == bindparam("tenant"))
+            .values(decisions=Tenant.decisions + bindparam("logged"))
+        )
+        rows = [{"tenant": tenant, "logged": n} for tenant, n in sorted(counts.items())]
+
+        def work(conn: Connection) -> None:
+            conn.execute(statement, rows)
+
+        await self._write(work)
+
+    async def tenant_decisions(self, tenant_id: str) -> int:
+        """The decision count of ``tenant_id`` (one primary-key look-up)."""
+        async with self._transaction() as conn:
+            value = await conn.scalar(select(Tenant.decisions).where(Tenant.id == tenant_id))
+        return int(value or 0)
+
     # --- decisions -----------------------------------------------------------------------
 
     async def insert_decisions(self, rows: list[dict[str, Any]]) -> None:
@@ -477,10 +501,12 @@ class EventLog:
                 Decision.allowed,
                 Decision.chosen_position,
                 Decision.propensity,
+                Decision.task_type,
                 Outcome.reward,
                 Outcome.verdict,
                 Outcome.quality,
                 Outcome.generation_time_s,
+                Outcome.cost_usd,
             )
             .join(Decision, Decision.id == Outcome.decision_id)
             .where(Outcome.seq > seq)
@@ -517,6 +543,9 @@ class EventLog:
                     prior_time_s=stored.prior_time_s,
                     facts=facts,
                     record=stored.record,
+                    tenant_id=row.tenant_id,
+                    task_type=row.task_type,
+                    cost_usd=row.cost_usd,
                 )
             )
         return events

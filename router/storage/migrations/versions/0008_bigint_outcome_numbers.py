@@ -4,16 +4,16 @@ both 32-bit: 2.1 billion numbers, holes included), ``checkpoints.last_seq`` and
 rowid (INTEGER PRIMARY KEY), so nothing changes there. On PostgreSQL each ALTER rewrites its table
 under an exclusive lock (docs/operations.md).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

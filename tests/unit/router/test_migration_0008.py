@@ -1,4 +1,4 @@
-"""Migration 0007: outcome numbers are 64-bit on PostgreSQL (SQLite's rowid already is)."""
+"""Migration 0008: outcome numbers are 64-bit on PostgreSQL (SQLite's rowid already is)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from tests.unit.router.test_inline_sqlite import decision_row, outcome_values
 BEYOND_32_BITS = 2**31 + 7
 
 
-def _downgrade_to_0006(connection: Connection) -> None:
+def _downgrade_to_0007(connection: Connection) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    command.downgrade(config, "0006")
+    command.downgrade(config, "0007")
 
 
 async def test_outcome_numbers_past_32_bits_are_stored_and_learned_from(
@@ -72,7 +72,7 @@ async def test_the_downgrade_returns_to_32_bit_columns(postgres_url: str) -> Non
         async with engine.connect() as conn:
             upgraded = {str(k): str(v) for k, v in await conn.execute(query)}
         async with engine.begin() as conn:
-            await conn.run_sync(_downgrade_to_0006)
+            await conn.run_sync(_downgrade_to_0007)
         async with engine.connect() as conn:
             downgraded = {str(k): str(v) for k, v in await conn.execute(query)}
     finally:
