@@ -315,6 +315,7 @@ async def outage_run(workdir: Path, outage_s: float, concurrency: int) -> dict[s
             "log_lines_unavailable": text.count("the event log is unavailable"),
             "log_lines_available_again": text.count("available again"),
             "log_tracebacks": text.count("Traceback"),
+            "log_lines": [line[:160] for line in text.splitlines() if "available" in line],
             "acknowledged_not_logged": len(acknowledged - logged),
             "learned": ready["learned_outcomes"], "logged": ready["log_outcomes"],
         }
