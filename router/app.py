@@ -70,7 +70,8 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         secret = load_keyring(settings)
         engine = create_engine(
-            settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size
+            settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size,
+            timeout_s=settings.storage.statement_timeout_s,
         )
         log: EventLog | None = None
         try:

@@ -73,6 +73,9 @@ class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # File-backed SQLite: commit decisions and outcomes in a writer process of their own
     # (router/storage/writer_process.py); off, the event loop's thread commits them.
     writer_process: bool = True
+    # Longest wait for the database before a request fails with 503 + Retry-After: PostgreSQL
+    # statement_timeout and lock_timeout, connect and pool checkout; SQLite's busy timeout.
+    statement_timeout_s: Annotated[float, Meta(gt=0.0, le=600.0)] = 5.0
 
 
 class RetentionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -21,16 +21,22 @@ from learners.drift import DriftAlarm
 from learners.policy import LearnEvent
 from learners.sealed import Keyring
 from learners.tenant_policies import TenantPolicies
+from router.errors import StorageUnavailableError
+from router.services.outcome_gaps import GapPolicy, Sighting
 from router.services.shadow import ShadowPolicies, restore_sealed
 from router.settings import LearningSettings
-from router.storage.repository import EventLog
+from router.storage.repository import EventLog, FoldRead
 
 logger = logging.getLogger(__name__)
 
-# A missing sequence number can be a transaction that has not committed yet (PostgreSQL hands
-# out numbers before commit) or one that rolled back. Wait this long before skipping it.
-GAP_TIMEOUT_S = 5.0
+# Missing outcome numbers: how long a transaction may take from its number to its transaction id,
+# and the last resort when the horizon does not move past them (router/services/outcome_gaps.py).
+SETTLE_S = 0.2
+GAP_TIMEOUT_S = 30.0
 BATCH = 1000
+# Outcomes this process wrote that were not next when acknowledged, kept to learn them without
+# reading them back (beyond this many, the tail reads them).
+MAX_PENDING = 1000
 
 
 class LearnerService:
@@ -56,7 +62,8 @@ class LearnerService:
         self._lock = asyncio.Lock()
         self._checkpointed_seq = 0
         self._checkpointed_at = time.monotonic()
-        self._gap_since: float | None = None
+        self._gaps = GapPolicy(settle_s=SETTLE_S, timeout_s=GAP_TIMEOUT_S)
+        self._pending: dict[int, LearnEvent] = {}
         self.restored_seq = 0
 
     @property
@@ -78,46 +85,68 @@ class LearnerService:
         self._live = True
 
     async def catch_up(self) -> int:
-        """Apply every outcome in the log after ``applied_seq``; returns how many."""
+        """Apply every outcome in the log after ``applied_seq``; returns how many.
+
+        The log is read without the learner lock, so a feedback call never waits for a read;
+        outcomes it learned meanwhile are skipped. Stops at a missing number that a running
+        transaction may still commit (the next call goes on from there)."""
+        applied = 0
+        while True:
+            horizon_at = time.monotonic()
+            read = await self.log.fold_read(self.applied_seq, BATCH)
+            async with self._lock:
+                count, blocked = await self._apply_read(read, horizon_at)
+            applied += count
+            if blocked or len(read.events) < BATCH:
+                break
         async with self._lock:
-            applied = 0
-            while True:
-                events = await self.log.learn_events_after(self.applied_seq, BATCH)
-                count = await self._apply_contiguous(events)
-                applied += count
-                if count < BATCH:
-                    break
             await self._maybe_checkpoint()
-            return applied
+        return applied
 
     async def apply(self, event: LearnEvent) -> bool:
-        """Apply an outcome this process just wrote; True once it (and all before) is learned."""
-        async with self._lock:
-            if event.seq == self.applied_seq + 1:
-                await self._learn(event)
-            elif event.seq > self.applied_seq:
-                events = await self.log.learn_events_after(
-                    self.applied_seq, event.seq - self.applied_seq
-                )
-                await self._apply_contiguous(events)
-            await self._maybe_checkpoint()
-            return self.applied_seq >= event.seq
+        """Learn an outcome this process just wrote if it is the next one; True once it is
+        learned. Never reads the log: an outcome that is not next is kept for the tail
+        (``tail_interval_s``), which learns it after the ones before it, and this returns False.
+        The next one waits only for the lock (the tail learning, or writing a checkpoint), so
+        that a decision after an acknowledged feedback in this process has learned from it."""
+        if event.seq <= self.applied_seq:
+            return True
+        if event.seq == self.applied_seq + 1:
+            async with self._lock:
+                if event.seq == self.applied_seq + 1:
+                    await self._learn(event)
+                    await self._learn_pending()
+        if event.seq > self.applied_seq and len(self._pending) < MAX_PENDING:
+            self._pending[event.seq] = event
+        return event.seq <= self.applied_seq
 
-    async def _apply_contiguous(self, events: list[LearnEvent]) -> int:
+    async def _learn_pending(self) -> None:
+        while (event := self._pending.get(self.applied_seq + 1)) is not None:
+            await self._learn(event)
+
+    async def _apply_read(self, read: FoldRead, horizon_at: float) -> tuple[int, bool]:
+        """Learn the read's outcomes in order; (how many, whether a gap stopped it)."""
+        now = time.monotonic()
+        if read.horizon is not None and read.events:
+            self._gaps.observe(Sighting(seen_upto=read.events[-1].seq, horizon_at=horizon_at,
+                                        visible_at=now, xmax=read.horizon.xmax))
         count = 0
-        for event in events:
-            if event.seq != self.applied_seq + 1:
-                now = time.monotonic()
-                if self._gap_since is None:
-                    self._gap_since = now
-                if now - self._gap_since < GAP_TIMEOUT_S:
-                    break
-                logger.warning(
-                    "skipping outcome numbers %d-%d", self.applied_seq + 1, event.seq - 1
-                )
+        for event in read.events:
+            await self._learn_pending()
+            if event.seq <= self.applied_seq:
+                continue  # learned by a feedback call meanwhile
+            if event.seq > self.applied_seq + 1:
+                if not self._gaps.passable(event.seq, read.horizon, now):
+                    return count, True
+                logger.debug("no outcome will have the numbers %d-%d",
+                             self.applied_seq + 1, event.seq - 1)
+                for seq in sorted(s for s in self._pending if s < event.seq):
+                    await self._learn(self._pending[seq])  # committed: this process wrote it
             await self._learn(event)
             count += 1
-        return count
+        await self._learn_pending()
+        self._gaps.forget_upto(self.applied_seq)
+        return count, False
 
     async def _learn(self, event: LearnEvent) -> None:
         if not self.policies.has_catalog(event.catalog_fingerprint):
@@ -127,7 +156,7 @@ class LearnerService:
         raised = self.policies.learn(event)
         self.shadows.learn(event)
         self.applied_seq = event.seq
-        self._gap_since = None
+        self._pending.pop(event.seq, None)
         for alarm in raised:
             logger.warning("drift alarm at outcome %d: %s", event.seq, alarm.description)
             if self._live and self.on_alarm is not None:
@@ -202,5 +231,7 @@ class LearnerService:
             await asyncio.sleep(self.settings.tail_interval_s)
             try:
                 await self.catch_up()
+            except StorageUnavailableError:
+                pass  # the event log logs the outage, once, and when it ends
             except Exception:
                 logger.exception("applying new outcomes from the log failed; retrying")

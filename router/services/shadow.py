@@ -19,6 +19,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import DBAPIError
+
 from learners.bandit.vw_bandit import BanditSettings
 from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings
@@ -26,6 +28,7 @@ from learners.features import ContextFeatures, ContextRecord
 from learners.policy import LearnEvent
 from learners.sealed import Keyring, SealError
 from learners.tenant_policies import TenantPolicies
+from router.errors import StorageUnavailableError
 from router.storage.policy_store import PolicyStore, ShadowDecision
 from router.storage.repository import EventLog
 
@@ -204,6 +207,8 @@ class ActivePolicyWatcher:
             await asyncio.sleep(self.poll_interval_s)
             try:
                 await self.refresh()
+            except (StorageUnavailableError, DBAPIError, OSError, TimeoutError):
+                pass  # the event log's tail logs the outage, once, and when it ends
             except Exception:
                 logger.exception("switching to the promoted bandit configuration failed; "
                                  "retrying")

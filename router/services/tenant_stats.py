@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from router.errors import StorageUnavailableError
 from router.storage.repository import EventLog
 
 logger = logging.getLogger(__name__)
@@ -56,5 +57,7 @@ class DecisionCounter:
             await asyncio.sleep(self.flush_interval_s)
             try:
                 await self.flush()
+            except StorageUnavailableError:
+                pass  # the event log logs the outage, once, and when it ends
             except Exception:
                 logger.exception("adding the tenants' decision counts failed; retrying")
