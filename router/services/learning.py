@@ -64,6 +64,8 @@ class LearnerService:
         self._checkpointed_at = time.monotonic()
         self._gaps = GapPolicy(settle_s=SETTLE_S, timeout_s=GAP_TIMEOUT_S)
         self._pending: dict[int, LearnEvent] = {}
+        # Feedback calls waiting for their outcome to be learned after the ones before it.
+        self._waiters: dict[int, asyncio.Future[None]] = {}
         self.restored_seq = 0
 
     @property
@@ -105,10 +107,12 @@ class LearnerService:
 
     async def apply(self, event: LearnEvent) -> bool:
         """Learn an outcome this process just wrote if it is the next one; True once it is
-        learned. Never reads the log: an outcome that is not next is kept for the tail
-        (``tail_interval_s``), which learns it after the ones before it, and this returns False.
-        The next one waits only for the lock (the tail learning, or writing a checkpoint), so
-        that a decision after an acknowledged feedback in this process has learned from it."""
+        learned. Never reads the log: an outcome that is not next (an earlier one committed
+        after it, here or in another process) is kept in memory and learned right after the
+        ones before it, by their own feedback calls or by the tail (``tail_interval_s``). The
+        call waits for that up to ``apply_wait_s()``, so that in the common case a decision
+        after an acknowledged feedback has learned from it (DESIGN.md rule 5); past the wait
+        it answers False and the outcome is learned later, in order."""
         if event.seq <= self.applied_seq:
             return True
         if event.seq == self.applied_seq + 1:
@@ -116,9 +120,22 @@ class LearnerService:
                 if event.seq == self.applied_seq + 1:
                     await self._learn(event)
                     await self._learn_pending()
-        if event.seq > self.applied_seq and len(self._pending) < MAX_PENDING:
+        if event.seq <= self.applied_seq:
+            return True
+        if len(self._pending) < MAX_PENDING:
             self._pending[event.seq] = event
+        waiter = self._waiters.setdefault(event.seq, asyncio.get_running_loop().create_future())
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), self.apply_wait_s())
+        except TimeoutError:
+            if self._waiters.get(event.seq) is waiter:
+                del self._waiters[event.seq]
         return event.seq <= self.applied_seq
+
+    def apply_wait_s(self) -> float:
+        """How long a feedback call waits for the outcomes before its own: two tail passes,
+        at most one second (a dead outcome number is passed over within about that)."""
+        return min(2 * self.settings.tail_interval_s, 1.0)
 
     async def _learn_pending(self) -> None:
         while (event := self._pending.get(self.applied_seq + 1)) is not None:
@@ -157,6 +174,9 @@ class LearnerService:
         self.shadows.learn(event)
         self.applied_seq = event.seq
         self._pending.pop(event.seq, None)
+        waiter = self._waiters.pop(event.seq, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         for alarm in raised:
             logger.warning("drift alarm at outcome %d: %s", event.seq, alarm.description)
             if self._live and self.on_alarm is not None:

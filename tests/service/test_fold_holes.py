@@ -10,6 +10,7 @@ not sequence numbers.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -125,3 +126,41 @@ async def test_a_number_held_by_a_running_transaction_is_waited_for(postgres_url
         assert (ready["learned_outcomes"], ready["log_outcomes"]) == (2, 2)
         assert elapsed < 1.0
         assert (await client.get("/metrics")).text.count("router_learned_outcomes 2.0") == 1
+
+
+async def test_feedback_behind_an_outcome_committed_just_after_it_is_learned_before_it_answers(
+    postgres_url: str,
+) -> None:
+    """DESIGN.md rule 5 when outcomes commit out of order: the later feedback waits (briefly)
+    for the earlier outcome, then answers with its own outcome learned."""
+    holding, release_after_s = threading.Event(), 0.15
+
+    def hold_a_number_then_commit(decision_id: str) -> None:
+        async def run() -> None:  # its own loop: the test client blocks the test's loop
+            conn = await asyncpg.connect(asyncpg_dsn(postgres_url))
+            try:
+                async with conn.transaction():
+                    await conn.execute(
+                        "INSERT INTO outcomes (decision_id, tenant_id, created_at, verdict, "
+                        "regenerations, reward, reward_source) "
+                        "VALUES ($1, 'default', now(), 'approved', 0, 1.0, 'explicit')",
+                        decision_id,
+                    )
+                    holding.set()
+                    await asyncio.sleep(release_after_s)
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
+    async with AsyncTestClient(create_app(make_settings(postgres_url))) as client:
+        slow_decision, fast_decision = await decide(client), await decide(client)
+        holder = threading.Thread(target=hold_a_number_then_commit, args=(slow_decision,))
+        holder.start()
+        assert await asyncio.to_thread(holding.wait, 10.0)
+        acknowledged = await feedback(client, fast_decision)
+        await asyncio.to_thread(holder.join)
+        assert acknowledged["sequence"] == 2
+        assert acknowledged["learned"] is True
+        ready = (await client.get("/ready")).json()
+        assert (ready["learned_outcomes"], ready["log_outcomes"]) == (2, 2)
