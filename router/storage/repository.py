@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import Connection, bindparam, delete, func, insert, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from learners.catalog import Catalog
@@ -19,7 +19,7 @@ from learners.features import ContextFeatures, ContextRecord
 from learners.history import HistoryFeatures, OutcomeFacts
 from learners.policy import LearnEvent
 from learners.reward import Verdict
-from router.errors import StorageUnavailableError
+from router.errors import StorageUnavailableError, UnstorableValueError
 from router.storage import inline_sqlite
 from router.storage.inline_sqlite import (
     InlineSQLite,
@@ -189,9 +189,17 @@ _OUTCOME_BY_DECISION = select(
 ).where(Outcome.decision_id == bindparam("decision_id"))
 
 
+def refused_value(exc: DBAPIError) -> bool:
+    """Whether the database refused a value (SQLSTATE class 22, "data exception": e.g. NUL in
+    PostgreSQL text) rather than failing: the request is at fault, and retrying cannot help."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return isinstance(exc, DataError) or (isinstance(sqlstate, str) and sqlstate.startswith("22"))
+
+
 @contextmanager
 def _storage_errors() -> Iterator[None]:
-    """Database errors as the service's: a unique-key clash and an unavailable database."""
+    """Database errors as the service's: a unique-key clash, a refused value and an
+    unavailable database."""
     try:
         yield
     except IntegrityError as exc:
@@ -199,6 +207,10 @@ def _storage_errors() -> Iterator[None]:
     except DuplicateWriteError as exc:
         raise DuplicateKeyError(str(exc)) from exc
     except (OperationalError, DBAPIError) as exc:
+        if refused_value(exc):
+            raise UnstorableValueError(
+                "the event log cannot store a value of this request", field="(body)"
+            ) from exc
         raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
 
 
