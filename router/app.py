@@ -28,6 +28,7 @@ from router.dependencies import (
     provide_tenant,
 )
 from router.errors import create_problem_details_plugin, unexpected_error_handlers
+from router.json_body import JSONBodyRequest
 from router.metrics import learning_collector
 from router.services.admin import AdminService
 from router.services.learning import LearnerService
@@ -193,4 +194,5 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=unexpected_error_handlers(),
         openapi_config=OpenAPIConfig(title="Adaptive Router", version="1.0.0", path="/schema"),
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=JSONBodyRequest,
     )
