@@ -17,7 +17,7 @@ from router.settings import SettingsError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from router.server import LimitedHttpToolsProtocol, RouterServerConfig, run_server
 
     overrides: dict[str, str] = {}
     if args.database_url:
@@ -46,16 +46,22 @@ def _serve(args: argparse.Namespace) -> int:
     asyncio.run(_migrate())
     os.environ.update(overrides)
     os.environ["ROUTER__STORAGE__MIGRATE_ON_START"] = "false"
-    uvicorn.run(
+    server = settings.server
+    config = RouterServerConfig(
         "router.app:create_app_from_environ",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level=settings.server.log_level,
+        log_level=server.log_level,
         access_log=False,
+        http=LimitedHttpToolsProtocol,
+        timeout_keep_alive=server.keep_alive_s,
+        limit_concurrency=server.max_connections,
+        timeout_graceful_shutdown=server.graceful_shutdown_s,
     )
-    return 0
+    config.limits = server
+    return 0 if run_server(config) else 3
 
 
 def build_parser() -> argparse.ArgumentParser:
