@@ -30,6 +30,7 @@ from router.dependencies import (
 from router.errors import create_problem_details_plugin, unexpected_error_handlers
 from router.json_body import JSONBodyRequest
 from router.metrics import learning_collector
+from router.openapi import ContractJsonRenderPlugin
 from router.services.admin import AdminService
 from router.services.learning import LearnerService
 from router.services.models import ModelService
@@ -192,7 +193,12 @@ def create_app(settings: Settings) -> Litestar:
         },
         plugins=[create_problem_details_plugin()],
         exception_handlers=unexpected_error_handlers(),
-        openapi_config=OpenAPIConfig(title="Adaptive Router", version="1.0.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Adaptive Router",
+            version="1.0.0",
+            path="/schema",
+            render_plugins=[ContractJsonRenderPlugin()],
+        ),
         request_max_body_size=MAX_BODY_BYTES,
         request_class=JSONBodyRequest,
     )

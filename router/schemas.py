@@ -39,6 +39,22 @@ class RouteRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     objective: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)] | None = None
 
 
+class FieldError(msgspec.Struct, frozen=True):
+    field: str
+    reason: str
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """Every error response (``application/problem+json``, RFC 9457; docs/api.md)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    field: str | None = None  # the offending field as a JSON path, or "(body)", "content-type"
+    errors: list[FieldError] | None = None  # every invalid field (422)
+
+
 class PolicyInfo(msgspec.Struct, frozen=True):
     name: str
     version: str
