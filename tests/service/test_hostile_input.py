@@ -169,6 +169,9 @@ MALFORMED: list[tuple[str, bytes, int, str]] = [
      b'{"task": {"type": "a", "type": "b", "language": "py", "description": "d"}}', 400,
      "task.type"),
     ("duplicate task", VALID + b', "task": {}}', 400, "task"),
+    ("duplicate behind a colon in a string",
+     b'{"task": {"type": "a:b", "language": "py", "description": "d", "type": "c"}}', 400,
+     "task.type"),
     ("duplicate feature", VALID + b', "features": {"x": 1, "x": 2}}', 400, "features.x"),
     ("empty body", b"", 422, "(body)"),
     ("non-UTF-8 bytes", b'{"task": {"type": "\xff\xfe"}}', 400, "(body)"),
@@ -205,6 +208,9 @@ async def test_a_body_that_is_not_json_is_a_415(sqlite_client: AsyncTestClient[A
                          "application/problem+json"):
         response = await post_raw(sqlite_client, body, content_type)
         assert response.status_code == 200, (content_type, response.text)
+    colons = {"task": {**TASK, "description": "Steps: 1: a, 2: b", "requirements": ["x:y"]}}
+    response = await post_raw(sqlite_client, json.dumps(colons).encode())
+    assert response.status_code == 200, response.text
 
 
 HUGE: list[tuple[str, Any, str]] = [
