@@ -10,13 +10,19 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusController
 
 from learners.policy import OnlinePolicy
-from router.auth import Authenticator
+from router.auth import (
+    Authenticator,
+    ConfiguredKeys,
+    RevocationWatcher,
+    require_api_key,
+    warn_revoked_in_config,
+)
 from router.controllers.admin import AdminController, StatsController
 from router.controllers.health import health, ready
 from router.controllers.v1 import V1Controller
@@ -31,6 +37,7 @@ from router.errors import create_problem_details_plugin, unexpected_error_handle
 from router.json_body import JSONBodyRequest
 from router.metrics import learning_collector
 from router.openapi import ContractJsonRenderPlugin
+from router.server_secret import load_keyring
 from router.services.admin import AdminService
 from router.services.learning import LearnerService
 from router.services.models import ModelService
@@ -38,10 +45,12 @@ from router.services.retrain import DriftRetrainer
 from router.services.routing import RoutingService
 from router.services.shadow import ActivePolicyWatcher, ShadowPolicies
 from router.settings import Settings, load_settings
+from router.storage.api_keys import ApiKeyStore
 from router.storage.database import create_engine, migrate
 from router.storage.policy_store import PolicyStore
 from router.storage.registry import ModelRegistry
 from router.storage.repository import EventLog
+from router.storage.retention import retain_forever
 
 logger = logging.getLogger("router")
 MAX_BODY_BYTES = 1_048_576
@@ -54,11 +63,13 @@ def create_app_from_environ() -> Litestar:
 
 
 def create_app(settings: Settings) -> Litestar:
-    """Assemble the service; resources open and close in the lifespan."""
+    """Assemble the service; resources open and close in the lifespan. The server secret comes
+    from the settings or their secret file (router/server_secret.py)."""
     catalog = settings.catalog
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        secret = load_keyring(settings)
         engine = create_engine(
             settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size
         )
@@ -70,12 +81,17 @@ def create_app(settings: Settings) -> Litestar:
             if settings.storage.writer_process:
                 await log.start_writer_process()
             await log.ensure_catalog(catalog)
-            key_hashes = await log.sync_api_keys(
-                settings.auth.api_keys, [settings.auth.default_tenant]
-            )
-            authenticator = Authenticator(
-                key_hashes=key_hashes, default_tenant=settings.auth.default_tenant
-            )
+            # The config is the source of truth for keys; revocations come from the database.
+            keys = ConfiguredKeys(settings.auth.api_keys, secret)
+            key_store = ApiKeyStore(engine)
+            revoked = await key_store.sync(keys.hashes, keys.aliases,
+                                           [settings.auth.default_tenant])
+            authenticator = Authenticator(keys=keys, default_tenant=settings.auth.default_tenant,
+                                          revoked=revoked)
+            warn_revoked_in_config(authenticator)
+            revocations = RevocationWatcher(
+                key_store, authenticator,
+                poll_interval_s=settings.auth.revocation_poll_interval_s)
             # `router promote` may have made another bandit configuration the served one.
             store = PolicyStore(engine)
             active = await store.active()
@@ -91,6 +107,7 @@ def create_app(settings: Settings) -> Litestar:
             shadows = ShadowPolicies.create(settings.shadow, catalogs, drift=settings.drift)
             models = ModelService(
                 ModelRegistry(engine),
+                keyring=secret,
                 poll_interval_s=settings.batch.poll_interval_s,
                 compile_models=settings.batch.compile,
                 compile_dir=settings.batch.compile_dir,
@@ -100,6 +117,7 @@ def create_app(settings: Settings) -> Litestar:
                 policy=policy,
                 log=log,
                 settings=settings.learning,
+                keyring=secret,
                 shadows=shadows,
                 on_alarm=retrainer,
             )
@@ -136,7 +154,9 @@ def create_app(settings: Settings) -> Litestar:
                 ),
             )
             if authenticator.enabled:
-                logger.info("API keys configured: %d tenants", len(set(key_hashes.values())))
+                logger.info("API keys configured: %d keys of %d tenants (%d revoked)",
+                            len(keys.hashes), len(set(keys.hashes.values())),
+                            len(authenticator.revoked & keys.hashes.keys()))
             else:
                 logger.warning(
                     "no API key configured: single-tenant mode without authentication "
@@ -158,6 +178,12 @@ def create_app(settings: Settings) -> Litestar:
                 asyncio.create_task(models.refresh_forever(), name="model-refresh"),
                 asyncio.create_task(watcher.refresh_forever(), name="policy-refresh"),
             ]
+            if settings.retention.enabled:
+                tasks.append(asyncio.create_task(
+                    retain_forever(engine, settings.retention), name="retention"))
+            if authenticator.enabled:
+                tasks.append(asyncio.create_task(revocations.refresh_forever(),
+                                                 name="key-revocations"))
             collector = learning_collector()
             collector.attach(learner)
             try:
@@ -193,10 +219,12 @@ def create_app(settings: Settings) -> Litestar:
         },
         plugins=[create_problem_details_plugin()],
         exception_handlers=unexpected_error_handlers(),
+        # The OpenAPI documents, like every route but the probes and metrics, need a key when
+        # keys are configured.
         openapi_config=OpenAPIConfig(
-            title="Adaptive Router",
-            version="1.0.0",
-            path="/schema",
+            title="Adaptive Router", version="1.0.0",
+            openapi_router=Router(path="/schema", route_handlers=[], guards=[require_api_key],
+                                  include_in_schema=False),
             render_plugins=[ContractJsonRenderPlugin()],
         ),
         request_max_body_size=MAX_BODY_BYTES,

@@ -1,7 +1,7 @@
 """The request behind each logged decision, for policies that decide from it.
 
 From the event log it is what was logged with the decision (DESIGN.md rule 3: never
-recomputed). From a history file (README "History files") it is rebuilt the way
+recomputed). From a history file (docs/learning.md) it is rebuilt the way
 ``router import`` rebuilds it: the same feature functions, and history features folded over
 the file in decision-time order (:class:`offline.dataset.HistoryFold`).
 """

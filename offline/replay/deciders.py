@@ -21,6 +21,7 @@ from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings
 from learners.policy import OnlinePolicy
 from learners.reward import RewardProfile
+from learners.sealed import Keyring, SealError
 from offline.replay.context import RowContext
 from offline.replay.errors import ReplayError
 from offline.replay.log import ActionSpace, FloatArray, LogChunk, LogError, LogSource, LogSummary
@@ -90,11 +91,17 @@ class BanditSnapshotPolicy(_RowPolicy):
     probabilities for each logged request, from the features logged with it."""
 
     def __init__(self, *, name: str, settings: BanditSettings, catalogs: dict[str, Catalog],
-                 snapshot: bytes, drift: BanditDriftSettings | None = None) -> None:
+                 snapshot: bytes, keyring: Keyring,
+                 drift: BanditDriftSettings | None = None) -> None:
         super().__init__(catalogs)
         self.name = name
         self._policy = OnlinePolicy(settings=settings, catalogs=catalogs, drift=drift)
-        if not self._policy.restore(snapshot):
+        try:
+            restored = self._policy.restore(snapshot, keyring)
+        except SealError as exc:
+            self._policy.close()
+            raise ReplayError(f"{name}: the checkpoint is refused: {exc}") from exc
+        if not restored:
             self._policy.close()
             raise ReplayError(f"{name}: the snapshot was made by another bandit configuration "
                               "(the [bandit] settings or feature version differ)")
@@ -166,7 +173,7 @@ class OfflineVWPolicy(_RowPolicy):
 
 
 class ShadowLoggedPolicy(_ContextPolicy):
-    """A shadow policy (README "Shadow policies"), from the probabilities it logged beside each
+    """A shadow policy (docs/learning.md), from the probabilities it logged beside each
     served decision: exact, like ``logged``. Every row must carry them, all from one
     configuration (the fingerprint in the logged version)."""
 

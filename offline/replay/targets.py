@@ -93,12 +93,14 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
         OfflineVWPolicy,
         ShadowLoggedPolicy,
     )
+    from router.server_secret import load_keyring
     from router.storage.policy_store import PolicyStore
     from router.storage.registry import ModelRegistry
     from router.storage.replay_log import bandit_snapshot
 
     catalogs = {**catalogs}
     catalogs.setdefault(settings.catalog.fingerprint, settings.catalog)
+    keyring = load_keyring(settings)
     out: list[TargetPolicy] = []
     for spec in specs:
         if spec.kind in SIMPLE_POLICIES:
@@ -117,7 +119,7 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
             checkpoint_id, last_seq, state = found
             out.append(BanditSnapshotPolicy(
                 name=f"bandit:{checkpoint_id}@{last_seq}", settings=served,
-                catalogs=catalogs, snapshot=state, drift=settings.drift))
+                catalogs=catalogs, snapshot=state, keyring=keyring, drift=settings.drift))
         elif spec.kind == "shadow":
             out.append(ShadowLoggedPolicy(spec.argument or "", catalogs))
         elif spec.kind == "batch-greedy":
@@ -126,7 +128,8 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
             if version is None:
                 raise ReplayError(f"{spec.text}: no current batch-model version; name one or "
                                   "run `router train`")
-            models = await asyncio.to_thread(load_models, await registry.artifact(version))
+            models = await asyncio.to_thread(load_models, await registry.artifact(version),
+                                             keyring)
             out.append(BatchGreedyPolicy(
                 name=f"batch-greedy:{version}", models=models, catalogs=catalogs,
                 profile=settings.profiles[settings.default_profile]))

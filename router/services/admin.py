@@ -7,6 +7,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from learners.batch.training import TrainingError
+from learners.sealed import SealError
 from router.errors import (
     ForbiddenError,
     InvalidRequestError,
@@ -112,7 +113,11 @@ class AdminService:
     async def promote(self, tenant_id: str, version: str, force: bool) -> PromotionView:
         self.require_admin(tenant_id)
         try:
-            passed, reasons = await promote_version(self.engine, self.settings, version, force)
+            passed, reasons = await promote_version(self.engine, self.settings,
+                                                    self.models.keyring, version, force)
+        except SealError as exc:
+            raise PromotionRefusedError(f"a version's artifact is refused: {exc}",
+                                        field="version") from exc
         except RegistryError as exc:
             if "no model version" in str(exc):
                 raise ModelVersionNotFoundError(str(exc), field="version") from exc
@@ -137,7 +142,8 @@ class AdminService:
     async def retrain(self, tenant_id: str) -> dict[str, object]:
         self.require_admin(tenant_id)
         try:
-            report: TrainReport = await train_and_register(self.engine, self.settings)
+            report: TrainReport = await train_and_register(self.engine, self.settings,
+                                                           self.models.keyring)
         except TrainingError as exc:
             raise InvalidRequestError(f"cannot train: {exc}") from exc
         await self.models.refresh()

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from learners.bandit.vw_bandit import BanditSettings
 from learners.drift import DriftAlarm
 from learners.policy import LearnEvent, OnlinePolicy
-from router.services.shadow import ShadowPolicies
+from learners.sealed import Keyring
+from router.services.shadow import ShadowPolicies, restore_sealed
 from router.settings import LearningSettings
 from router.storage.repository import EventLog
 
@@ -35,6 +36,7 @@ class LearnerService:
         policy: OnlinePolicy,
         log: EventLog,
         settings: LearningSettings,
+        keyring: Keyring,
         shadows: ShadowPolicies | None = None,
         on_alarm: Callable[[DriftAlarm], None] | None = None,
     ) -> None:
@@ -45,6 +47,7 @@ class LearnerService:
         self._live = False  # alarms replayed while catching up at start are history
         self.log = log
         self.settings = settings
+        self.keyring = keyring
         self.applied_seq = 0
         self._lock = asyncio.Lock()
         self._checkpointed_seq = 0
@@ -61,12 +64,12 @@ class LearnerService:
         newest = await self.log.latest_checkpoint(self.learner_name)
         if newest is not None:
             last_seq, state = newest
-            if self.policy.restore(state):
+            if restore_sealed(self.policy, state, self.keyring, f"at outcome {last_seq}"):
                 self.applied_seq = last_seq
                 self._checkpointed_seq = last_seq
                 self.restored_seq = last_seq
                 logger.info("restored learner checkpoint at outcome %d", last_seq)
-        await self.shadows.start(self.log, self.applied_seq)
+        await self.shadows.start(self.log, self.applied_seq, self.keyring)
         await self.catch_up()
         self._live = True
 
@@ -135,11 +138,11 @@ class LearnerService:
             await self._checkpoint()
 
     async def _checkpoint(self) -> None:
-        state = self.policy.snapshot()
+        state = self.policy.snapshot(self.keyring)
         await self.log.save_checkpoint(
             self.learner_name, self.applied_seq, state, self.settings.checkpoints_kept
         )
-        await self.shadows.checkpoint(self.log, self.settings.checkpoints_kept)
+        await self.shadows.checkpoint(self.log, self.settings.checkpoints_kept, self.keyring)
         self._checkpointed_seq = self.applied_seq
         self._checkpointed_at = time.monotonic()
 
@@ -165,11 +168,12 @@ class LearnerService:
                 policy.close()
                 return False
             seq = 0
-            state = self.shadows.state_of(policy.fingerprint)
+            state = self.shadows.state_of(policy.fingerprint, self.keyring)
             if state is None:
                 state = await self.log.latest_checkpoint(policy.fingerprint)
             # A checkpoint ahead of this process cannot be rewound: fold from the start then.
-            if state is not None and state[0] <= self.applied_seq and policy.restore(state[1]):
+            if state is not None and state[0] <= self.applied_seq and restore_sealed(
+                    policy, state[1], self.keyring, f"at outcome {state[0]}"):
                 seq = state[0]
             while seq < self.applied_seq:
                 events = await self.log.learn_events_after(seq, min(BATCH, self.applied_seq - seq))

@@ -23,6 +23,7 @@ from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings
 from learners.features import ContextFeatures, ContextRecord
 from learners.policy import LearnEvent, OnlinePolicy
+from learners.sealed import Keyring, SealError
 from router.storage.policy_store import PolicyStore, ShadowDecision
 from router.storage.repository import EventLog
 
@@ -31,6 +32,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 BATCH = 1000
+
+
+def restore_sealed(policy: OnlinePolicy, state: bytes, keyring: Keyring, where: str) -> bool:
+    """:meth:`OnlinePolicy.restore`, with a checkpoint whose seal fails refused (one logged
+    error; the caller folds from the log instead): it is never decoded."""
+    try:
+        return policy.restore(state, keyring)
+    except SealError as exc:
+        logger.error("learner checkpoint %s of %s refused, not loaded: %s; folding from the "
+                     "log instead", where, policy.fingerprint, exc)
+        return False
 
 
 class Shadow:
@@ -108,13 +120,14 @@ class ShadowPolicies:
         for shadow in self._shadows:
             shadow.learn(event)
 
-    async def start(self, log: EventLog, upto_seq: int) -> None:
+    async def start(self, log: EventLog, upto_seq: int, keyring: Keyring) -> None:
         """Restore each shadow's newest checkpoint, then apply the outcomes up to ``upto_seq``
         (the served policy's position) that it lacks; later ones arrive with the served fold."""
         for shadow in self._shadows:
             newest = await log.latest_checkpoint(shadow.policy.fingerprint)
             # A checkpoint past the served position cannot be rewound: fold from the start then.
-            if newest is not None and newest[0] <= upto_seq and shadow.policy.restore(newest[1]):
+            if newest is not None and newest[0] <= upto_seq and restore_sealed(
+                    shadow.policy, newest[1], keyring, f"of shadow {shadow.name!r}"):
                 shadow.applied_seq = newest[0]
         low = min((s.applied_seq for s in self._shadows), default=upto_seq)
         while low < upto_seq:
@@ -129,17 +142,17 @@ class ShadowPolicies:
             logger.info("shadow %r at outcome %d (version %s)", shadow.name,
                         shadow.applied_seq, shadow.policy.version)
 
-    async def checkpoint(self, log: EventLog, keep: int) -> None:
+    async def checkpoint(self, log: EventLog, keep: int, keyring: Keyring) -> None:
         for shadow in self._shadows:
             if not shadow.failed and shadow.applied_seq > 0:
                 await log.save_checkpoint(shadow.policy.fingerprint, shadow.applied_seq,
-                                          shadow.policy.snapshot(), keep)
+                                          shadow.policy.snapshot(keyring), keep)
 
-    def state_of(self, fingerprint: str) -> tuple[int, bytes] | None:
+    def state_of(self, fingerprint: str, keyring: Keyring) -> tuple[int, bytes] | None:
         """(last outcome learned, snapshot) of a working shadow with this configuration."""
         for shadow in self._shadows:
             if not shadow.failed and shadow.policy.fingerprint == fingerprint:
-                return shadow.applied_seq, shadow.policy.snapshot()
+                return shadow.applied_seq, shadow.policy.snapshot(keyring)
         return None
 
     def close(self) -> None:

@@ -33,13 +33,15 @@ class Tenant(Base):
 
 
 class ApiKey(Base):
-    """An API key, stored only as its SHA-256 hash."""
+    """An API key, stored only as its HMAC-SHA256 under the server secret (router/auth.py);
+    a revoked key stays (``revoked_at`` set) so that it is refused even if configured again."""
 
     __tablename__ = "api_keys"
 
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class CatalogVersion(Base):

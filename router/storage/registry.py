@@ -142,6 +142,12 @@ class ModelRegistry:
             raise RegistryError(f"no model version {version!r}")
         return bytes(data)
 
+    async def replace_artifact(self, version: str, artifact: bytes) -> None:
+        """Store ``artifact`` as ``version``'s (``router models reseal``)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(ModelVersion).where(ModelVersion.version == version)
+                               .values(artifact=artifact))
+
     async def model_card(self, version: str) -> str:
         async with self.engine.connect() as conn:
             text = await conn.scalar(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -27,12 +26,10 @@ from router.storage.inline_sqlite import (
     SQLiteBusyError,
 )
 from router.storage.models import (
-    ApiKey,
     CatalogVersion,
     Checkpoint,
     Decision,
     Outcome,
-    Tenant,
 )
 from router.storage.sqlite_thread import SQLiteThread, sqlite_file_url
 from router.storage.writer_process import DuplicateWriteError, WriterProcess
@@ -139,10 +136,6 @@ def _float(value: Any) -> float | None:
 
 class DuplicateKeyError(Exception):
     """An insert collided with an existing primary or unique key."""
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _now() -> datetime:
@@ -342,26 +335,6 @@ class EventLog:
         async with self._transaction() as conn:
             rows = await conn.execute(select(CatalogVersion.fingerprint, CatalogVersion.catalog))
             return {fp: Catalog.from_json(raw) for fp, raw in rows}
-
-    async def sync_api_keys(
-        self, api_keys: Mapping[str, str], tenants: list[str]
-    ) -> dict[str, str]:
-        """Store tenants and hashed keys; return every stored key hash with its tenant."""
-        async with self._transaction(write=True) as conn:
-            known = set((await conn.scalars(select(Tenant.id))).all())
-            for tenant in sorted({*tenants, *api_keys.values()} - known):
-                await conn.execute(insert(Tenant).values(id=tenant, created_at=_now()))
-            stored = dict((await conn.execute(select(ApiKey.key_hash, ApiKey.tenant_id))).all())
-            for key, tenant in api_keys.items():
-                key_hash = hash_api_key(key)
-                if key_hash not in stored:
-                    await conn.execute(
-                        insert(ApiKey).values(
-                            key_hash=key_hash, tenant_id=tenant, created_at=_now()
-                        )
-                    )
-                    stored[key_hash] = tenant
-            return stored
 
     # --- decisions -----------------------------------------------------------------------
 

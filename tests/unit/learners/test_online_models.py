@@ -10,6 +10,7 @@ import pytest
 from learners.features import ContextRecord
 from learners.online_models import OnlineOutcomeModels, action_crosses, squarecb
 from router.settings import load_settings
+from tests.support import TEST_KEYRING
 
 
 def record(task_type: str = "backend", language: str = "python",
@@ -96,7 +97,7 @@ def test_the_policy_predicts_success_with_river_once_it_has_learned_enough() -> 
     assert backend.success_probability > 0.7
     assert frontend.success_probability < 0.3
     restored = OnlinePolicy(settings=BanditSettings(), catalogs={catalog.fingerprint: catalog})
-    assert restored.restore(policy.snapshot())
+    assert restored.restore(policy.snapshot(TEST_KEYRING), TEST_KEYRING)
     assert restored.predict(catalog, action.index, 10.0, record("backend")) == backend
     for p in (policy, restored):
         p.close()
