@@ -17,7 +17,7 @@ from router.settings import SettingsError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from router.server import LimitedHttpToolsProtocol, RouterServerConfig, run_server
+    from router.server import create_server_config, run_server
 
     overrides: dict[str, str] = {}
     if args.database_url:
@@ -58,21 +58,10 @@ def _serve(args: argparse.Namespace) -> int:
     asyncio.run(_prepare())
     os.environ.update(overrides)
     os.environ["ROUTER__STORAGE__MIGRATE_ON_START"] = "false"
-    server = settings.server
-    config = RouterServerConfig(
-        "router.app:create_app_from_environ",
-        factory=True,
-        host=host,
-        port=port,
+    config = create_server_config(
+        "router.app:create_app_from_environ", settings.server, host=host, port=port,
         workers=workers,
-        log_level=server.log_level,
-        access_log=False,
-        http=LimitedHttpToolsProtocol,
-        timeout_keep_alive=server.keep_alive_s,
-        limit_concurrency=server.max_connections,
-        timeout_graceful_shutdown=server.graceful_shutdown_s,
     )
-    config.limits = server
     return 0 if run_server(config) else 3
 
 

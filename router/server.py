@@ -130,6 +130,28 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
+def create_server_config(
+    factory: str, server: ServerSettings, *, host: str, port: int, workers: int
+) -> RouterServerConfig:
+    """The uvicorn config of ``router serve`` for the app ``factory`` (``module:function``),
+    with the ``[server]`` limits, this module's protocol and the access log off."""
+    config = RouterServerConfig(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=server.log_level,
+        access_log=False,
+        http=LimitedHttpToolsProtocol,
+        timeout_keep_alive=server.keep_alive_s,
+        limit_concurrency=server.max_connections,
+        timeout_graceful_shutdown=server.graceful_shutdown_s,
+    )
+    config.limits = server
+    return config
+
+
 def run_server(config: RouterServerConfig) -> bool:
     """Serve until stopped, in ``config.workers`` processes sharing one socket (as uvicorn.run
     does, with this module's protocol and limits); False when a single server failed to start."""
