@@ -47,6 +47,11 @@ class LearnEvent(msgspec.Struct, frozen=True):
     prior_time_s: float
     facts: OutcomeFacts | None = None
     record: ContextRecord | None = None  # the decision's context record (River's input)
+    # Whose outcome it is: learner state and statistics are kept per tenant
+    # (learners/tenant_policies.py); "" where no tenant applies (offline tools).
+    tenant_id: str = ""
+    task_type: str | None = None  # the decision's task type (per-tenant statistics)
+    cost_usd: float | None = None  # the outcome's reported cost (per-tenant statistics)
 
 
 class _Snapshot(msgspec.Struct, frozen=True):

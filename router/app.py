@@ -15,7 +15,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusController
 
-from learners.policy import OnlinePolicy
+from learners.tenant_policies import TenantPolicies
 from router.auth import (
     Authenticator,
     ConfiguredKeys,
@@ -44,6 +44,7 @@ from router.services.models import ModelService
 from router.services.retrain import DriftRetrainer
 from router.services.routing import RoutingService
 from router.services.shadow import ActivePolicyWatcher, ShadowPolicies
+from router.services.tenant_stats import DecisionCounter
 from router.settings import Settings, load_settings
 from router.storage.api_keys import ApiKeyStore
 from router.storage.database import create_engine, migrate
@@ -71,7 +72,8 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         secret = load_keyring(settings)
         engine = create_engine(
-            settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size
+            settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size,
+            timeout_s=settings.storage.statement_timeout_s,
         )
         log: EventLog | None = None
         try:
@@ -99,12 +101,15 @@ def create_app(settings: Settings) -> Litestar:
                 logger.info("serving %s (promotion %d) instead of the config's [bandit]",
                             active.candidate, active.id)
             catalogs = await log.load_catalogs()
-            policy = OnlinePolicy(
+            shared = settings.learning.share_across_tenants
+            policies = TenantPolicies(
                 settings=settings.bandit if active is None else active.bandit,
                 catalogs=catalogs,
                 drift=settings.drift,
+                shared=shared,
             )
-            shadows = ShadowPolicies.create(settings.shadow, catalogs, drift=settings.drift)
+            shadows = ShadowPolicies.create(settings.shadow, catalogs, drift=settings.drift,
+                                            shared=shared)
             models = ModelService(
                 ModelRegistry(engine),
                 keyring=secret,
@@ -114,7 +119,7 @@ def create_app(settings: Settings) -> Litestar:
             )
             retrainer = DriftRetrainer(engine, settings, models)
             learner = LearnerService(
-                policy=policy,
+                policies=policies,
                 log=log,
                 settings=settings.learning,
                 keyring=secret,
@@ -129,8 +134,10 @@ def create_app(settings: Settings) -> Litestar:
                 active_id=None if active is None else active.id,
             )
             for tenant_id, project_id, first in await log.project_first_decisions():
-                policy.history.observe_decision(tenant_id, project_id, first)
+                learner.policies.for_tenant(tenant_id).history.observe_decision(
+                    tenant_id, project_id, first)
             await models.refresh()
+            decisions = DecisionCounter(log, flush_interval_s=settings.learning.tail_interval_s)
             app.state.authenticator = authenticator
             app.state.routing = RoutingService(
                 catalog=catalog,
@@ -140,6 +147,7 @@ def create_app(settings: Settings) -> Litestar:
                 log=log,
                 models=models,
                 batch_settings=settings.batch,
+                decisions=decisions,
             )
             app.state.admin = AdminService(
                 engine=engine,
@@ -147,6 +155,7 @@ def create_app(settings: Settings) -> Litestar:
                 log=log,
                 models=models,
                 learner=learner,
+                decisions=decisions,
                 admin_tenants=frozenset(
                     settings.auth.admin_tenants
                     if authenticator.enabled
@@ -177,6 +186,7 @@ def create_app(settings: Settings) -> Litestar:
                 asyncio.create_task(learner.tail_forever(), name="learner-tail"),
                 asyncio.create_task(models.refresh_forever(), name="model-refresh"),
                 asyncio.create_task(watcher.refresh_forever(), name="policy-refresh"),
+                asyncio.create_task(decisions.flush_forever(), name="decision-counts"),
             ]
             if settings.retention.enabled:
                 tasks.append(asyncio.create_task(
@@ -198,7 +208,8 @@ def create_app(settings: Settings) -> Litestar:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await learner.checkpoint()
-                learner.policy.close()
+                await decisions.flush()
+                learner.policies.close()
                 shadows.close()
         finally:
             if log is not None:  # after the learner's last checkpoint, and on a failed start

@@ -41,6 +41,9 @@ class LearningSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tail_interval_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 0.25
     # How often each process looks for a newly promoted bandit configuration (router promote).
     policy_poll_interval_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0
+    # Off: every tenant has its own learner state, fed only by its own outcomes (DESIGN.md
+    # rule 7). On: all tenants learn into one state (for tenants that trust each other).
+    share_across_tenants: bool = False
 
 
 class BatchSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -70,6 +73,9 @@ class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # File-backed SQLite: commit decisions and outcomes in a writer process of their own
     # (router/storage/writer_process.py); off, the event loop's thread commits them.
     writer_process: bool = True
+    # Longest wait for the database before a request fails with 503 + Retry-After: PostgreSQL
+    # statement_timeout and lock_timeout, connect and pool checkout; SQLite's busy timeout.
+    statement_timeout_s: Annotated[float, Meta(gt=0.0, le=600.0)] = 5.0
 
 
 class RetentionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

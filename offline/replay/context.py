@@ -34,6 +34,7 @@ class RowContext:
     record: ContextRecord | None
     history: HistoryFeatures | None
     shadows: Mapping[str, ShadowDecision] | None = None
+    tenant_id: str = ""  # whose decision: its tenant's learner state decides it (bandit)
 
 
 def new_fold(catalog: Catalog) -> HistoryFold:
@@ -59,5 +60,5 @@ def file_contexts(raw: RawChunk, fold: HistoryFold, catalog: Catalog) -> list[Ro
                            f"{row.language!r}")
         out.append(RowContext(catalog=catalog, allowed=allowed,
                               features=extract_features(context, record=context_rec),
-                              record=context_rec, history=history))
+                              record=context_rec, history=history, tenant_id=row.tenant))
     return out

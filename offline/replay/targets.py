@@ -87,6 +87,7 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
     import asyncio
 
     from learners.batch.models import load_models
+    from learners.tenant_policies import checkpoint_name
     from offline.replay.deciders import (
         BanditSnapshotPolicy,
         BatchGreedyPolicy,
@@ -109,7 +110,9 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
             # The served bandit: the one `router promote` made active, else the config's.
             active = await PolicyStore(engine).active()
             served = settings.bandit if active is None else active.bandit
-            learner = bandit_learner_name(served, catalogs, settings.drift)
+            shared = settings.learning.share_across_tenants
+            learner = checkpoint_name(bandit_learner_name(served, catalogs, settings.drift),
+                                      shared=shared)
             found = await bandit_snapshot(engine, learner, spec.argument)
             if found is None:
                 which = (f"checkpoint {spec.argument}" if spec.argument
@@ -119,7 +122,8 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
             checkpoint_id, last_seq, state = found
             out.append(BanditSnapshotPolicy(
                 name=f"bandit:{checkpoint_id}@{last_seq}", settings=served,
-                catalogs=catalogs, snapshot=state, keyring=keyring, drift=settings.drift))
+                catalogs=catalogs, snapshot=state, keyring=keyring, drift=settings.drift,
+                shared=shared))
         elif spec.kind == "shadow":
             out.append(ShadowLoggedPolicy(spec.argument or "", catalogs))
         elif spec.kind == "batch-greedy":
@@ -142,7 +146,8 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
 
 def bandit_learner_name(bandit: BanditSettings, catalogs: dict[str, Catalog],
                         drift: BanditDriftSettings | None = None) -> str:
-    """The learner name under which the configured bandit's checkpoints are stored."""
+    """The configured bandit's fingerprint (its checkpoints are stored under
+    :func:`learners.tenant_policies.checkpoint_name` of it)."""
     from learners.policy import OnlinePolicy
 
     policy = OnlinePolicy(settings=bandit, catalogs=catalogs, drift=drift)

@@ -25,6 +25,7 @@ from router.schemas import (
 from router.services.learning import LearnerService
 from router.services.models import ModelService
 from router.services.promotion import TrainReport, promote_version, train_and_register
+from router.services.tenant_stats import DecisionCounter
 from router.settings import Settings
 from router.storage.registry import ModelRegistry, RegistryError, VersionInfo
 from router.storage.repository import EventLog
@@ -55,8 +56,10 @@ class AdminService:
         log: EventLog,
         models: ModelService,
         learner: LearnerService,
+        decisions: DecisionCounter,
         admin_tenants: frozenset[str],
     ) -> None:
+        self.decisions = decisions
         self.engine = engine
         self.settings = settings
         self.log = log
@@ -72,15 +75,19 @@ class AdminService:
                 field="authorization",
             )
 
-    async def stats(self, tenant_id: str | None) -> Stats:
-        counts = await self.log.dataset_counts(tenant_id)
+    async def stats(self, tenant_id: str) -> Stats:
+        """The caller's figures alone: its decision count (one row, router/services/
+        tenant_stats.py) and its outcomes as this process has learned them (counted with the
+        fold, learners/tenant_policies.py), with the drift alarms of its learner state. Nothing
+        here scans the log."""
+        counts = self.learner.policies.counts_for(tenant_id)
         current = self.models.current
         return Stats(
-            decisions=counts.decisions,
+            decisions=await self.decisions.total(tenant_id),
             outcomes=counts.outcomes,
-            by_task_type=counts.by_task_type,
-            by_outcome=counts.by_outcome,
-            by_model=counts.by_model,
+            by_task_type=dict(counts.by_task_type),
+            by_outcome=dict(counts.by_outcome),
+            by_model=dict(counts.by_model),
             averages=Averages(
                 success_rate=counts.success_rate,
                 reward=counts.reward,
@@ -89,12 +96,16 @@ class AdminService:
                 cost_usd=counts.cost_usd,
             ),
             current_model_version=None if current is None else current.version,
-            learned_outcomes=self.learner.applied_seq,
-            drift=self.drift_view(),
+            learned_outcomes=counts.outcomes,
+            drift=self.drift_view(tenant_id),
         )
 
-    def drift_view(self) -> DriftView:
-        drift = self.learner.policy.drift
+    def drift_view(self, tenant_id: str) -> DriftView:
+        """Drift alarms of the learner state that decides for ``tenant_id``."""
+        policy = self.learner.policies.find(tenant_id)
+        if policy is None:
+            return DriftView()
+        drift = policy.drift
         return DriftView(
             active=[
                 DriftAlarmView(

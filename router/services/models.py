@@ -23,9 +23,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
+from sqlalchemy.exc import DBAPIError
 
 from learners.batch.models import BatchModels, load_models
 from learners.sealed import Keyring, SealError
+from router.errors import StorageUnavailableError
 from router.storage.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -108,5 +110,7 @@ class ModelService:
             await asyncio.sleep(self.poll_interval_s)
             try:
                 await self.refresh()
+            except (StorageUnavailableError, DBAPIError, OSError, TimeoutError):
+                pass  # the event log's tail logs the outage, once, and when it ends
             except Exception:
                 logger.exception("loading the current batch model version failed; retrying")

@@ -105,7 +105,7 @@ class ModelRegistry:
                     )
                 )
         except (OperationalError, DBAPIError) as exc:
-            raise StorageUnavailableError(f"the model registry is unavailable: {exc.orig}") from exc
+            raise StorageUnavailableError("the model registry is unavailable") from exc
         info = await self.info(new.version)
         assert info is not None
         return info
