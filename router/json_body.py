@@ -98,9 +98,9 @@ class JSONBodyRequest(Request[Any, Any, State]):
     async def json(self) -> Any:
         media_type, _ = self.content_type
         if not is_json_media_type(media_type):
+            sent = f"not {media_type!r}" if media_type else "the request has no Content-Type"
             raise UnsupportedMediaTypeError(
-                f"send the body as application/json, not {media_type or 'without a type'!r}",
-                field="content-type",
+                f"send the body as application/json ({sent})", field="content-type"
             )
         try:
             value = await super().json()
