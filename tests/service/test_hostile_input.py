@@ -85,6 +85,7 @@ async def test_nul_in_any_stored_string_is_a_422_naming_it(
         body = {"decision_id": decision["decision_id"], "outcome": "approved", field: NUL}
         assert_problem(await client.post("/v1/feedback", json=body), 422, field)
     assert_problem(await client.get("/v1/decisions/a%00b"), 422, "decision_id")
+    assert_problem(await client.post("/v1/admin/models/a%00b/promote"), 422, "version")
     assert (await client.get("/ready")).json()["log_outcomes"] == 0
     assert (await client.get(f"/v1/decisions/{decision['decision_id']}")).status_code == 200
 
