@@ -19,12 +19,17 @@ MAX_FEATURES = 64
 MAX_SHORT_CHARS = 128
 MAX_FEATURE_VALUE_CHARS = 256
 FINITE_LIMIT = 1e12
+# Every stored string refuses NUL: PostgreSQL text columns and jsonb cannot hold it. (Lone
+# surrogates never get this far: msgspec refuses them as malformed JSON.)
+NO_NUL = r"^[^\x00]*$"
 
-Short = Annotated[str, Meta(min_length=1, max_length=MAX_SHORT_CHARS)]
-OptionalShort = Annotated[str, Meta(max_length=MAX_SHORT_CHARS)]
+Short = Annotated[str, Meta(min_length=1, max_length=MAX_SHORT_CHARS, pattern=NO_NUL)]
+OptionalShort = Annotated[str, Meta(max_length=MAX_SHORT_CHARS, pattern=NO_NUL)]
 Finite = Annotated[float, Meta(ge=-FINITE_LIMIT, le=FINITE_LIMIT)]
 FeatureName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
-FeatureValue = bool | Finite | Annotated[str, Meta(max_length=MAX_FEATURE_VALUE_CHARS)]
+FeatureValue = (
+    bool | Finite | Annotated[str, Meta(max_length=MAX_FEATURE_VALUE_CHARS, pattern=NO_NUL)]
+)
 
 
 class Task(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -32,10 +37,12 @@ class Task(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     type: Short
     language: Short
-    description: Annotated[str, Meta(min_length=1, max_length=MAX_DESCRIPTION_CHARS)]
+    description: Annotated[
+        str, Meta(min_length=1, max_length=MAX_DESCRIPTION_CHARS, pattern=NO_NUL)
+    ]
     framework: OptionalShort | None = None
     requirements: Annotated[
-        list[Annotated[str, Meta(max_length=MAX_REQUIREMENT_CHARS)]],
+        list[Annotated[str, Meta(max_length=MAX_REQUIREMENT_CHARS, pattern=NO_NUL)]],
         Meta(max_length=MAX_REQUIREMENTS),
     ] = []
 

@@ -3,8 +3,8 @@
 ``POST /echo`` decodes a body into the same msgspec Struct as ``POST /v1/route`` (the router's
 ``RouteRequest``, with its limits and unknown fields rejected) and returns it, so it costs what
 the framework, the server and JSON decoding and encoding cost and nothing else.
-``python -m offline.echo_app`` serves it with the server settings ``router serve`` uses
-(uvicorn, one worker, access log off).
+``python -m offline.echo_app`` serves it with the server ``router serve`` uses (uvicorn with
+router/server.py's protocol and the default ``[server]`` limits, one worker, access log off).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def create_echo_app() -> Litestar:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the echo app like ``router serve`` serves the router."""
-    import uvicorn
+    from router.server import create_server_config, run_server
+    from router.settings import ServerSettings
 
     parser = argparse.ArgumentParser(
         prog="python -m offline.echo_app", description="serve the benchmark echo app"
@@ -51,16 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     args = parser.parse_args(argv)
-    uvicorn.run(
-        "offline.echo_app:create_echo_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=1,
-        log_level=args.log_level,
-        access_log=False,
+    server = ServerSettings(log_level=args.log_level)
+    config = create_server_config(
+        "offline.echo_app:create_echo_app", server, host=args.host, port=args.port, workers=1
     )
-    return 0
+    return 0 if run_server(config) else 3
 
 
 if __name__ == "__main__":

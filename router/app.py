@@ -34,7 +34,9 @@ from router.dependencies import (
     provide_tenant,
 )
 from router.errors import create_problem_details_plugin, unexpected_error_handlers
+from router.json_body import JSONBodyRequest
 from router.metrics import learning_collector
+from router.openapi import ContractJsonRenderPlugin
 from router.server_secret import load_keyring
 from router.services.admin import AdminService
 from router.services.learning import LearnerService
@@ -230,7 +232,10 @@ def create_app(settings: Settings) -> Litestar:
         # keys are configured.
         openapi_config=OpenAPIConfig(
             title="Adaptive Router", version="1.0.0",
-            openapi_router=Router(path="/schema", route_handlers=[], guards=[require_api_key]),
+            openapi_router=Router(path="/schema", route_handlers=[], guards=[require_api_key],
+                                  include_in_schema=False),
+            render_plugins=[ContractJsonRenderPlugin()],
         ),
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=JSONBodyRequest,
     )

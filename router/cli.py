@@ -17,7 +17,7 @@ from router.settings import SettingsError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from router.server import create_server_config, run_server
 
     overrides: dict[str, str] = {}
     if args.database_url:
@@ -58,16 +58,11 @@ def _serve(args: argparse.Namespace) -> int:
     asyncio.run(_prepare())
     os.environ.update(overrides)
     os.environ["ROUTER__STORAGE__MIGRATE_ON_START"] = "false"
-    uvicorn.run(
-        "router.app:create_app_from_environ",
-        factory=True,
-        host=host,
-        port=port,
+    config = create_server_config(
+        "router.app:create_app_from_environ", settings.server, host=host, port=port,
         workers=workers,
-        log_level=settings.server.log_level,
-        access_log=False,
     )
-    return 0
+    return 0 if run_server(config) else 3
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,6 +60,28 @@ class UnknownProfileError(InvalidRequestError):
     slug = "unknown-objective"
 
 
+class UnstorableValueError(InvalidRequestError):
+    """The database refused a value of this request (e.g. a NUL character in a text column):
+    the request is at fault, not the storage, so it is a 4xx that retrying cannot fix."""
+
+    title = "Value cannot be stored"
+    slug = "unstorable-value"
+
+
+class MalformedBodyError(RouterError):
+    """The body is not one plain JSON document (nested too deep, or a key given twice)."""
+
+    status_code = 400
+    title = "Malformed body"
+    slug = "malformed-body"
+
+
+class UnsupportedMediaTypeError(RouterError):
+    status_code = 415
+    title = "Unsupported media type"
+    slug = "unsupported-media-type"
+
+
 class AuthenticationError(RouterError):
     status_code = 401
     title = "Authentication required"

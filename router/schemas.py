@@ -8,15 +8,15 @@ import msgspec
 from msgspec import Meta
 
 from learners.catalog import Temperature
-from learners.context import CallerContext, Features, OptionalShort, Task
+from learners.context import NO_NUL, CallerContext, Features, OptionalShort, Task
 from learners.reward import Verdict
 
 MAX_CODE_CHARS = 200_000
 MAX_CONSTRAINT_ITEMS = 64
 
 NonNegative = Annotated[float, Meta(ge=0.0, le=1e9)]
-RequestId = Annotated[str, Meta(min_length=1, max_length=128)]
-DecisionId = Annotated[str, Meta(min_length=1, max_length=64)]
+RequestId = Annotated[str, Meta(min_length=1, max_length=128, pattern=NO_NUL)]
+DecisionId = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 
 
@@ -36,7 +36,23 @@ class RouteRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     context: CallerContext = CallerContext()
     features: Features = {}
     constraints: Constraints = Constraints()
-    objective: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    objective: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)] | None = None
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    field: str
+    reason: str
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """Every error response (``application/problem+json``, RFC 9457; docs/api.md)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    field: str | None = None  # the offending field as a JSON path, or "(body)", "content-type"
+    errors: list[FieldError] | None = None  # every invalid field (422)
 
 
 class PolicyInfo(msgspec.Struct, frozen=True):
@@ -87,7 +103,7 @@ class FeedbackRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cost_usd: NonNegative | None = None
     tokens: Annotated[int, Meta(ge=0, le=100_000_000)] | None = None
     regenerations: Annotated[int, Meta(ge=0, le=1000)] = 0
-    code: Annotated[str, Meta(max_length=MAX_CODE_CHARS)] | None = None
+    code: Annotated[str, Meta(max_length=MAX_CODE_CHARS, pattern=NO_NUL)] | None = None
     reward: Probability | None = None
     complexity: Annotated[float, Meta(ge=0.0, le=10.0)] | None = None
 

@@ -88,10 +88,18 @@ class RetentionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``router serve``'s HTTP server and its limits on one client (router/server.py)."""
+
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8000
     workers: Annotated[int, Meta(ge=1, le=64)] = 1
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_header_bytes: Annotated[int, Meta(ge=1024, le=1_048_576)] = 16_384
+    max_headers: Annotated[int, Meta(ge=8, le=1000)] = 100
+    request_timeout_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 10.0
+    keep_alive_s: Annotated[int, Meta(ge=1, le=3600)] = 5
+    max_connections: Annotated[int, Meta(ge=1, le=1_000_000)] = 1000
+    graceful_shutdown_s: Annotated[int, Meta(ge=0, le=3600)] = 30
 
 
 class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

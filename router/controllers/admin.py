@@ -8,6 +8,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
+from learners.context import NO_NUL
 from router.schemas import ModelVersionView, PromoteRequest, PromotionView, Stats
 from router.services.admin import AdminService
 
@@ -36,7 +37,7 @@ class AdminController(Controller):
           summary="Make a version current if it beats the current one on the newest hold-out")
     async def promote(
         self,
-        version: Annotated[str, Parameter(max_length=64)],
+        version: Annotated[str, Parameter(max_length=64, pattern=NO_NUL)],
         tenant: NamedDependency[str],
         admin: NamedDependency[AdminService],
         data: JSONBody[PromoteRequest | None] = None,

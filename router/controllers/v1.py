@@ -8,6 +8,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
+from learners.context import NO_NUL
 from router.dependencies import Caller
 from router.schemas import (
     DecisionView,
@@ -41,7 +42,7 @@ class V1Controller(Controller):
     @get("/decisions/{decision_id:str}", summary="A logged decision and its outcome")
     async def decision(
         self,
-        decision_id: Annotated[str, Parameter(max_length=64)],
+        decision_id: Annotated[str, Parameter(max_length=64, pattern=NO_NUL)],
         caller: NamedDependency[Caller],
     ) -> DecisionView:
         return await caller.routing.describe(caller.tenant, decision_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from router.errors import InvalidRequestError
 from router.storage.repository import DuplicateKeyError, EventLog
 
 MAX_BATCH = 128
@@ -30,7 +31,8 @@ class DecisionWriter:
 
     async def insert(self, values: dict[str, Any]) -> None:
         """Insert one decision row; returns once it is committed (raises what the insert
-        raised, e.g. DuplicateKeyError for a decision id that already exists)."""
+        raised, e.g. DuplicateKeyError for a decision id that already exists, or
+        UnstorableValueError for a value the database refuses)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((values, future))
         if self._writing < MAX_IN_FLIGHT:
@@ -55,8 +57,10 @@ class DecisionWriter:
     async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
         try:
             await self.log.insert_decisions([values for values, _ in batch])
-        except DuplicateKeyError:
-            # One row collided (a request_id racing with itself): commit the others alone.
+        except (DuplicateKeyError, InvalidRequestError):
+            # One row collided (a request_id racing with itself) or holds a value the database
+            # refuses: write each row alone, so that only that row's caller gets the error and
+            # no other request (of this tenant or another) fails with it.
             for values, future in batch:
                 await self._write_one(values, future)
             return

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from learners.catalog import Catalog
@@ -18,7 +18,7 @@ from learners.features import ContextFeatures, ContextRecord
 from learners.history import HistoryFeatures, OutcomeFacts
 from learners.policy import LearnEvent
 from learners.reward import Verdict
-from router.errors import StorageUnavailableError
+from router.errors import StorageUnavailableError, UnstorableValueError
 from router.storage import inline_sqlite
 from router.storage.inline_sqlite import (
     InlineSQLite,
@@ -208,6 +208,13 @@ _OUTCOME_BY_DECISION = select(
 ).where(Outcome.decision_id == bindparam("decision_id"))
 
 
+def refused_value(exc: DBAPIError) -> bool:
+    """Whether the database refused a value (SQLSTATE class 22, "data exception": e.g. NUL in
+    PostgreSQL text) rather than failing: the request is at fault, and retrying cannot help."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return isinstance(exc, DataError) or (isinstance(sqlstate, str) and sqlstate.startswith("22"))
+
+
 _OUTCOME_COLUMNS = [c for c in Outcome.metadata.tables["outcomes"].columns if c.name != "seq"]
 # An outcome for a decision that has none yet. A duplicate selects no row, so PostgreSQL does
 # not evaluate the sequence default for it: no number is taken (ON CONFLICT DO NOTHING would
@@ -229,8 +236,9 @@ _HORIZON = text(
 
 @contextmanager
 def _storage_errors(outage: OutageLog) -> Iterator[None]:
-    """Database errors as the service's: a unique-key clash and an unavailable database (a
-    failed or timed-out statement, a refused connection); ``outage`` logs the outage once."""
+    """Database errors as the service's: a unique-key clash, a value the database refuses, and
+    an unavailable database (a failed or timed-out statement, a refused connection);
+    ``outage`` logs the outage once."""
     try:
         yield
     except IntegrityError as exc:
@@ -238,6 +246,11 @@ def _storage_errors(outage: OutageLog) -> Iterator[None]:
     except DuplicateWriteError as exc:
         raise DuplicateKeyError(str(exc)) from exc
     except (OperationalError, DBAPIError, StorageUnavailableError, OSError, TimeoutError) as exc:
+        if isinstance(exc, DBAPIError) and refused_value(exc):
+            outage.succeeded()  # the database answered: the request is at fault
+            raise UnstorableValueError(
+                "the event log cannot store a value of this request", field="(body)"
+            ) from exc
         raise outage.failed(exc) from exc
     outage.succeeded()
 

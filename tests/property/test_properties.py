@@ -24,7 +24,9 @@ from router.settings import load_settings
 from tests.support import make_settings
 
 CATALOG = load_settings(None, {}).catalog
-short = st.text(min_size=1, max_size=20)
+# Stored strings never hold NUL (PostgreSQL refuses it; the API answers 422).
+stored_chars = st.characters(codec="utf-8", exclude_characters="\x00")
+short = st.text(stored_chars, min_size=1, max_size=20)
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 feature_names = st.from_regex(r"[A-Za-z0-9_.\-]{1,12}", fullmatch=True)
 
@@ -32,9 +34,12 @@ tasks = st.fixed_dictionaries(
     {
         "type": short,
         "language": st.sampled_from(["python", "sql", "go", "typescript"]) | short,
-        "description": st.text(min_size=1, max_size=300),
+        "description": st.text(stored_chars, min_size=1, max_size=300),
     },
-    optional={"framework": short, "requirements": st.lists(st.text(max_size=40), max_size=5)},
+    optional={
+        "framework": short,
+        "requirements": st.lists(st.text(stored_chars, max_size=40), max_size=5),
+    },
 )
 route_bodies = st.fixed_dictionaries(
     {"task": tasks},
@@ -52,7 +57,7 @@ route_bodies = st.fixed_dictionaries(
             },
         ),
         "features": st.dictionaries(
-            feature_names, st.booleans() | finite | st.text(max_size=10), max_size=5
+            feature_names, st.booleans() | finite | st.text(stored_chars, max_size=10), max_size=5
         ),
         "objective": st.sampled_from(["balanced", "quality", "cost"]),
     },
@@ -69,7 +74,7 @@ def test_route_request_round_trips(body: dict[str, Any]) -> None:
 @given(
     st.fixed_dictionaries(
         {
-            "decision_id": st.text(min_size=1, max_size=64),
+            "decision_id": st.text(stored_chars, min_size=1, max_size=64),
             "outcome": st.sampled_from(["approved", "modified", "rejected"]),
         },
         optional={

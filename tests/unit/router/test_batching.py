@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from router.errors import UnstorableValueError
 from router.storage.batching import DecisionWriter
 from router.storage.repository import DuplicateKeyError
 
@@ -119,3 +120,21 @@ async def test_an_insert_right_after_both_writers_finish_is_written() -> None:
     log.release.set()
     await asyncio.wait_for(asyncio.gather(first, second), 1.0)
     assert log.ids == {"a", "b", "c"}
+
+
+async def test_a_row_the_database_refuses_fails_alone() -> None:
+    class Picky(FakeLog):
+        """Refuses every batch that holds a NUL, as PostgreSQL refuses it in a text column."""
+
+        async def insert_decisions(self, rows: list[dict[str, Any]]) -> None:
+            if any("\x00" in row["id"] for row in rows):
+                raise UnstorableValueError("NUL in a text column", field="(body)")
+            await super().insert_decisions(rows)
+
+    log = Picky()
+    writer = DecisionWriter(log)  # type: ignore[arg-type]
+    ids = [f"good-{i}" for i in range(10)] + ["bad\x00"] + [f"late-{i}" for i in range(10)]
+    results = await asyncio.gather(*(writer.insert({"id": i}) for i in ids),
+                                   return_exceptions=True)
+    assert [type(r).__name__ for r in results if r is not None] == ["UnstorableValueError"]
+    assert log.ids == {i for i in ids if "\x00" not in i}

@@ -85,20 +85,20 @@ def test_a_secret_in_a_config_file_is_refused(tmp_path: Path, key: str) -> None:
 def test_serve_creates_the_secret_and_stores_the_keys_before_any_worker_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import uvicorn
-
+    from router import server
     from router.cli import main
 
     database = tmp_path / "router.db"
     seen: list[tuple[bool, int]] = []
 
-    def run(*_: object, **options: object) -> None:  # what the workers would find
+    def run(*_: object, **options: object) -> bool:  # what the workers would find
         secret = tmp_path / "router.db.secret"
         with sqlite3.connect(database) as conn:
             seen.append((secret.exists(), conn.execute("SELECT count(*) FROM api_keys")
                          .fetchone()[0]))
+        return True
 
-    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setattr(server, "run_server", run)
     monkeypatch.setenv("ROUTER__AUTH__API_KEYS", '{"key-of-acme-123": "acme"}')
     monkeypatch.delenv("ROUTER__SECURITY__SECRET", raising=False)
     # `router serve` hands its settings to the workers through os.environ: restore it after.
