@@ -5,9 +5,7 @@
 2. Serving: in-process ``RoutingService.route`` latency (default catalog, SQLite commit
    included) without any batch model and with the trained version current, measured in
    alternating blocks on the same request bodies so that machine noise hits both alike.
-   Target: p50 with models at most 1 ms above p50 without. The service compiles a loaded
-   version to native code in the background (:mod:`learners.batch.compiled`); the timing
-   starts once that is done, as in a running service a few seconds after a promotion.
+   Target: p50 with models at most 1 ms above p50 without.
 """
 
 from __future__ import annotations
@@ -79,9 +77,6 @@ async def _route_latencies(settings: Settings, bodies: list[dict[str, object]], 
         routing: RoutingService = app.state.routing
         if register is not None:
             assert routing.models.current is not None
-            # Time the serving path a running service settles on: compiled when it can be.
-            if not await routing.models.wait_compiled():
-                _progress("compiled serving unavailable (see warnings): timing the boosters")
         tenant = settings.auth.default_tenant
         for request in requests[:100]:
             await routing.route(tenant, request)
@@ -116,10 +111,11 @@ def _serving_steps() -> list[tuple[str, Any, str]]:
     from router.services.batch import BatchView
 
     return [
-        ("batch predictions (all steps below but contributions)", BatchView, "compute"),
+        ("feature matrix and template ranking", BatchView, "compute"),
         ("  feature matrix", TabularEncoder, "matrix"),
-        ("  success + quality + time + complexity", BatchModels, "predict_request"),
         ("  template ranking", BatchModels, "rank_templates"),
+        ("success of the greedy (and the chosen) action", BatchModels, "predict_success"),
+        ("predictions of the chosen action", BatchView, "predictions"),
         ("contributions of the chosen action", BatchModels, "success_contributions"),
     ]
 

@@ -114,8 +114,6 @@ def create_app(settings: Settings) -> Litestar:
                 ModelRegistry(engine),
                 keyring=secret,
                 poll_interval_s=settings.batch.poll_interval_s,
-                compile_models=settings.batch.compile,
-                compile_dir=settings.batch.compile_dir,
             )
             retrainer = DriftRetrainer(engine, settings, models)
             learner = LearnerService(

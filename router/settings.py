@@ -52,17 +52,12 @@ class BatchSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     With ``conservative`` on, a decision whose greedy action the success model rates high-risk
     is re-drawn among the safer actions: temperature at most ``conservative_max_temperature``
     and one of the ``conservative_templates`` best-ranked templates.
-
-    With ``compile`` on, each loaded version is served by a native tree kernel (compiled once
-    with gcc into ``compile_dir``, default: the system temporary directory), verified before use.
     """
 
     poll_interval_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0
     conservative: bool = True
     conservative_max_temperature: Annotated[float, Meta(ge=0.0, le=2.0)] = 0.2
     conservative_templates: Annotated[int, Meta(ge=1, le=100)] = 2
-    compile: bool = True
-    compile_dir: str = ""
 
 
 class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -306,8 +306,6 @@ def _time_metrics(booster: xgb.Booster, x: FloatArray, log_y: FloatArray) -> dic
     return interval_metrics(np.exp(log_y), q[:, 0], q[:, 1], q[:, 2], QUANTILES)
 
 
-PROBE_ROWS = 512  # newest training rows kept in the artifact to verify compiled serving
-
 # --- training ---------------------------------------------------------------------------------
 
 
@@ -397,7 +395,7 @@ def train_models(
 
     models = BatchModels(encoder=encoder, success=success, calibration=calibration,
                          complexity=complexity, time=time_model, quality=quality, ranker=ranker,
-                         template_popularity=popularity, probe=x[-PROBE_ROWS:].copy())
+                         template_popularity=popularity)
     metrics = evaluate(models, holdout)
     baselines = _baselines(train, holdout, x, encoder, train_time_q)
     reports = {name: _report(name, len(train), metrics[name], baselines[name], params[name],

@@ -5,9 +5,8 @@ current version in a worker thread, so a promotion or rollback reaches running s
 a restart. Until a version is promoted, :attr:`ModelService.current` is ``None`` and route
 predictions come from the online learners and catalog priors.
 
-A loaded version serves at once with the boosters' own predictors while a worker thread prepares
-its native forests (:mod:`learners.batch.compiled`); the verified forests take over when ready,
-and a missing compiler only costs speed (logged once per version).
+A loaded version serves at once (:mod:`learners.batch.models`): Treelite GTIL over the XGBoost
+trees, built in memory, and LightGBM's own predictor; nothing is compiled or loaded from a file.
 
 Artifacts are sealed (:mod:`learners.sealed`): a version whose seal does not verify is never
 decoded; it is refused with one logged error and this process keeps serving what it has.
@@ -16,11 +15,7 @@ decoded; it is refused with one logged error and this process keeps serving what
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 import msgspec
 from sqlalchemy.exc import DBAPIError
@@ -31,12 +26,6 @@ from router.errors import StorageUnavailableError
 from router.storage.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
-
-
-@functools.cache
-def _compiler() -> ThreadPoolExecutor:
-    """One background thread per process compiles versions, one at a time."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-compile")
 
 
 class LoadedModels(msgspec.Struct, frozen=True):
@@ -51,35 +40,12 @@ class ModelService:
         *,
         keyring: Keyring,
         poll_interval_s: float,
-        compile_models: bool = True,
-        compile_dir: str = "",
     ) -> None:
         self.registry = registry
         self.keyring = keyring
         self.poll_interval_s = poll_interval_s
-        self.compile_models = compile_models
-        self.compile_dir = (
-            Path(compile_dir) if compile_dir
-            else Path(tempfile.gettempdir()) / "adaptive-router-compiled"
-        )
         self.current: LoadedModels | None = None
-        self._compiling: Future[None] | None = None
         self.refused: set[str] = set()  # versions whose artifact failed its seal
-
-    async def wait_compiled(self) -> bool:
-        """Wait for the current version's compilation; True when it serves compiled."""
-        if self._compiling is not None:
-            await asyncio.wrap_future(self._compiling)
-        loaded = self.current
-        return loaded is not None and loaded.models.compiled is not None
-
-    def _compile(self, loaded: LoadedModels) -> None:
-        problems = loaded.models.prepare_serving(self.compile_dir)
-        for problem in problems:
-            logger.warning("batch model version %s: %s; serving that part with the boosters' "
-                           "own predictors", loaded.version, problem)
-        if not problems:
-            logger.info("batch model version %s now serves compiled predictors", loaded.version)
 
     async def refresh(self) -> bool:
         """Load the registry's current version if it changed; True when something changed."""
@@ -101,8 +67,6 @@ class ModelService:
             return False
         self.current = LoadedModels(version=version, models=models)
         logger.info("serving batch model version %s", version)
-        if self.compile_models:
-            self._compiling = _compiler().submit(self._compile, self.current)
         return True
 
     async def refresh_forever(self) -> None:

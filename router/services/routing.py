@@ -245,7 +245,7 @@ class RoutingService:
         if not settings.conservative:
             return None
         greedy = max(range(len(probabilities)), key=probabilities.__getitem__)
-        if risk_level(batch.success[greedy]) != "high":
+        if risk_level(batch.success(greedy)) != "high":
             return None
         templates = set(batch.template_ranking[: settings.conservative_templates])
         actions = self.catalog.actions
@@ -258,7 +258,7 @@ class RoutingService:
         if not safer or len(safer) == len(allowed):
             return None
         batch.conservative_reason = (
-            f"conservative strategy: predicted success {batch.success[greedy]:.2f} of the "
+            f"conservative strategy: predicted success {batch.success(greedy):.2f} of the "
             f"greedy action is high-risk; chose among temperature <= "
             f"{settings.conservative_max_temperature:g} and templates {sorted(templates)}"
         )

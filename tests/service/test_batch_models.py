@@ -4,6 +4,8 @@ the current version, pick up promotions and rollbacks without restart, stats and
 from __future__ import annotations
 
 import asyncio
+import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,9 +31,9 @@ FAST_TRAINING = {
     "ROUTER__TRAINING__SEARCH_BUDGET_S": "0",
     "ROUTER__TRAINING__MAX_TREES": "40",
     "ROUTER__BATCH__POLL_INTERVAL_S": "0.2",
-    # Verifying the native forests costs CPU per version: only the test about it turns it on.
-    "ROUTER__BATCH__COMPILE": "false",
 }
+# The file the removed native kernel loaded from the shared temporary directory (issue 16).
+OLD_KERNEL = "forest-a61cd1ea04c0c591.so"
 TASK = {"type": "backend", "language": "python",
         "description": "Add a paginated REST endpoint with caching and JWT authentication"}
 
@@ -80,17 +82,10 @@ async def _route(client: AsyncTestClient[Any], **extra: Any) -> dict[str, Any]:
 
 
 async def test_route_serves_the_current_version_and_explains_risk(
-    database_url: str, tmp_path: Path
+    batch_settings: Settings,
 ) -> None:
-    batch_settings = make_settings(database_url, **{
-        **FAST_TRAINING, "ROUTER__BATCH__COMPILE": "true",
-        "ROUTER__BATCH__COMPILE_DIR": str(tmp_path)})
     version = await _train(batch_settings, seed=5)
     async with AsyncTestClient(create_app(batch_settings)) as client:
-        routing: RoutingService = client.app.state.routing
-        assert await routing.models.wait_compiled()  # verified native forests serve
-        # One kernel library per machine, whatever the number of models and versions.
-        assert len(await asyncio.to_thread(lambda: list(tmp_path.glob("forest-*.so")))) == 1
         body = await _route(client)
         predictions = body["predictions"]
         assert predictions["source"] == f"batch:{version}"
@@ -113,6 +108,40 @@ async def test_route_serves_the_current_version_and_explains_risk(
         assert [m["status"] for m in models] == ["current"]
         assert models[0]["metrics"]["success"]["beats_baseline"] is True
         assert "templates" in models[0]["gate"]["reasons"][-1]
+
+
+async def test_a_library_planted_in_a_shared_directory_is_never_loaded(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Libraries planted in world-writable directories, one where the removed native kernel was
+    loaded from (``<system temp>/adaptive-router-compiled``), are never loaded while a trained
+    version is trained, loaded and served."""
+    shared = tmp_path / "tmp"  # this test's system temporary directory: never the real /tmp
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    planted = [shared / "adaptive-router-compiled" / OLD_KERNEL, shared / "forest-0.so"]
+    for path in planted:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o777)
+        path.write_bytes(b"\x7fELF planted by another user")
+    loaded: list[str] = []
+    recording = [True]
+
+    def audit(event: str, args: tuple[Any, ...]) -> None:
+        if event == "ctypes.dlopen" and recording[0]:  # every ctypes.CDLL raises it
+            loaded.append(str(args[0]))
+
+    sys.addaudithook(audit)  # hooks cannot be removed: ``recording`` turns this one off
+    try:
+        settings = make_settings(database_url, **FAST_TRAINING)
+        version = await _train(settings, seed=5)
+        async with AsyncTestClient(create_app(settings)) as client:
+            for i in range(10):  # long enough for a background loader to have run
+                body = await _route(client, request_id=f"planted-{i}")
+                assert body["predictions"]["source"] == f"batch:{version}"
+                await asyncio.sleep(0.1)
+    finally:
+        recording[0] = False
+    assert [name for name in loaded if str(shared) in name] == []
 
 
 async def test_promotion_and_rollback_reach_a_running_service(batch_settings: Settings) -> None:

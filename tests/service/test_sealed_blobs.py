@@ -67,8 +67,7 @@ async def test_a_forged_model_version_never_runs_and_the_service_keeps_serving(
     marker = tmp_path / "pwned-by-artifact"
     forged = msgspec.msgpack.encode({"format": "adaptive-router-batch-models/1",
                                      "payload": evil_pickle(marker)})
-    settings = make_settings(database_url, ROUTER__BATCH__POLL_INTERVAL_S="0.05",
-                             ROUTER__BATCH__COMPILE="false")
+    settings = make_settings(database_url, ROUTER__BATCH__POLL_INTERVAL_S="0.05")
     async with AsyncTestClient(create_app(settings)) as client:
         engine = create_engine(settings.storage.url)
         try:
