@@ -30,6 +30,7 @@ from router.dependencies import (
 from router.errors import create_problem_details_plugin, unexpected_error_handlers
 from router.metrics import learning_collector
 from router.services.admin import AdminService
+from router.services.code_metrics import CodeMetricsRunner
 from router.services.learning import LearnerService
 from router.services.models import ModelService
 from router.services.retrain import DriftRetrainer
@@ -61,6 +62,7 @@ def create_app(settings: Settings) -> Litestar:
             settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size
         )
         log: EventLog | None = None
+        code_metrics: CodeMetricsRunner | None = None
         try:
             if settings.storage.migrate_on_start:
                 await migrate(engine)
@@ -111,6 +113,7 @@ def create_app(settings: Settings) -> Litestar:
             for tenant_id, project_id, first in await log.project_first_decisions():
                 policy.history.observe_decision(tenant_id, project_id, first)
             await models.refresh()
+            code_metrics = CodeMetricsRunner(settings.code_metrics)
             app.state.authenticator = authenticator
             app.state.routing = RoutingService(
                 catalog=catalog,
@@ -120,6 +123,7 @@ def create_app(settings: Settings) -> Litestar:
                 log=log,
                 models=models,
                 batch_settings=settings.batch,
+                code_metrics=code_metrics,
             )
             app.state.admin = AdminService(
                 engine=engine,
@@ -173,6 +177,8 @@ def create_app(settings: Settings) -> Litestar:
                 learner.policy.close()
                 shadows.close()
         finally:
+            if code_metrics is not None:
+                code_metrics.close()
             if log is not None:  # after the learner's last checkpoint, and on a failed start
                 await log.aclose()
             await engine.dispose()

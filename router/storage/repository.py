@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import Connection, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -415,6 +415,18 @@ class EventLog:
             return int(conn.execute(statement, values).scalar_one())
 
         return await self._write(work)
+
+    async def set_code_metrics(self, decision_id: str, metrics: dict[str, object]) -> None:
+        """Fill in the code metrics of an outcome stored without them (they are measured after
+        the outcome is stored, so a duplicate post never measures)."""
+        statement = (
+            update(Outcome).where(Outcome.decision_id == decision_id).values(code_metrics=metrics)
+        )
+
+        def work(conn: Connection) -> None:
+            conn.execute(statement)
+
+        await self._write(work)
 
     async def get_outcome(self, decision_id: str) -> OutcomeRecord | None:
         def work(conn: Connection) -> dict[str, Any] | None:
