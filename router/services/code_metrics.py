@@ -7,7 +7,8 @@ still stall the event loop (loop ticks of 8 ms median, 33 ms worst, while a thre
 and shared by every request of this service process, bounds the CPU that metrics take; code
 longer than ``max_chars`` is not measured at all, and a measurement not back within
 ``timeout_s`` is given up (a waiting one is cancelled). Either way the outcome keeps
-``code_metrics`` empty, as when no code was sent.
+``code_metrics`` empty, as when no code was sent. The worker exits when the service does, even
+after a SIGKILL.
 """
 
 from __future__ import annotations
@@ -15,19 +16,43 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
 from learners.code_metrics import CodeMetrics, compute_code_metrics
-from router.settings import CodeMetricsSettings
+
+if TYPE_CHECKING:  # the worker process imports this module: keep its start-up light
+    from router.settings import CodeMetricsSettings
 
 logger = logging.getLogger(__name__)
+PARENT_POLL_S = 1.0
 
 
 def create_worker_pool() -> Executor:
     """One worker process; "spawn", because a fork would copy the locks of the service's
     threads (SQLite, VW) in whatever state they are."""
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
+def exit_with_parent(parent: int) -> None:
+    """In the worker: exit once ``parent`` is gone. A pool's worker outlives a SIGKILLed
+    service otherwise (it holds both ends of its task queue, so it never reads end-of-file)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 class CodeMetricsRunner:
@@ -40,7 +65,7 @@ class CodeMetricsRunner:
     ) -> None:
         self.settings = settings
         self.create_executor = create_executor
-        self._executor = create_executor()
+        self._executor: Executor | None = None  # started on first use
         self.submitted = 0
 
     async def measure(self, code: str, language: str) -> CodeMetrics | None:
@@ -48,6 +73,8 @@ class CodeMetricsRunner:
         if len(code) > self.settings.max_chars:
             return None
         self.submitted += 1
+        if self._executor is None:
+            self._executor = self.create_executor()
         future = asyncio.wrap_future(self._executor.submit(compute_code_metrics, code, language))
         try:
             return await asyncio.wait_for(future, self.settings.timeout_s)
@@ -55,7 +82,7 @@ class CodeMetricsRunner:
             # The worker died (killed, out of memory): start another for the next request.
             logger.error("the code metrics worker process died; starting another")
             self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = self.create_executor()
+            self._executor = None
             return None
         except TimeoutError:
             logger.warning(
@@ -66,4 +93,5 @@ class CodeMetricsRunner:
 
     def close(self) -> None:
         """Stop the worker process (a measurement that is running finishes first)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
