@@ -1,8 +1,9 @@
 """Cost of a learner checkpoint once every open-vocabulary structure is at its bound.
 
 Folds ``--outcomes`` outcomes whose task type, language, agent and project are all new (the
-worst case: every structure grows to its bound), then times ``OnlinePolicy.snapshot()``, which
-the service runs on its event loop, and prints its size and the process's RSS::
+worst case: every structure grows to its bound), then times the sealed
+``OnlinePolicy.snapshot()``, which the service runs on its event loop, and prints its size and
+the process's RSS::
 
     python benchmarks/checkpoint_cost.py --outcomes 30000
 
@@ -12,6 +13,7 @@ No network, no files; a few seconds per 10,000 outcomes.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import time
@@ -23,6 +25,7 @@ from learners.features import describe_context
 from learners.history import OutcomeFacts
 from learners.policy import LearnEvent, OnlinePolicy
 from learners.reward import Verdict
+from learners.sealed import Keyring
 from router.settings import load_settings
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -67,10 +70,11 @@ def main() -> None:
         policy.learn(unique_event(seq, policy, catalog.fingerprint, len(catalog.actions)))
         policy.history.observe_decision("default", f"project-{seq}", T0)
     learned_s = time.perf_counter() - started
+    keyring = Keyring(os.urandom(32))
     timings = []
     for _ in range(args.repeats):
         started = time.perf_counter()
-        state = policy.snapshot()
+        state = policy.snapshot(keyring)
         timings.append((time.perf_counter() - started) * 1000)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"outcomes {args.outcomes} (folded in {learned_s:.1f} s)")

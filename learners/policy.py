@@ -22,6 +22,7 @@ from learners.history import HistoryStats, OutcomeFacts
 from learners.online_models import OnlineOutcomeModels
 from learners.online_stats import ActionPrediction, OutcomeStats
 from learners.reward import Verdict
+from learners.sealed import Keyring
 from learners.stacking import FloatArray, Stacker
 
 FEATURE_VERSION = "6"  # 3: drift_alarm model feature; 4: River outcome models in the state;
@@ -47,6 +48,11 @@ class LearnEvent(msgspec.Struct, frozen=True):
     prior_time_s: float
     facts: OutcomeFacts | None = None
     record: ContextRecord | None = None  # the decision's context record (River's input)
+    # Whose outcome it is: learner state and statistics are kept per tenant
+    # (learners/tenant_policies.py); "" where no tenant applies (offline tools).
+    tenant_id: str = ""
+    task_type: str | None = None  # the decision's task type (per-tenant statistics)
+    cost_usd: float | None = None  # the outcome's reported cost (per-tenant statistics)
 
 
 class _Snapshot(msgspec.Struct, frozen=True):
@@ -257,8 +263,9 @@ class OnlinePolicy:
             if lines.drifting != drifting:
                 self._lines[fingerprint] = ActionLines(self._catalogs[fingerprint], drifting)
 
-    def snapshot(self) -> bytes:
-        """Serialised state; :meth:`restore` on a policy with the same fingerprint reloads it."""
+    def snapshot(self, keyring: Keyring) -> bytes:
+        """Serialised state sealed with ``keyring``; :meth:`restore` on a policy with the same
+        fingerprint reloads it."""
         snap = _Snapshot(
             fingerprint=self.fingerprint,
             vw_model=self._bandit.save(),
@@ -270,15 +277,17 @@ class OnlinePolicy:
             stacker=b"" if self._stacker is None
             else pickle.dumps(self._stacker, protocol=pickle.HIGHEST_PROTOCOL),
         )
-        return msgspec.msgpack.encode(snap)
+        return keyring.seal(msgspec.msgpack.encode(snap))
 
-    def restore(self, data: bytes) -> bool:
-        """Load a snapshot made by this configuration; False (state untouched) otherwise."""
-        snap = msgspec.msgpack.decode(data, type=_Snapshot)
+    def restore(self, data: bytes, keyring: Keyring) -> bool:
+        """Load a snapshot made by this configuration; False (state untouched) otherwise.
+        The seal is verified before anything is decoded: a snapshot not sealed with a secret
+        of ``keyring`` raises :class:`~learners.sealed.SealError` unread."""
+        snap = msgspec.msgpack.decode(keyring.unseal(data), type=_Snapshot)
         if snap.fingerprint != self.fingerprint:
             return False
         bandit = VWBandit(settings=self.settings, model_data=snap.vw_model)
-        # Snapshots are written by this service into its own database, never taken from users.
+        # Authenticated by the seal: only this service's own snapshots reach pickle.
         stats = pickle.loads(snap.stats)
         history = pickle.loads(snap.history) if snap.history else None
         monitor = pickle.loads(snap.drift) if snap.drift else None

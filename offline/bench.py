@@ -422,7 +422,8 @@ async def measure_in_process(config: str | None, tmp: Path, bodies: Sequence[dic
             allowed = allowed_actions(routing.catalog, request.task, request.constraints,
                                       features.complexity, rag)
             vw_started = time.perf_counter()
-            routing.policy.probabilities(features, routing.catalog, allowed)
+            routing.learner.policies.for_tenant(tenant).probabilities(
+                features, routing.catalog, allowed)
             finished = time.perf_counter()
             decision_ms.append((finished - started) * 1e3)
             vw_ms.append((finished - vw_started) * 1e3)

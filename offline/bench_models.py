@@ -176,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
                                             f"sqlite+aiosqlite:///{tmp}/plain.db"})
         batch = load_settings(args.config, {"ROUTER__STORAGE__URL":
                                             f"sqlite+aiosqlite:///{tmp}/batch.db"})
-        artifact = dump_models(models)
+        from router.server_secret import load_keyring
+
+        artifact = dump_models(models, load_keyring(batch))
         asyncio.run(_register(batch, artifact, models.encoder.spec_hash))
         without: list[float] = []
         with_models: list[float] = []

@@ -1,7 +1,8 @@
 """History files: past generation events for ``router import`` and ``router train --history``.
 
-One row per decision with its outcome, as JSONL, CSV or Parquet (by file extension). The
-schema follows DESIGN.md's offline log format plus outcome fields (README "History files"):
+One row per decision with its outcome, as JSONL, CSV or Parquet (by file extension); a
+directory stands for every such file directly in it, in name order (a retention archive). The
+schema follows DESIGN.md's offline log format plus outcome fields (docs/learning.md):
 
 - required: ``timestamp`` (ISO 8601; UTC when no offset), ``task_type``, ``language``,
   ``description``, ``outcome`` (``approved``/``modified``/``rejected``), and the action, either
@@ -189,6 +190,9 @@ def read_chunks(path: str | Path, *, chunk_rows: int = CHUNK_ROWS,
     reader that needs three columns of a wide file does not parse the rest.
     """
     path = Path(path)
+    if path.is_dir():
+        yield from _directory_chunks(path, chunk_rows, columns)
+        return
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise HistoryFileError(f"{path}: unknown format {suffix!r}; use one of {FORMATS}")
@@ -200,6 +204,18 @@ def read_chunks(path: str | Path, *, chunk_rows: int = CHUNK_ROWS,
         yield from _csv_chunks(path, chunk_rows, columns)
     else:
         yield from _parquet_chunks(path, chunk_rows, columns)
+
+
+def _directory_chunks(path: Path, chunk_rows: int,
+                      columns: list[str] | None) -> Iterator[RawChunk]:
+    """Every history file directly in ``path``, in name order (a retention archive's files are
+    numbered in the order they were written; docs/operations.md "Retention")."""
+    files = sorted(p for p in path.iterdir()
+                   if p.is_file() and p.suffix.lower() in FORMATS and not p.name.startswith("."))
+    if not files:
+        raise HistoryFileError(f"{path}: a directory without history files ({FORMATS})")
+    for file in files:
+        yield from read_chunks(file, chunk_rows=chunk_rows, columns=columns)
 
 
 def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:

@@ -20,12 +20,13 @@ import argparse
 import asyncio
 import hashlib
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from learners.batch.training import History
@@ -157,6 +158,10 @@ async def import_history(engine: AsyncEngine, settings: Settings, path: str) -> 
             await conn.execute(insert(Decision), [d for d, _ in pairs[start:start + BATCH_ROWS]])
         for start in range(0, len(outcomes), BATCH_ROWS):
             await conn.execute(insert(Outcome), outcomes[start:start + BATCH_ROWS])
+        # The tenants' decision counts (GET /v1/stats) include the imported decisions.
+        for tenant, n in sorted(Counter(rows[i].tenant for i in fresh).items()):
+            await conn.execute(update(Tenant).where(Tenant.id == tenant)
+                               .values(decisions=Tenant.decisions + n))
     return ImportReport(rows=len(rows), imported=len(pairs), duplicates=len(rows) - len(pairs))
 
 

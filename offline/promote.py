@@ -177,13 +177,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from learners.sealed import SealError
     from router.errors import StorageUnavailableError
     from router.settings import SettingsError
     from router.storage.registry import RegistryError
 
     try:
         decision = asyncio.run(_main(args))
-    except (PromoteError, ReplayError, SettingsError, RegistryError,
+    except (PromoteError, ReplayError, SettingsError, RegistryError, SealError,
             StorageUnavailableError) as exc:
         print(f"router promote: {exc}", file=sys.stderr)
         return 2

@@ -18,8 +18,10 @@ from learners.batch.training import (
     History,
     TrainingError,
 )
+from learners.sealed import Keyring, SealError
 from offline.dataset import history_from_rows
 from offline.history_file import HistoryFileError, HistoryRow, read_history
+from router.server_secret import load_keyring
 from router.services.promotion import (
     TrainReport,
     known_catalogs,
@@ -105,6 +107,9 @@ def configure_models_parser(parser: argparse.ArgumentParser) -> None:
                          help="skip the comparison with the current version")
     add_common_options(promote)
     add_common_options(actions.add_parser("rollback", help="undo the newest promotion"))
+    add_common_options(actions.add_parser(
+        "reseal", help="seal every artifact with the current server secret (before dropping a "
+        "previous one)"))
     card = actions.add_parser("card", help="print a version's MODEL_CARD.md")
     card.add_argument("version")
     add_common_options(card)
@@ -121,11 +126,12 @@ def run_train(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
         engine = await open_engine(settings)
         try:
+            keyring = load_keyring(settings)
             if args.history is None:
-                return await train_and_register(engine, settings)
+                return await train_and_register(engine, settings, keyring)
             path = args.history
             return await train_and_register(
-                engine, settings, load=lambda: load_file_history(engine, settings, path),
+                engine, settings, keyring, load=lambda: load_file_history(engine, settings, path),
                 source=path)
         finally:
             await engine.dispose()
@@ -142,6 +148,24 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+async def reseal(registry: ModelRegistry, keyring: Keyring) -> int:
+    """Re-seal each artifact that a previous server secret sealed with the current one; the
+    payload is verified and copied, never decoded. Returns 1 if an artifact is refused."""
+    refused = 0
+    for info in await registry.versions():
+        blob = await registry.artifact(info.version)
+        try:
+            sealed = keyring.seal(keyring.unseal(blob))
+        except SealError as exc:
+            refused += 1
+            print(f"{info.version}: refused ({exc}); left as it is")
+            continue
+        if sealed != blob:  # sealing is deterministic: equal bytes are sealed already
+            await registry.replace_artifact(info.version, sealed)
+            print(f"{info.version}: resealed with the current secret")
+    return 1 if refused else 0
+
+
 def run_models(args: argparse.Namespace) -> int:
     async def main() -> int:
         settings = settings_from_args(args)
@@ -153,12 +177,14 @@ def run_models(args: argparse.Namespace) -> int:
                     print(format_versions(await registry.versions()))
                 case "card":
                     print(await registry.model_card(args.version), end="")
+                case "reseal":
+                    return await reseal(registry, load_keyring(settings))
                 case "rollback":
                     info = await registry.rollback()
                     print(f"current version is now {info.version}")
                 case "promote":
-                    passed, reasons = await promote_version(engine, settings, args.version,
-                                                            args.force)
+                    passed, reasons = await promote_version(
+                        engine, settings, load_keyring(settings), args.version, args.force)
                     print("\n".join(reasons))
                     if not passed:
                         print(f"refused: {args.version} does not beat the current version")
@@ -170,6 +196,6 @@ def run_models(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(main())
-    except (SettingsError, RegistryError) as exc:
+    except (SettingsError, RegistryError, SealError) as exc:
         print(f"router models: {exc}", file=sys.stderr)
         return 2

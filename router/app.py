@@ -10,13 +10,19 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusController
 
-from learners.policy import OnlinePolicy
-from router.auth import Authenticator
+from learners.tenant_policies import TenantPolicies
+from router.auth import (
+    Authenticator,
+    ConfiguredKeys,
+    RevocationWatcher,
+    require_api_key,
+    warn_revoked_in_config,
+)
 from router.controllers.admin import AdminController, StatsController
 from router.controllers.health import health, ready
 from router.controllers.v1 import V1Controller
@@ -29,6 +35,7 @@ from router.dependencies import (
 )
 from router.errors import create_problem_details_plugin, unexpected_error_handlers
 from router.metrics import learning_collector
+from router.server_secret import load_keyring
 from router.services.admin import AdminService
 from router.services.code_metrics import CodeMetricsRunner
 from router.services.learning import LearnerService
@@ -36,11 +43,14 @@ from router.services.models import ModelService
 from router.services.retrain import DriftRetrainer
 from router.services.routing import RoutingService
 from router.services.shadow import ActivePolicyWatcher, ShadowPolicies
+from router.services.tenant_stats import DecisionCounter
 from router.settings import Settings, load_settings
+from router.storage.api_keys import ApiKeyStore
 from router.storage.database import create_engine, migrate
 from router.storage.policy_store import PolicyStore
 from router.storage.registry import ModelRegistry
 from router.storage.repository import EventLog
+from router.storage.retention import retain_forever
 
 logger = logging.getLogger("router")
 MAX_BODY_BYTES = 1_048_576
@@ -53,13 +63,16 @@ def create_app_from_environ() -> Litestar:
 
 
 def create_app(settings: Settings) -> Litestar:
-    """Assemble the service; resources open and close in the lifespan."""
+    """Assemble the service; resources open and close in the lifespan. The server secret comes
+    from the settings or their secret file (router/server_secret.py)."""
     catalog = settings.catalog
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        secret = load_keyring(settings)
         engine = create_engine(
-            settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size
+            settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size,
+            timeout_s=settings.storage.statement_timeout_s,
         )
         log: EventLog | None = None
         code_metrics: CodeMetricsRunner | None = None
@@ -70,12 +83,17 @@ def create_app(settings: Settings) -> Litestar:
             if settings.storage.writer_process:
                 await log.start_writer_process()
             await log.ensure_catalog(catalog)
-            key_hashes = await log.sync_api_keys(
-                settings.auth.api_keys, [settings.auth.default_tenant]
-            )
-            authenticator = Authenticator(
-                key_hashes=key_hashes, default_tenant=settings.auth.default_tenant
-            )
+            # The config is the source of truth for keys; revocations come from the database.
+            keys = ConfiguredKeys(settings.auth.api_keys, secret)
+            key_store = ApiKeyStore(engine)
+            revoked = await key_store.sync(keys.hashes, keys.aliases,
+                                           [settings.auth.default_tenant])
+            authenticator = Authenticator(keys=keys, default_tenant=settings.auth.default_tenant,
+                                          revoked=revoked)
+            warn_revoked_in_config(authenticator)
+            revocations = RevocationWatcher(
+                key_store, authenticator,
+                poll_interval_s=settings.auth.revocation_poll_interval_s)
             # `router promote` may have made another bandit configuration the served one.
             store = PolicyStore(engine)
             active = await store.active()
@@ -83,23 +101,28 @@ def create_app(settings: Settings) -> Litestar:
                 logger.info("serving %s (promotion %d) instead of the config's [bandit]",
                             active.candidate, active.id)
             catalogs = await log.load_catalogs()
-            policy = OnlinePolicy(
+            shared = settings.learning.share_across_tenants
+            policies = TenantPolicies(
                 settings=settings.bandit if active is None else active.bandit,
                 catalogs=catalogs,
                 drift=settings.drift,
+                shared=shared,
             )
-            shadows = ShadowPolicies.create(settings.shadow, catalogs, drift=settings.drift)
+            shadows = ShadowPolicies.create(settings.shadow, catalogs, drift=settings.drift,
+                                            shared=shared)
             models = ModelService(
                 ModelRegistry(engine),
+                keyring=secret,
                 poll_interval_s=settings.batch.poll_interval_s,
                 compile_models=settings.batch.compile,
                 compile_dir=settings.batch.compile_dir,
             )
             retrainer = DriftRetrainer(engine, settings, models)
             learner = LearnerService(
-                policy=policy,
+                policies=policies,
                 log=log,
                 settings=settings.learning,
+                keyring=secret,
                 shadows=shadows,
                 on_alarm=retrainer,
             )
@@ -111,9 +134,11 @@ def create_app(settings: Settings) -> Litestar:
                 active_id=None if active is None else active.id,
             )
             for tenant_id, project_id, first in await log.project_first_decisions():
-                policy.history.observe_decision(tenant_id, project_id, first)
+                learner.policies.for_tenant(tenant_id).history.observe_decision(
+                    tenant_id, project_id, first)
             await models.refresh()
             code_metrics = CodeMetricsRunner(settings.code_metrics)
+            decisions = DecisionCounter(log, flush_interval_s=settings.learning.tail_interval_s)
             app.state.authenticator = authenticator
             app.state.routing = RoutingService(
                 catalog=catalog,
@@ -124,6 +149,7 @@ def create_app(settings: Settings) -> Litestar:
                 models=models,
                 batch_settings=settings.batch,
                 code_metrics=code_metrics,
+                decisions=decisions,
             )
             app.state.admin = AdminService(
                 engine=engine,
@@ -131,6 +157,7 @@ def create_app(settings: Settings) -> Litestar:
                 log=log,
                 models=models,
                 learner=learner,
+                decisions=decisions,
                 admin_tenants=frozenset(
                     settings.auth.admin_tenants
                     if authenticator.enabled
@@ -138,7 +165,9 @@ def create_app(settings: Settings) -> Litestar:
                 ),
             )
             if authenticator.enabled:
-                logger.info("API keys configured: %d tenants", len(set(key_hashes.values())))
+                logger.info("API keys configured: %d keys of %d tenants (%d revoked)",
+                            len(keys.hashes), len(set(keys.hashes.values())),
+                            len(authenticator.revoked & keys.hashes.keys()))
             else:
                 logger.warning(
                     "no API key configured: single-tenant mode without authentication "
@@ -159,7 +188,14 @@ def create_app(settings: Settings) -> Litestar:
                 asyncio.create_task(learner.tail_forever(), name="learner-tail"),
                 asyncio.create_task(models.refresh_forever(), name="model-refresh"),
                 asyncio.create_task(watcher.refresh_forever(), name="policy-refresh"),
+                asyncio.create_task(decisions.flush_forever(), name="decision-counts"),
             ]
+            if settings.retention.enabled:
+                tasks.append(asyncio.create_task(
+                    retain_forever(engine, settings.retention), name="retention"))
+            if authenticator.enabled:
+                tasks.append(asyncio.create_task(revocations.refresh_forever(),
+                                                 name="key-revocations"))
             collector = learning_collector()
             collector.attach(learner)
             try:
@@ -174,7 +210,8 @@ def create_app(settings: Settings) -> Litestar:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await learner.checkpoint()
-                learner.policy.close()
+                await decisions.flush()
+                learner.policies.close()
                 shadows.close()
         finally:
             if code_metrics is not None:
@@ -197,6 +234,11 @@ def create_app(settings: Settings) -> Litestar:
         },
         plugins=[create_problem_details_plugin()],
         exception_handlers=unexpected_error_handlers(),
-        openapi_config=OpenAPIConfig(title="Adaptive Router", version="1.0.0", path="/schema"),
+        # The OpenAPI documents, like every route but the probes and metrics, need a key when
+        # keys are configured.
+        openapi_config=OpenAPIConfig(
+            title="Adaptive Router", version="1.0.0",
+            openapi_router=Router(path="/schema", route_handlers=[], guards=[require_api_key]),
+        ),
         request_max_body_size=MAX_BODY_BYTES,
     )

@@ -1,5 +1,5 @@
 """The ``router`` command: serve, simulate, bench, train, models, import, export, replay,
-promote and the benchmarks (bench, bench-instructions, bench-models, bench-learning,
+promote, retention and the benchmarks (bench, bench-instructions, bench-models, bench-learning,
 bench-replay, bench-real, bench-shadows).
 
 Offline commands import their modules lazily so that ``router serve`` loads only the service.
@@ -33,17 +33,29 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     workers = args.workers or settings.server.workers
-    # Migrate once here so that worker processes never race on the schema.
+    # Migrate, create the server secret and store the configured keys once here, so that
+    # worker processes never race on the schema, the secret file or the key rows.
+    from router.auth import ConfiguredKeys
+    from router.server_secret import load_keyring
+    from router.storage.api_keys import ApiKeyStore
     from router.storage.database import create_engine, migrate
 
-    async def _migrate() -> None:
+    try:
+        keys = ConfiguredKeys(settings.auth.api_keys, load_keyring(settings))
+    except SettingsError as exc:
+        print(f"router: {exc}", file=sys.stderr)
+        return 2
+
+    async def _prepare() -> None:
         engine = create_engine(settings.storage.url)
         try:
             await migrate(engine)
+            await ApiKeyStore(engine).sync(keys.hashes, keys.aliases,
+                                           [settings.auth.default_tenant])
         finally:
             await engine.dispose()
 
-    asyncio.run(_migrate())
+    asyncio.run(_prepare())
     os.environ.update(overrides)
     os.environ["ROUTER__STORAGE__MIGRATE_ON_START"] = "false"
     uvicorn.run(
@@ -69,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", help="SQLAlchemy async URL of the event log")
     serve.add_argument("--workers", type=int, help="worker processes (default from config: 1)")
     serve.set_defaults(handler=_serve)
+
+    from router import keys_command
+
+    key = commands.add_parser("keys", help="list API keys (by id) or revoke one")
+    keys_command.configure_parser(key)
+    key.set_defaults(handler=keys_command.run)
 
     from offline import bench, simulate
 
@@ -129,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     promote.configure_parser(pro)
     pro.set_defaults(handler=promote.run)
+
+    from offline import retention
+
+    ret = commands.add_parser("retention",
+                              help="archive old decisions to Parquet and delete them from the log")
+    retention.configure_parser(ret)
+    ret.set_defaults(handler=retention.run)
 
     from offline import bench_shadows
 

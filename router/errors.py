@@ -97,9 +97,13 @@ class PromotionRefusedError(RouterError):
 
 
 class StorageUnavailableError(RouterError):
+    """The database failed or timed out. The detail never holds the database's own error text
+    (that goes to the server log, once per outage): clients see when to retry."""
+
     status_code = 503
     title = "Storage unavailable"
     slug = "storage-unavailable"
+    retry_after_s: ClassVar[int] = 2
 
 
 def _router_error_to_problem(exc: RouterError) -> ProblemDetailsException:
@@ -107,6 +111,8 @@ def _router_error_to_problem(exc: RouterError) -> ProblemDetailsException:
     if exc.field is not None:
         extra["field"] = exc.field
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+    if isinstance(exc, StorageUnavailableError):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return ProblemDetailsException(
         status_code=exc.status_code,
         type_=exc.type,

@@ -1,8 +1,9 @@
 """``GET /metrics`` (Prometheus text format): the learning state of this process.
 
 Litestar's :class:`PrometheusController` serves the default registry; :class:`LearningCollector`
-adds, at scrape time, what the online policy knows: drift alarms (active and raised so far, per
-model and stream) and the number of outcomes learned; and, on a SQLite file, how the event log's
+adds, at scrape time, what the online policies know: drift alarms (active and raised so far, per
+model and stream, over every tenant's learner state, without naming tenants) and the number of
+outcomes learned; and, on a SQLite file, how the event log's
 hot-path statements ran (on the loop's thread, or refused there because another process was
 writing) and its WAL checkpoints (complete ones, after which the WAL starts over). The
 request-timing middleware is left out on purpose: it costs every route call, and a reverse proxy
@@ -41,21 +42,22 @@ class LearningCollector(Collector):
         if not self._learners:
             return
         learner = self._learners[-1]
-        drift = learner.policy.drift
+        monitors = [policy.drift for _, policy in learner.policies.policies()]
         active = GaugeMetricFamily(
             "router_drift_alarm_active",
-            "1 while a drift alarm of the model's outcome stream is in its adaptation period",
+            "1 while a drift alarm of the model's outcome stream is in its adaptation period "
+            "(in any tenant's learner state)",
             labels=["model", "stream"],
         )
-        for alarm in drift.active:
-            active.add_metric([alarm.model, alarm.stream], 1.0)
+        for model, stream in sorted({(a.model, a.stream) for d in monitors for a in d.active}):
+            active.add_metric([model, stream], 1.0)
         yield active
         raised = CounterMetricFamily(
             "router_drift_alarms", "Drift alarms raised since the log began (replayed on start)",
             labels=["model", "stream"],
         )
         for (model, stream), count in sorted(
-            Counter((a.model, a.stream) for a in drift.history).items()
+            Counter((a.model, a.stream) for d in monitors for a in d.history).items()
         ):
             raised.add_metric([model, stream], float(count))
         yield raised

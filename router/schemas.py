@@ -132,10 +132,14 @@ class Health(msgspec.Struct, frozen=True):
 
 
 class Readiness(msgspec.Struct, frozen=True):
+    """Outcome counts are of rows in the log (null while the database is unavailable):
+    ``learned_outcomes`` + ``behind_outcomes`` = ``log_outcomes``."""
+
     status: str
     database: str
-    learned_outcomes: int
-    log_outcomes: int
+    learned_outcomes: int | None
+    log_outcomes: int | None
+    behind_outcomes: int | None
     restored_checkpoint_seq: int
     catalog_actions: int
     auth: str

@@ -3,8 +3,8 @@
 ``load_settings(path, environ)`` is the only way settings are made; it is pure (the environment
 is passed in), so tests build their own settings without touching ``os.environ``. A file may
 hold only a catalog (``temperatures``, ``[[models]]``, ``[[templates]]``); every other section has
-defaults. Secrets (API keys) come only from the environment: ``ROUTER__AUTH__API_KEYS`` holds a
-JSON object mapping each key to its tenant id.
+defaults. Secrets come only from the environment: ``ROUTER__AUTH__API_KEYS`` holds a JSON object
+mapping each key to its tenant id, ``ROUTER__SECURITY__SECRET`` the server secret.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ class LearningSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tail_interval_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 0.25
     # How often each process looks for a newly promoted bandit configuration (router promote).
     policy_poll_interval_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0
+    # Off: every tenant has its own learner state, fed only by its own outcomes (DESIGN.md
+    # rule 7). On: all tenants learn into one state (for tenants that trust each other).
+    share_across_tenants: bool = False
 
 
 class CodeMetricsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -78,6 +81,23 @@ class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # File-backed SQLite: commit decisions and outcomes in a writer process of their own
     # (router/storage/writer_process.py); off, the event loop's thread commits them.
     writer_process: bool = True
+    # Longest wait for the database before a request fails with 503 + Retry-After: PostgreSQL
+    # statement_timeout and lock_timeout, connect and pool checkout; SQLite's busy timeout.
+    statement_timeout_s: Annotated[float, Meta(gt=0.0, le=600.0)] = 5.0
+
+
+class RetentionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Archiving of old decisions and outcomes to Parquet (config section ``[retention]``).
+
+    ``router retention run`` archives once; with ``enabled`` the service also runs it every
+    ``interval_s`` (router/storage/retention.py, docs/operations.md "Retention").
+    """
+
+    enabled: bool = False
+    keep_days: Annotated[float, Meta(gt=0.0)] = 30.0
+    archive_dir: Annotated[str, Meta(min_length=1)] = "archive"
+    interval_s: Annotated[float, Meta(ge=1.0)] = 3600.0
+    batch_rows: Annotated[int, Meta(ge=1, le=20_000)] = 1000
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -94,6 +114,20 @@ class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     default_tenant: Annotated[str, Meta(min_length=1, max_length=64)] = "default"
     # Tenants allowed to call /v1/admin/* (the single tenant is always allowed without keys).
     admin_tenants: tuple[Annotated[str, Meta(min_length=1)], ...] = ("default",)
+    # How often each process reads revocations (`router keys revoke`) from the database.
+    revocation_poll_interval_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 2.0
+
+
+class SecuritySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The server secret that seals stored blobs and keys the API-key hashes
+    (router/server_secret.py). ``secret`` and ``previous_secrets`` come only from the environment
+    (``ROUTER__SECURITY__SECRET``, ``ROUTER__SECURITY__PREVIOUS_SECRETS`` as a JSON list);
+    without ``secret`` it is read from (or created in) ``secret_file``, by default the SQLite
+    database's path plus ``.secret``."""
+
+    secret: str = ""
+    previous_secrets: tuple[Annotated[str, Meta(min_length=1)], ...] = ()
+    secret_file: str = ""
 
 
 # Shadow names are lower case so that ROUTER__SHADOW__<NAME>__<KEY> overrides reach them.
@@ -121,8 +155,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     batch: BatchSettings = BatchSettings()
     training: TrainSettings = TrainSettings()
     storage: StorageSettings = StorageSettings()
+    retention: RetentionSettings = RetentionSettings()
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @property
     def catalog(self) -> Catalog:
@@ -144,6 +180,7 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str]) -> Settin
         raise SettingsError(f"config file {config_path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"config file {config_path} is not valid TOML: {exc}") from exc
+    _refuse_file_secrets(raw, config_path)
     apply_overrides(raw, environ)
     inherit_bandit(raw)
     _check_shadows(raw, config_path)
@@ -160,6 +197,21 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str]) -> Settin
             f"{config_path}: default_profile: unknown reward profile {settings.default_profile!r}"
         )
     return settings
+
+
+ENV_ONLY = ("secret", "previous_secrets")
+
+
+def _refuse_file_secrets(raw: dict[str, Any], config_path: Path) -> None:
+    # A config file is copied, committed and shown around; a secret in it is no secret.
+    security = raw.get("security")
+    if isinstance(security, dict):
+        for key in ENV_ONLY:
+            if key in security:
+                raise SettingsError(
+                    f"{config_path}: security.{key}: secrets come only from the environment "
+                    f"(ROUTER__SECURITY__{key.upper()}); remove it from the file"
+                )
 
 
 def apply_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:

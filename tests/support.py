@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -9,14 +14,39 @@ from learners.batch.models import BatchModels
 from learners.batch.settings import TrainSettings
 from learners.batch.training import History, TrainingResult
 from learners.catalog import Catalog
+from learners.sealed import Keyring
 from offline.realdata.data import RealData
 from router.settings import Settings, load_settings
 
+TEST_SECRET = "test-server-secret-0123456789abcdef"
+TEST_KEYRING = Keyring(TEST_SECRET.encode())
+
 
 def make_settings(database_url: str, **environ: str) -> Settings:
-    """Default-config settings on ``database_url`` with extra ``ROUTER__...`` overrides."""
+    """Default-config settings on ``database_url`` with extra ``ROUTER__...`` overrides.
+
+    A SQLite file keeps its server secret in a file beside it (created on first start); other
+    databases need it from the environment, so they get ``TEST_SECRET``.
+    """
     env = {"ROUTER__STORAGE__URL": database_url, **environ}
+    if not database_url.startswith("sqlite"):
+        env.setdefault("ROUTER__SECURITY__SECRET", TEST_SECRET)
     return load_settings(None, env)
+
+
+class RunsShell:
+    """Unpickling this calls ``os.system(command)``: what a forged database row would hold."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.system, (self.command,)
+
+
+def evil_pickle(marker: Path) -> bytes:
+    """A pickle that creates ``marker`` when it is loaded."""
+    return pickle.dumps(RunsShell(f"touch {marker}"))
 
 
 # --- batch models (fixtures in tests/unit/learners/conftest.py) ---

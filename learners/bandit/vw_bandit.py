@@ -12,7 +12,7 @@ two), with two differences:
 
 - VW 9.11's ``--squarecb`` drops the importance weight of every labelled line but the last
   of an example (its loop stops one line early); here no line is weighted, as SquareCB
-  intends (README "Learning quality and drift": ``stack-vw-unweighted``);
+  intends (docs/learning.md, "How the bandit scores actions");
 - the predicted costs are *factorised*: an action's cost is a sum of terms that each involve
   the context and one of its model, temperature and template namespaces, or no context and
   any of them. So a request scores one line per catalog model, temperature and template
@@ -94,7 +94,7 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     )
     seed: int = 7
     # SquareCB over a stacked estimate of VW's and River's predicted rewards
-    # (learners.policy.OnlinePolicy; README "Learning quality and drift").
+    # (learners.policy.OnlinePolicy; docs/decisions/river-stacking.md).
     stack_river: bool = False
     # Bounds of the open-vocabulary state folded with the bandit (learners.history,
     # learners.online_models): keys kept per kind of history aggregate, and hash buckets of task

@@ -31,6 +31,7 @@ from learners.batch.compiled import (
 )
 from learners.batch.native import IntArray, Kernel, NativeError, build_kernel
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
+from learners.sealed import Keyring
 from learners.tabular import CONTEXT_CATEGORICAL, CONTEXT_NUMERIC, DESCRIPTIONS, TabularEncoder
 
 FloatArray = npt.NDArray[np.float64]
@@ -392,19 +393,19 @@ class _Artifact(msgspec.Struct, frozen=True):
     payload: bytes
 
 
-def dump_models(models: BatchModels) -> bytes:
-    """Serialise ``models`` (pickle inside a versioned envelope)."""
+def dump_models(models: BatchModels, keyring: Keyring) -> bytes:
+    """Serialise ``models`` (pickle inside a versioned envelope), sealed with ``keyring``."""
     payload = pickle.dumps(models, protocol=pickle.HIGHEST_PROTOCOL)
-    return msgspec.msgpack.encode(_Artifact(format=ARTIFACT_FORMAT, payload=payload))
+    return keyring.seal(msgspec.msgpack.encode(_Artifact(format=ARTIFACT_FORMAT, payload=payload)))
 
 
-def load_models(data: bytes) -> BatchModels:
-    """Inverse of :func:`dump_models`. Artifacts are written by ``router train`` into the
-    service's own registry, never taken from users (pickle executes code)."""
-    artifact = msgspec.msgpack.decode(data, type=_Artifact)
+def load_models(data: bytes, keyring: Keyring) -> BatchModels:
+    """Inverse of :func:`dump_models`. The seal is verified before anything is decoded: an
+    artifact not sealed with a secret of ``keyring`` raises :class:`SealError` unread."""
+    artifact = msgspec.msgpack.decode(keyring.unseal(data), type=_Artifact)
     if artifact.format != ARTIFACT_FORMAT:
         raise ValueError(f"unknown artifact format {artifact.format!r}")
-    models = pickle.loads(artifact.payload)
+    models = pickle.loads(artifact.payload)  # authenticated by the seal above
     if not isinstance(models, BatchModels):
         raise ValueError("artifact does not hold batch models")
     models.use_threads(1)

@@ -1,2 +1,2 @@
 """Real-data benchmark: route prompts among 9 models against their real outcomes
-(``router bench-real``; README "Real-data benchmark")."""
+(``router bench-real``; docs/evaluation.md)."""

@@ -12,7 +12,7 @@ a prompt to the model with the highest ``P(success) − λ·cost``
 - ``emb+repo+text``: the mean of the ``emb`` and ``repo+text`` probabilities.
 
 Hyper-parameters are the best of a 5-fold cross-validation on the de-duplicated train code
-prompts (README, "Real-data benchmark"); none was chosen on the test prompts.
+prompts (docs/evaluation.md, "Real-data benchmark"); none was chosen on the test prompts.
 """
 
 from __future__ import annotations

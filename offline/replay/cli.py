@@ -57,7 +57,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", dest="json_path", help="write the estimates as JSON here")
     parser.add_argument("--html", dest="html_path", help="write an HTML report with plots here")
     parser.add_argument("--context", action="store_true",
-                        help="read LOG as a history file (README, History files) with the "
+                        help="read LOG as a history file (docs/learning.md) with the "
                         "config's catalog: uniform then means uniform over each row's allowed "
                         "actions (implied by bandit, batch-greedy and vw:*)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
@@ -85,12 +85,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"router replay: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        from learners.sealed import SealError
         from offline.history_file import HistoryFileError
         from router.errors import StorageUnavailableError
         from router.settings import SettingsError
         from router.storage.registry import RegistryError
 
-        if isinstance(exc, SettingsError | RegistryError | HistoryFileError |
+        if isinstance(exc, SettingsError | RegistryError | HistoryFileError | SealError |
                       StorageUnavailableError):
             print(f"router replay: {exc}", file=sys.stderr)
             return 2

@@ -1,7 +1,7 @@
 """The request behind each logged decision, for policies that decide from it.
 
 From the event log it is what was logged with the decision (DESIGN.md rule 3: never
-recomputed). From a history file (README "History files") it is rebuilt the way
+recomputed). From a history file (docs/learning.md) it is rebuilt the way
 ``router import`` rebuilds it: the same feature functions, and history features folded over
 the file in decision-time order (:class:`offline.dataset.HistoryFold`).
 """
@@ -34,6 +34,7 @@ class RowContext:
     record: ContextRecord | None
     history: HistoryFeatures | None
     shadows: Mapping[str, ShadowDecision] | None = None
+    tenant_id: str = ""  # whose decision: its tenant's learner state decides it (bandit)
 
 
 def new_fold(catalog: Catalog) -> HistoryFold:
@@ -59,5 +60,5 @@ def file_contexts(raw: RawChunk, fold: HistoryFold, catalog: Catalog) -> list[Ro
                            f"{row.language!r}")
         out.append(RowContext(catalog=catalog, allowed=allowed,
                               features=extract_features(context, record=context_rec),
-                              record=context_rec, history=history))
+                              record=context_rec, history=history, tenant_id=row.tenant))
     return out

@@ -19,8 +19,9 @@ from learners.bandit.vw_format import format_shared
 from learners.batch.models import BatchModels
 from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings
-from learners.policy import OnlinePolicy
 from learners.reward import RewardProfile
+from learners.sealed import Keyring, SealError
+from learners.tenant_policies import TenantPolicies
 from offline.replay.context import RowContext
 from offline.replay.errors import ReplayError
 from offline.replay.log import ActionSpace, FloatArray, LogChunk, LogError, LogSource, LogSummary
@@ -86,21 +87,31 @@ def greedy(scores: Sequence[float] | FloatArray) -> FloatArray:
 
 
 class BanditSnapshotPolicy(_RowPolicy):
-    """The online VW bandit frozen at a snapshot (a learner checkpoint): its exploration
-    probabilities for each logged request, from the features logged with it."""
+    """The online VW bandits frozen at a snapshot (a learner checkpoint): for each logged
+    request, the exploration probabilities of its tenant's state (or the shared one), from the
+    features logged with it."""
 
     def __init__(self, *, name: str, settings: BanditSettings, catalogs: dict[str, Catalog],
-                 snapshot: bytes, drift: BanditDriftSettings | None = None) -> None:
+                 snapshot: bytes, keyring: Keyring,
+                 drift: BanditDriftSettings | None = None, shared: bool = False) -> None:
         super().__init__(catalogs)
         self.name = name
-        self._policy = OnlinePolicy(settings=settings, catalogs=catalogs, drift=drift)
-        if not self._policy.restore(snapshot):
-            self._policy.close()
+        self._policies = TenantPolicies(settings=settings, catalogs=catalogs, drift=drift,
+                                        shared=shared)
+        try:
+            restored = self._policies.restore(snapshot, keyring)
+        except SealError as exc:
+            self._policies.close()
+            raise ReplayError(f"{name}: the checkpoint is refused: {exc}") from exc
+        if not restored:
+            self._policies.close()
             raise ReplayError(f"{name}: the snapshot was made by another bandit configuration "
-                              "(the [bandit] settings or feature version differ)")
+                              "(the [bandit] settings, feature version or tenant sharing "
+                              "differ)")
 
     def row(self, context: RowContext) -> Sequence[float]:
-        return self._policy.probabilities(context.features, context.catalog, context.allowed)
+        policy = self._policies.for_tenant(context.tenant_id)
+        return policy.probabilities(context.features, context.catalog, context.allowed)
 
 
 class BatchGreedyPolicy(_RowPolicy):
@@ -166,7 +177,7 @@ class OfflineVWPolicy(_RowPolicy):
 
 
 class ShadowLoggedPolicy(_ContextPolicy):
-    """A shadow policy (README "Shadow policies"), from the probabilities it logged beside each
+    """A shadow policy (docs/learning.md), from the probabilities it logged beside each
     served decision: exact, like ``logged``. Every row must carry them, all from one
     configuration (the fingerprint in the logged version)."""
 

@@ -114,7 +114,7 @@ class FileLog:
 
     With a ``catalog``, each chunk also carries every row's request
     (:class:`offline.replay.context.RowContext`) for policies that decide from it; the file must
-    then be a history file (README "History files") in decision-time order. Without one only
+    then be a history file (docs/learning.md) in decision-time order. Without one only
     the log columns are read.
     """
 

@@ -87,18 +87,21 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
     import asyncio
 
     from learners.batch.models import load_models
+    from learners.tenant_policies import checkpoint_name
     from offline.replay.deciders import (
         BanditSnapshotPolicy,
         BatchGreedyPolicy,
         OfflineVWPolicy,
         ShadowLoggedPolicy,
     )
+    from router.server_secret import load_keyring
     from router.storage.policy_store import PolicyStore
     from router.storage.registry import ModelRegistry
     from router.storage.replay_log import bandit_snapshot
 
     catalogs = {**catalogs}
     catalogs.setdefault(settings.catalog.fingerprint, settings.catalog)
+    keyring = load_keyring(settings)
     out: list[TargetPolicy] = []
     for spec in specs:
         if spec.kind in SIMPLE_POLICIES:
@@ -107,7 +110,9 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
             # The served bandit: the one `router promote` made active, else the config's.
             active = await PolicyStore(engine).active()
             served = settings.bandit if active is None else active.bandit
-            learner = bandit_learner_name(served, catalogs, settings.drift)
+            shared = settings.learning.share_across_tenants
+            learner = checkpoint_name(bandit_learner_name(served, catalogs, settings.drift),
+                                      shared=shared)
             found = await bandit_snapshot(engine, learner, spec.argument)
             if found is None:
                 which = (f"checkpoint {spec.argument}" if spec.argument
@@ -117,7 +122,8 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
             checkpoint_id, last_seq, state = found
             out.append(BanditSnapshotPolicy(
                 name=f"bandit:{checkpoint_id}@{last_seq}", settings=served,
-                catalogs=catalogs, snapshot=state, drift=settings.drift))
+                catalogs=catalogs, snapshot=state, keyring=keyring, drift=settings.drift,
+                shared=shared))
         elif spec.kind == "shadow":
             out.append(ShadowLoggedPolicy(spec.argument or "", catalogs))
         elif spec.kind == "batch-greedy":
@@ -126,7 +132,8 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
             if version is None:
                 raise ReplayError(f"{spec.text}: no current batch-model version; name one or "
                                   "run `router train`")
-            models = await asyncio.to_thread(load_models, await registry.artifact(version))
+            models = await asyncio.to_thread(load_models, await registry.artifact(version),
+                                             keyring)
             out.append(BatchGreedyPolicy(
                 name=f"batch-greedy:{version}", models=models, catalogs=catalogs,
                 profile=settings.profiles[settings.default_profile]))
@@ -139,7 +146,8 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
 
 def bandit_learner_name(bandit: BanditSettings, catalogs: dict[str, Catalog],
                         drift: BanditDriftSettings | None = None) -> str:
-    """The learner name under which the configured bandit's checkpoints are stored."""
+    """The configured bandit's fingerprint (its checkpoints are stored under
+    :func:`learners.tenant_policies.checkpoint_name` of it)."""
     from learners.policy import OnlinePolicy
 
     policy = OnlinePolicy(settings=bandit, catalogs=catalogs, drift=drift)

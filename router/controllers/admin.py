@@ -22,7 +22,9 @@ class StatsController(Controller):
         return await admin.stats(tenant)
 
     @get("/models", summary="Registered batch-model versions and their metrics")
-    async def models(self, admin: NamedDependency[AdminService]) -> list[ModelVersionView]:
+    async def models(self, tenant: NamedDependency[str], admin: NamedDependency[AdminService]
+                     ) -> list[ModelVersionView]:
+        del tenant  # resolving it authenticates the caller; versions are not per tenant
         return await admin.versions()
 
 

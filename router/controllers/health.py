@@ -8,6 +8,7 @@ from litestar.di import NamedDependency
 from router.errors import StorageUnavailableError
 from router.schemas import Health, Readiness
 from router.services.routing import RoutingService
+from router.storage.repository import OutcomeCounts
 
 
 @get("/health", summary="The process is alive", tags=["operations"])
@@ -19,20 +20,24 @@ async def health() -> Health:
 async def ready(
     routing: NamedDependency[RoutingService], auth_mode: NamedDependency[str]
 ) -> Response[Readiness]:
+    counts: OutcomeCounts | None = None
     try:
-        await routing.log.ping()
-        log_outcomes = await routing.log.max_seq()
+        counts = await routing.log.outcome_counts(routing.learner.applied_seq)
         database = "ok"
     except StorageUnavailableError as exc:
-        log_outcomes, database = -1, f"unavailable: {exc.detail}"
-    ok = database == "ok"
+        database = f"unavailable: {exc.detail}"
+    ok = counts is not None
     body = Readiness(
         status="ready" if ok else "not ready",
         database=database,
-        learned_outcomes=routing.learner.applied_seq,
-        log_outcomes=log_outcomes,
+        learned_outcomes=None if counts is None else counts.logged - counts.behind,
+        log_outcomes=None if counts is None else counts.logged,
+        behind_outcomes=None if counts is None else counts.behind,
         restored_checkpoint_seq=routing.learner.restored_seq,
         catalog_actions=len(routing.catalog),
         auth=auth_mode,
     )
-    return Response(body, status_code=200 if ok else 503)
+    if ok:
+        return Response(body)
+    retry = {"Retry-After": str(StorageUnavailableError.retry_after_s)}
+    return Response(body, status_code=503, headers=retry)

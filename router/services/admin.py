@@ -7,6 +7,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from learners.batch.training import TrainingError
+from learners.sealed import SealError
 from router.errors import (
     ForbiddenError,
     InvalidRequestError,
@@ -24,6 +25,7 @@ from router.schemas import (
 from router.services.learning import LearnerService
 from router.services.models import ModelService
 from router.services.promotion import TrainReport, promote_version, train_and_register
+from router.services.tenant_stats import DecisionCounter
 from router.settings import Settings
 from router.storage.registry import ModelRegistry, RegistryError, VersionInfo
 from router.storage.repository import EventLog
@@ -54,8 +56,10 @@ class AdminService:
         log: EventLog,
         models: ModelService,
         learner: LearnerService,
+        decisions: DecisionCounter,
         admin_tenants: frozenset[str],
     ) -> None:
+        self.decisions = decisions
         self.engine = engine
         self.settings = settings
         self.log = log
@@ -71,15 +75,19 @@ class AdminService:
                 field="authorization",
             )
 
-    async def stats(self, tenant_id: str | None) -> Stats:
-        counts = await self.log.dataset_counts(tenant_id)
+    async def stats(self, tenant_id: str) -> Stats:
+        """The caller's figures alone: its decision count (one row, router/services/
+        tenant_stats.py) and its outcomes as this process has learned them (counted with the
+        fold, learners/tenant_policies.py), with the drift alarms of its learner state. Nothing
+        here scans the log."""
+        counts = self.learner.policies.counts_for(tenant_id)
         current = self.models.current
         return Stats(
-            decisions=counts.decisions,
+            decisions=await self.decisions.total(tenant_id),
             outcomes=counts.outcomes,
-            by_task_type=counts.by_task_type,
-            by_outcome=counts.by_outcome,
-            by_model=counts.by_model,
+            by_task_type=dict(counts.by_task_type),
+            by_outcome=dict(counts.by_outcome),
+            by_model=dict(counts.by_model),
             averages=Averages(
                 success_rate=counts.success_rate,
                 reward=counts.reward,
@@ -88,12 +96,16 @@ class AdminService:
                 cost_usd=counts.cost_usd,
             ),
             current_model_version=None if current is None else current.version,
-            learned_outcomes=self.learner.applied_seq,
-            drift=self.drift_view(),
+            learned_outcomes=counts.outcomes,
+            drift=self.drift_view(tenant_id),
         )
 
-    def drift_view(self) -> DriftView:
-        drift = self.learner.policy.drift
+    def drift_view(self, tenant_id: str) -> DriftView:
+        """Drift alarms of the learner state that decides for ``tenant_id``."""
+        policy = self.learner.policies.find(tenant_id)
+        if policy is None:
+            return DriftView()
+        drift = policy.drift
         return DriftView(
             active=[
                 DriftAlarmView(
@@ -112,7 +124,11 @@ class AdminService:
     async def promote(self, tenant_id: str, version: str, force: bool) -> PromotionView:
         self.require_admin(tenant_id)
         try:
-            passed, reasons = await promote_version(self.engine, self.settings, version, force)
+            passed, reasons = await promote_version(self.engine, self.settings,
+                                                    self.models.keyring, version, force)
+        except SealError as exc:
+            raise PromotionRefusedError(f"a version's artifact is refused: {exc}",
+                                        field="version") from exc
         except RegistryError as exc:
             if "no model version" in str(exc):
                 raise ModelVersionNotFoundError(str(exc), field="version") from exc
@@ -137,7 +153,8 @@ class AdminService:
     async def retrain(self, tenant_id: str) -> dict[str, object]:
         self.require_admin(tenant_id)
         try:
-            report: TrainReport = await train_and_register(self.engine, self.settings)
+            report: TrainReport = await train_and_register(self.engine, self.settings,
+                                                           self.models.keyring)
         except TrainingError as exc:
             raise InvalidRequestError(f"cannot train: {exc}") from exc
         await self.models.refresh()

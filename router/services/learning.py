@@ -1,5 +1,8 @@
 """Keeps this process's online policy equal to the fold of the outcome log.
 
+The state is one policy per tenant (or one shared, ``[learning] share_across_tenants``):
+:class:`~learners.tenant_policies.TenantPolicies`, checkpointed as one blob.
+
 On start: restore the newest checkpoint of this learner configuration, then apply every outcome
 after it. On feedback in this process: apply before responding. Outcomes written by other
 processes are applied by a background tail (every ``tail_interval_s``). Checkpoints are written
@@ -15,112 +18,145 @@ from collections.abc import Callable
 
 from learners.bandit.vw_bandit import BanditSettings
 from learners.drift import DriftAlarm
-from learners.policy import LearnEvent, OnlinePolicy
-from router.services.shadow import ShadowPolicies
+from learners.policy import LearnEvent
+from learners.sealed import Keyring
+from learners.tenant_policies import TenantPolicies
+from router.errors import StorageUnavailableError
+from router.services.outcome_gaps import GapPolicy, Sighting
+from router.services.shadow import ShadowPolicies, restore_sealed
 from router.settings import LearningSettings
-from router.storage.repository import EventLog
+from router.storage.repository import EventLog, FoldRead
 
 logger = logging.getLogger(__name__)
 
-# A missing sequence number can be a transaction that has not committed yet (PostgreSQL hands
-# out numbers before commit) or one that rolled back. Wait this long before skipping it.
-GAP_TIMEOUT_S = 5.0
+# Missing outcome numbers: how long a transaction may take from its number to its transaction id,
+# and the last resort when the horizon does not move past them (router/services/outcome_gaps.py).
+SETTLE_S = 0.2
+GAP_TIMEOUT_S = 30.0
 BATCH = 1000
+# Outcomes this process wrote that were not next when acknowledged, kept to learn them without
+# reading them back (beyond this many, the tail reads them).
+MAX_PENDING = 1000
 
 
 class LearnerService:
     def __init__(
         self,
         *,
-        policy: OnlinePolicy,
+        policies: TenantPolicies,
         log: EventLog,
         settings: LearningSettings,
+        keyring: Keyring,
         shadows: ShadowPolicies | None = None,
         on_alarm: Callable[[DriftAlarm], None] | None = None,
     ) -> None:
-        self.policy = policy
+        self.policies = policies
         # Candidate configurations folded over the same outcomes (router/services/shadow.py).
         self.shadows = shadows if shadows is not None else ShadowPolicies()
         self.on_alarm = on_alarm
         self._live = False  # alarms replayed while catching up at start are history
         self.log = log
         self.settings = settings
+        self.keyring = keyring
         self.applied_seq = 0
         self._lock = asyncio.Lock()
         self._checkpointed_seq = 0
         self._checkpointed_at = time.monotonic()
-        self._gap_since: float | None = None
+        self._gaps = GapPolicy(settle_s=SETTLE_S, timeout_s=GAP_TIMEOUT_S)
+        self._pending: dict[int, LearnEvent] = {}
         self.restored_seq = 0
 
     @property
     def learner_name(self) -> str:
-        return self.policy.fingerprint
+        return self.policies.checkpoint_name
 
     async def start(self) -> None:
         """Restore the newest compatible checkpoint, then catch up with the log."""
         newest = await self.log.latest_checkpoint(self.learner_name)
         if newest is not None:
             last_seq, state = newest
-            if self.policy.restore(state):
+            if restore_sealed(self.policies, state, self.keyring, f"at outcome {last_seq}"):
                 self.applied_seq = last_seq
                 self._checkpointed_seq = last_seq
                 self.restored_seq = last_seq
                 logger.info("restored learner checkpoint at outcome %d", last_seq)
-        await self.shadows.start(self.log, self.applied_seq)
+        await self.shadows.start(self.log, self.applied_seq, self.keyring)
         await self.catch_up()
         self._live = True
 
     async def catch_up(self) -> int:
-        """Apply every outcome in the log after ``applied_seq``; returns how many."""
+        """Apply every outcome in the log after ``applied_seq``; returns how many.
+
+        The log is read without the learner lock, so a feedback call never waits for a read;
+        outcomes it learned meanwhile are skipped. Stops at a missing number that a running
+        transaction may still commit (the next call goes on from there)."""
+        applied = 0
+        while True:
+            horizon_at = time.monotonic()
+            read = await self.log.fold_read(self.applied_seq, BATCH)
+            async with self._lock:
+                count, blocked = await self._apply_read(read, horizon_at)
+            applied += count
+            if blocked or len(read.events) < BATCH:
+                break
         async with self._lock:
-            applied = 0
-            while True:
-                events = await self.log.learn_events_after(self.applied_seq, BATCH)
-                count = await self._apply_contiguous(events)
-                applied += count
-                if count < BATCH:
-                    break
             await self._maybe_checkpoint()
-            return applied
+        return applied
 
     async def apply(self, event: LearnEvent) -> bool:
-        """Apply an outcome this process just wrote; True once it (and all before) is learned."""
-        async with self._lock:
-            if event.seq == self.applied_seq + 1:
-                await self._learn(event)
-            elif event.seq > self.applied_seq:
-                events = await self.log.learn_events_after(
-                    self.applied_seq, event.seq - self.applied_seq
-                )
-                await self._apply_contiguous(events)
-            await self._maybe_checkpoint()
-            return self.applied_seq >= event.seq
+        """Learn an outcome this process just wrote if it is the next one; True once it is
+        learned. Never reads the log: an outcome that is not next is kept for the tail
+        (``tail_interval_s``), which learns it after the ones before it, and this returns False.
+        The next one waits only for the lock (the tail learning, or writing a checkpoint), so
+        that a decision after an acknowledged feedback in this process has learned from it."""
+        if event.seq <= self.applied_seq:
+            return True
+        if event.seq == self.applied_seq + 1:
+            async with self._lock:
+                if event.seq == self.applied_seq + 1:
+                    await self._learn(event)
+                    await self._learn_pending()
+        if event.seq > self.applied_seq and len(self._pending) < MAX_PENDING:
+            self._pending[event.seq] = event
+        return event.seq <= self.applied_seq
 
-    async def _apply_contiguous(self, events: list[LearnEvent]) -> int:
+    async def _learn_pending(self) -> None:
+        while (event := self._pending.get(self.applied_seq + 1)) is not None:
+            await self._learn(event)
+
+    async def _apply_read(self, read: FoldRead, horizon_at: float) -> tuple[int, bool]:
+        """Learn the read's outcomes in order; (how many, whether a gap stopped it)."""
+        now = time.monotonic()
+        if read.horizon is not None and read.events:
+            self._gaps.observe(Sighting(seen_upto=read.events[-1].seq, horizon_at=horizon_at,
+                                        visible_at=now, xmax=read.horizon.xmax))
         count = 0
-        for event in events:
-            if event.seq != self.applied_seq + 1:
-                now = time.monotonic()
-                if self._gap_since is None:
-                    self._gap_since = now
-                if now - self._gap_since < GAP_TIMEOUT_S:
-                    break
-                logger.warning(
-                    "skipping outcome numbers %d-%d", self.applied_seq + 1, event.seq - 1
-                )
+        for event in read.events:
+            await self._learn_pending()
+            if event.seq <= self.applied_seq:
+                continue  # learned by a feedback call meanwhile
+            if event.seq > self.applied_seq + 1:
+                if not self._gaps.passable(event.seq, read.horizon, now):
+                    return count, True
+                logger.debug("no outcome will have the numbers %d-%d",
+                             self.applied_seq + 1, event.seq - 1)
+                for seq in sorted(s for s in self._pending if s < event.seq):
+                    await self._learn(self._pending[seq])  # committed: this process wrote it
             await self._learn(event)
             count += 1
-        return count
+        await self._learn_pending()
+        self._gaps.forget_upto(self.applied_seq)
+        return count, False
 
     async def _learn(self, event: LearnEvent) -> None:
-        if not self.policy.has_catalog(event.catalog_fingerprint):
+        if not self.policies.has_catalog(event.catalog_fingerprint):
             for catalog in (await self.log.load_catalogs()).values():
-                self.policy.add_catalog(catalog)
+                self.policies.add_catalog(catalog)
                 self.shadows.add_catalog(catalog)
-        raised = self.policy.learn(event)
+        raised = self.policies.learn(event)
         self.shadows.learn(event)
         self.applied_seq = event.seq
-        self._gap_since = None
+        self._pending.pop(event.seq, None)
         for alarm in raised:
             logger.warning("drift alarm at outcome %d: %s", event.seq, alarm.description)
             if self._live and self.on_alarm is not None:
@@ -135,11 +171,11 @@ class LearnerService:
             await self._checkpoint()
 
     async def _checkpoint(self) -> None:
-        state = self.policy.snapshot()
+        state = self.policies.snapshot(self.keyring)
         await self.log.save_checkpoint(
             self.learner_name, self.applied_seq, state, self.settings.checkpoints_kept
         )
-        await self.shadows.checkpoint(self.log, self.settings.checkpoints_kept)
+        await self.shadows.checkpoint(self.log, self.settings.checkpoints_kept, self.keyring)
         self._checkpointed_seq = self.applied_seq
         self._checkpointed_at = time.monotonic()
 
@@ -158,18 +194,19 @@ class LearnerService:
         """
         async with self._lock:
             catalogs = await self.log.load_catalogs()
-            policy = OnlinePolicy(
-                settings=settings, catalogs=catalogs, drift=self.policy.drift_settings
+            policy = TenantPolicies(
+                settings=settings, catalogs=catalogs, drift=self.policies.drift_settings,
+                shared=self.policies.shared,
             )
-            if policy.fingerprint == self.policy.fingerprint:
-                policy.close()
+            if policy.fingerprint == self.policies.fingerprint:
                 return False
             seq = 0
-            state = self.shadows.state_of(policy.fingerprint)
+            state = self.shadows.state_of(policy.fingerprint, self.keyring)
             if state is None:
-                state = await self.log.latest_checkpoint(policy.fingerprint)
+                state = await self.log.latest_checkpoint(policy.checkpoint_name)
             # A checkpoint ahead of this process cannot be rewound: fold from the start then.
-            if state is not None and state[0] <= self.applied_seq and policy.restore(state[1]):
+            if state is not None and state[0] <= self.applied_seq and restore_sealed(
+                    policy, state[1], self.keyring, f"at outcome {state[0]}"):
                 seq = state[0]
             while seq < self.applied_seq:
                 events = await self.log.learn_events_after(seq, min(BATCH, self.applied_seq - seq))
@@ -180,8 +217,9 @@ class LearnerService:
                     policy.learn(event)
                 seq = events[-1].seq
             for tenant_id, project_id, first in await self.log.project_first_decisions():
-                policy.history.observe_decision(tenant_id, project_id, first)
-            previous, self.policy = self.policy, policy
+                policy.for_tenant(tenant_id).history.observe_decision(tenant_id, project_id,
+                                                                      first)
+            previous, self.policies = self.policies, policy
             previous.close()
             if self.applied_seq > 0:
                 await self._checkpoint()  # so that a restart finds this configuration's state
@@ -193,5 +231,7 @@ class LearnerService:
             await asyncio.sleep(self.settings.tail_interval_s)
             try:
                 await self.catch_up()
+            except StorageUnavailableError:
+                pass  # the event log logs the outage, once, and when it ends
             except Exception:
                 logger.exception("applying new outcomes from the log failed; retrying")

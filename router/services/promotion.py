@@ -29,6 +29,7 @@ from learners.batch.training import (
     train_models,
 )
 from learners.catalog import Catalog
+from learners.sealed import Keyring, SealError
 from router.settings import Settings
 from router.storage.history import history_from_log
 from router.storage.registry import (
@@ -73,8 +74,8 @@ def baseline_reasons(result: TrainingResult) -> list[str]:
 
 
 async def apply_gate(
-    registry: ModelRegistry, candidate: BatchModels, result: TrainingResult, holdout: History,
-    tolerance: float,
+    registry: ModelRegistry, keyring: Keyring, candidate: BatchModels, result: TrainingResult,
+    holdout: History, tolerance: float,
 ) -> GateResult:
     reasons = baseline_reasons(result)
     if not result.beats_baselines:
@@ -84,7 +85,11 @@ async def apply_gate(
     if current is None:
         return GateResult(status=CURRENT, passed=True, compared_with=None,
                           reasons=["no current version", *reasons])
-    current_models = load_models(await registry.artifact(current.version))
+    try:
+        current_models = load_models(await registry.artifact(current.version), keyring)
+    except SealError as exc:
+        return GateResult(status=CURRENT, passed=True, compared_with=None, reasons=[
+            f"current version {current.version} refused ({exc}): not compared", *reasons])
     candidate_metrics = await asyncio.to_thread(evaluate, candidate, holdout)
     current_metrics = await asyncio.to_thread(evaluate, current_models, holdout)
     passed, compared = compare(candidate_metrics, current_metrics, tolerance)
@@ -142,6 +147,7 @@ async def load_log_history(engine: AsyncEngine, settings: Settings) -> History:
 async def train_and_register(
     engine: AsyncEngine,
     settings: Settings,
+    keyring: Keyring,
     *,
     load: Callable[[], Awaitable[History]] | None = None,
     source: str = "the event log",
@@ -153,7 +159,7 @@ async def train_and_register(
     models, result, holdout = await asyncio.to_thread(
         train_models, history, settings.catalog, settings.training)
     registry = ModelRegistry(engine)
-    gate = await apply_gate(registry, models, result, holdout,
+    gate = await apply_gate(registry, keyring, models, result, holdout,
                             settings.training.promotion_tolerance)
     version = version_name(models, datetime.now(UTC))
     await registry.add(NewVersion(
@@ -161,13 +167,14 @@ async def train_and_register(
         data_to=result.data_to, holdout_from=result.holdout_from, n_train=result.n_train,
         n_holdout=result.n_holdout, feature_spec_hash=models.encoder.spec_hash,
         metrics=msgspec.to_builtins(result.reports), gate=msgspec.to_builtins(gate),
-        artifact=dump_models(models), model_card=model_card(version, result, gate, models, source),
+        artifact=dump_models(models, keyring),
+        model_card=model_card(version, result, gate, models, source),
     ))
     return TrainReport(version=version, status=gate.status, result=result, gate=gate)
 
 
 
-async def promote_version(engine: AsyncEngine, settings: Settings, version: str,
+async def promote_version(engine: AsyncEngine, settings: Settings, keyring: Keyring, version: str,
                           force: bool) -> tuple[bool, list[str]]:
     """Promote ``version`` if it beats the current one on the newest hold-out of the log."""
     registry = ModelRegistry(engine)
@@ -183,8 +190,8 @@ async def promote_version(engine: AsyncEngine, settings: Settings, version: str,
         raise RegistryError(f"the log has {len(history)} decisions with outcomes; the gate "
                             f"needs {settings.training.min_examples} (or use --force)")
     _, holdout = history.split(settings.training.holdout_fraction)
-    candidate = load_models(await registry.artifact(version))
-    existing = load_models(await registry.artifact(current.version))
+    candidate = load_models(await registry.artifact(version), keyring)
+    existing = load_models(await registry.artifact(current.version), keyring)
     passed, reasons = compare(await asyncio.to_thread(evaluate, candidate, holdout),
                               await asyncio.to_thread(evaluate, existing, holdout),
                               settings.training.promotion_tolerance)

@@ -42,7 +42,8 @@ class DriftRetrainer:
         self.runs += 1
         try:
             report = await train_and_register(
-                self.engine, self.settings, source=f"the event log (drift: {alarm.description})"
+                self.engine, self.settings, self.models.keyring,
+                source=f"the event log (drift: {alarm.description})",
             )
         except TrainingError as exc:
             logger.warning("drift retrain skipped: %s", exc)

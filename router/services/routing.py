@@ -13,7 +13,7 @@ from learners.catalog import Catalog
 from learners.context import DecisionContext
 from learners.estimates import estimate_action_cost
 from learners.features import describe_context
-from learners.policy import POLICY_NAME, LearnEvent, OnlinePolicy
+from learners.policy import POLICY_NAME, LearnEvent
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
 from router.errors import DecisionNotFoundError, RequestConflictError, UnknownProfileError
 from router.schemas import (
@@ -37,6 +37,7 @@ from router.services.predictions import (
     build_predictions,
     risk_level,
 )
+from router.services.tenant_stats import DecisionCounter
 from router.settings import BatchSettings
 from router.storage.batching import DecisionWriter
 from router.storage.repository import (
@@ -71,9 +72,11 @@ class RoutingService:
         models: ModelService,
         batch_settings: BatchSettings,
         code_metrics: CodeMetricsRunner,
+        decisions: DecisionCounter,
     ) -> None:
         self.code_metrics = code_metrics
         self.models = models
+        self.decisions = decisions
         self.batch_settings = batch_settings
         self._model_names = tuple(m.name for m in catalog.models)
         self._template_names = tuple(t.name for t in catalog.templates)
@@ -83,10 +86,6 @@ class RoutingService:
         self.default_profile = default_profile
         self.learner = learner
         self.log = log
-
-    @property
-    def policy(self) -> OnlinePolicy:
-        return self.learner.policy
 
     async def route(self, tenant_id: str, request: RouteRequest) -> RouteResponse:
         request_json = msgspec.json.encode(request)
@@ -111,7 +110,9 @@ class RoutingService:
         decided_at = datetime.now(UTC)
         features, record = describe_context(context, decided_at)
         project_id = request.context.project_id
-        history = self.policy.history.features(
+        # The caller's own learner state (DESIGN.md rule 7), or the shared one when configured.
+        policy = self.learner.policies.for_tenant(tenant_id)
+        history = policy.history.features(
             tenant_id=tenant_id,
             task_type=record.task_type,
             language=record.language,
@@ -121,12 +122,12 @@ class RoutingService:
             templates=self._template_names,
             at=decided_at,
         )
-        self.policy.history.observe_decision(tenant_id, project_id, decided_at)
+        policy.history.observe_decision(tenant_id, project_id, decided_at)
         rag_examples = request.context.rag.examples if request.context.rag else 0
         allowed = allowed_actions(
             self.catalog, request.task, request.constraints, features.complexity, rag_examples
         )
-        probabilities = self.policy.probabilities(features, self.catalog, allowed, record)
+        probabilities = policy.probabilities(features, self.catalog, allowed, record)
         loaded = self.models.current
         batch: BatchView | None = None
         if loaded is not None:
@@ -134,14 +135,14 @@ class RoutingService:
             safer = self._conservative(batch, allowed, probabilities)
             if safer is not None:
                 allowed, batch = safer, batch.subset(allowed, safer)
-                probabilities = self.policy.probabilities(features, self.catalog, allowed, record)
+                probabilities = policy.probabilities(features, self.catalog, allowed, record)
         position = draw_index(probabilities, seed_from_id(decision_id))
         greedy = probabilities.index(max(probabilities))  # the first most probable
         action = self.catalog.actions[allowed[position]]
         estimate = estimate_action_cost(action, request.task, features.complexity, rag_examples)
         explored = position != greedy
         if batch is None:
-            online = self.policy.predict(self.catalog, action.index, estimate.latency_s, record)
+            online = policy.predict(self.catalog, action.index, estimate.latency_s, record)
             predictions = build_predictions(online, estimate, features.complexity)
             risk = assess_risk(
                 predictions,
@@ -156,7 +157,7 @@ class RoutingService:
             # Served P(approved): the mean of the batch model's and River's once River has
             # learned enough (it predicted better than either alone: README "Which prediction
             # of P(approved) to serve"). Risk factors still explain the batch model.
-            river = self.policy.river_success(record, self.catalog, action.index)
+            river = policy.river_success(record, self.catalog, action.index)
             if river is not None:
                 predictions = msgspec.structs.replace(
                     predictions,
@@ -172,7 +173,7 @@ class RoutingService:
                 probabilities[position],
                 batch.conservative_reason,
             )
-        policy_version = self.policy.version
+        policy_version = policy.version
         response = RouteResponse(
             decision_id=decision_id,
             model=action.model.name,
@@ -223,8 +224,8 @@ class RoutingService:
             },
             "learner_seq": self.learner.applied_seq,
             # Candidates decide on the same allowed actions and features; never served.
-            "shadow_probabilities": self.learner.shadows.decide(features, self.catalog, allowed,
-                                                                record),
+            "shadow_probabilities": self.learner.shadows.decide(tenant_id, features,
+                                                                self.catalog, allowed, record),
             "response": response,
         }
         try:
@@ -235,6 +236,7 @@ class RoutingService:
             if existing is None:
                 raise
             return self._replayed(existing, request_hash)
+        self.decisions.add(tenant_id)
         return response
 
     def _conservative(
@@ -352,6 +354,9 @@ class RoutingService:
             generation_time_s=request.generation_time_s,
             prior_time_s=stored_features.prior_time_s,
             record=stored_features.record,
+            tenant_id=tenant_id,
+            task_type=decision.task_type,
+            cost_usd=request.cost_usd,
             facts=outcome_facts(
                 tenant_id=tenant_id,
                 decided_at=decision.created_at,

@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -19,18 +19,37 @@ def json_dumps(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+def create_engine(
+    url: str, *, echo: bool = False, pool_size: int = 10, timeout_s: float | None = None
+) -> AsyncEngine:
+    """An async engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
+
+    ``timeout_s`` bounds every wait for the database (None: the drivers' defaults): PostgreSQL's
+    statement and lock timeouts, the connect and pool checkout waits, and SQLite's busy timeout
+    (carried in the URL, so that every connection to the file has it)."""
     options: dict[str, Any] = {
         "echo": echo,
         "json_serializer": json_dumps,
         "json_deserializer": msgspec.json.decode,
     }
-    is_sqlite = url.startswith("sqlite")
+    parsed = make_url(url)
+    is_sqlite = parsed.get_backend_name() == "sqlite"
     if not is_sqlite:
         options["pool_size"] = pool_size
         options["pool_pre_ping"] = True
-    engine = create_async_engine(url, **options)
+        if timeout_s is not None:
+            milliseconds = str(max(1, round(timeout_s * 1000)))
+            options["pool_timeout"] = timeout_s
+            options["connect_args"] = {
+                "timeout": timeout_s,
+                "command_timeout": timeout_s + 1.0,  # the server's own timeouts fire first
+                "server_settings": {
+                    "statement_timeout": milliseconds, "lock_timeout": milliseconds
+                },
+            }
+    elif timeout_s is not None:
+        parsed = parsed.update_query_dict({"timeout": str(timeout_s)})
+    engine = create_async_engine(parsed, **options)
     if is_sqlite:
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     return engine
@@ -38,16 +57,19 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
 
 def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the writer; synchronous=NORMAL in WAL mode loses nothing a
-    # process crash could take (only an OS crash can drop the last commits).
+    # process crash could take (only an OS crash can drop the last commits). The busy timeout
+    # is the URL's ``timeout`` (create_engine), else sqlite3's default of 5 s.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
 def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":  # a migration may rewrite a large table
+        connection.execute(text("SET LOCAL statement_timeout = 0"))
+        connection.execute(text("SET LOCAL lock_timeout = 0"))
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -20,6 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# Outcome numbers: 64-bit on PostgreSQL; on SQLite INTEGER, so that ``outcomes.seq`` is the rowid.
+SEQ = BigInteger().with_variant(Integer, "sqlite")
+
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
@@ -30,16 +34,21 @@ class Tenant(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Decisions logged for the tenant; services add what they logged every few tenths of a
+    # second (router/services/tenant_stats.py), so GET /v1/stats reads one row.
+    decisions: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class ApiKey(Base):
-    """An API key, stored only as its SHA-256 hash."""
+    """An API key, stored only as its HMAC-SHA256 under the server secret (router/auth.py);
+    a revoked key stays (``revoked_at`` set) so that it is refused even if configured again."""
 
     __tablename__ = "api_keys"
 
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class CatalogVersion(Base):
@@ -80,7 +89,7 @@ class Decision(Base):
     policy_name: Mapped[str] = mapped_column(String(64))
     policy_version: Mapped[str] = mapped_column(String(64))
     model_versions: Mapped[dict[str, Any]] = mapped_column(JSON)
-    learner_seq: Mapped[int] = mapped_column(Integer)
+    learner_seq: Mapped[int] = mapped_column(SEQ)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     project_id: Mapped[str | None] = mapped_column(String(128))
     task_type: Mapped[str | None] = mapped_column(String(128))
@@ -98,7 +107,7 @@ class Outcome(Base):
 
     __tablename__ = "outcomes"
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
     decision_id: Mapped[str] = mapped_column(ForeignKey("decisions.id"), unique=True)
     tenant_id: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -144,7 +153,7 @@ class Checkpoint(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     learner: Mapped[str] = mapped_column(String(64))
-    last_seq: Mapped[int] = mapped_column(Integer)
+    last_seq: Mapped[int] = mapped_column(SEQ)
     state: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

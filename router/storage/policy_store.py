@@ -78,7 +78,7 @@ class PolicyStore:
                 async with self.engine.connect() as conn:
                     yield conn
         except (OperationalError, DBAPIError) as exc:
-            raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
+            raise StorageUnavailableError("the event log is unavailable") from exc
 
     async def record(self, promotion: NewPromotion, *, activate: tuple[str, BanditSettings]
                      | None = None) -> int:

@@ -105,7 +105,7 @@ class ModelRegistry:
                     )
                 )
         except (OperationalError, DBAPIError) as exc:
-            raise StorageUnavailableError(f"the model registry is unavailable: {exc.orig}") from exc
+            raise StorageUnavailableError("the model registry is unavailable") from exc
         info = await self.info(new.version)
         assert info is not None
         return info
@@ -141,6 +141,12 @@ class ModelRegistry:
         if data is None:
             raise RegistryError(f"no model version {version!r}")
         return bytes(data)
+
+    async def replace_artifact(self, version: str, artifact: bytes) -> None:
+        """Store ``artifact`` as ``version``'s (``router models reseal``)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(ModelVersion).where(ModelVersion.version == version)
+                               .values(artifact=artifact))
 
     async def model_card(self, version: str) -> str:
         async with self.engine.connect() as conn:

@@ -75,7 +75,7 @@ async def logged_decisions(
         async with engine.connect() as conn:
             rows = (await conn.execute(query)).all()
     except (OperationalError, DBAPIError) as exc:
-        raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
+        raise StorageUnavailableError("the event log is unavailable") from exc
     out = []
     for row in rows:
         values = row._asdict()

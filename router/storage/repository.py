@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -27,13 +26,13 @@ from router.storage.inline_sqlite import (
     SQLiteBusyError,
 )
 from router.storage.models import (
-    ApiKey,
     CatalogVersion,
     Checkpoint,
     Decision,
     Outcome,
     Tenant,
 )
+from router.storage.outage import OutageLog
 from router.storage.sqlite_thread import SQLiteThread, sqlite_file_url
 from router.storage.writer_process import DuplicateWriteError, WriterProcess
 
@@ -71,6 +70,7 @@ class DecisionRecord(msgspec.Struct, frozen=True):
     propensity: float
     response: dict[str, Any]
     project_id: str | None = None
+    task_type: str | None = None
 
     def stored_features(self) -> StoredFeatures:
         return msgspec.convert(self.features, StoredFeatures)
@@ -120,6 +120,28 @@ class OutcomeRecord(msgspec.Struct, frozen=True):
     reward_source: str
 
 
+class Horizon(msgspec.Struct, frozen=True):
+    """PostgreSQL's transaction horizon at one moment (``pg_current_snapshot()``): every
+    transaction id below ``xmin`` has ended; ids from ``xmax`` on had not been assigned."""
+
+    xmin: int
+    xmax: int
+
+
+class FoldRead(msgspec.Struct, frozen=True):
+    """Outcomes after a sequence number, and (PostgreSQL) the horizon taken just before."""
+
+    events: list[LearnEvent]
+    horizon: Horizon | None
+
+
+class OutcomeCounts(msgspec.Struct, frozen=True):
+    """Outcomes in the log, and how many of them have a number above the learned one."""
+
+    logged: int
+    behind: int
+
+
 class DatasetCounts(msgspec.Struct, frozen=True):
     decisions: int
     outcomes: int
@@ -139,10 +161,6 @@ def _float(value: Any) -> float | None:
 
 class DuplicateKeyError(Exception):
     """An insert collided with an existing primary or unique key."""
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _now() -> datetime:
@@ -172,6 +190,7 @@ _DECISION_BY_ID = select(
     Decision.propensity,
     Decision.response,
     Decision.project_id,
+    Decision.task_type,
 ).where(
     Decision.id == bindparam("decision_id"), Decision.tenant_id == bindparam("tenant_id")
 )
@@ -189,17 +208,38 @@ _OUTCOME_BY_DECISION = select(
 ).where(Outcome.decision_id == bindparam("decision_id"))
 
 
+_OUTCOME_COLUMNS = [c for c in Outcome.metadata.tables["outcomes"].columns if c.name != "seq"]
+# An outcome for a decision that has none yet. A duplicate selects no row, so PostgreSQL does
+# not evaluate the sequence default for it: no number is taken (ON CONFLICT DO NOTHING would
+# take one). Two identical posts racing still meet the unique constraint (DuplicateKeyError).
+_INSERT_NEW_OUTCOME = (
+    insert(Outcome)
+    .from_select(
+        [c.name for c in _OUTCOME_COLUMNS],
+        select(*[bindparam(c.name, type_=c.type) for c in _OUTCOME_COLUMNS]).where(
+            ~exists().where(Outcome.decision_id == bindparam("decision_id"))
+        ),
+    )
+    .returning(Outcome.seq)
+)
+_HORIZON = text(
+    "SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text FROM pg_current_snapshot() s"
+)
+
+
 @contextmanager
-def _storage_errors() -> Iterator[None]:
-    """Database errors as the service's: a unique-key clash and an unavailable database."""
+def _storage_errors(outage: OutageLog) -> Iterator[None]:
+    """Database errors as the service's: a unique-key clash and an unavailable database (a
+    failed or timed-out statement, a refused connection); ``outage`` logs the outage once."""
     try:
         yield
     except IntegrityError as exc:
         raise DuplicateKeyError(str(exc.orig)) from exc
     except DuplicateWriteError as exc:
         raise DuplicateKeyError(str(exc)) from exc
-    except (OperationalError, DBAPIError) as exc:
-        raise StorageUnavailableError(f"the event log is unavailable: {exc.orig}") from exc
+    except (OperationalError, DBAPIError, StorageUnavailableError, OSError, TimeoutError) as exc:
+        raise outage.failed(exc) from exc
+    outage.succeeded()
 
 
 class EventLog:
@@ -207,6 +247,7 @@ class EventLog:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.outage = OutageLog()
         # SQLite has one writer at a time; queueing writers here, in order, avoids its busy
         # handler's sleep-and-retry back-off, which turned contention into second-long tails.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
@@ -264,7 +305,7 @@ class EventLog:
         if self._reader is None:
             async with self._transaction() as conn:
                 return await conn.run_sync(work)
-        with _storage_errors():
+        with _storage_errors(self.outage):
             if self.inline is not None:
                 try:
                     return self.inline.run(work, write=False)
@@ -280,7 +321,7 @@ class EventLog:
             async with self._transaction(write=True) as conn:
                 return await conn.run_sync(work)
         assert self._write_lock is not None  # a writer exists only for SQLite
-        with _storage_errors():
+        with _storage_errors(self.outage):
             # Queue behind this process's other writers, then commit at once on this thread
             # (taking the lock when it is free does not suspend). Falling back to the thread
             # whenever the lock was taken instead made concurrent feedback calls keep it taken,
@@ -296,7 +337,7 @@ class EventLog:
     @asynccontextmanager
     async def _transaction(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
         lock = self._write_lock if write else None
-        with _storage_errors():
+        with _storage_errors(self.outage):
             if lock is None:
                 async with self.engine.begin() as connection:
                     yield connection
@@ -331,25 +372,26 @@ class EventLog:
             rows = await conn.execute(select(CatalogVersion.fingerprint, CatalogVersion.catalog))
             return {fp: Catalog.from_json(raw) for fp, raw in rows}
 
-    async def sync_api_keys(
-        self, api_keys: Mapping[str, str], tenants: list[str]
-    ) -> dict[str, str]:
-        """Store tenants and hashed keys; return every stored key hash with its tenant."""
-        async with self._transaction(write=True) as conn:
-            known = set((await conn.scalars(select(Tenant.id))).all())
-            for tenant in sorted({*tenants, *api_keys.values()} - known):
-                await conn.execute(insert(Tenant).values(id=tenant, created_at=_now()))
-            stored = dict((await conn.execute(select(ApiKey.key_hash, ApiKey.tenant_id))).all())
-            for key, tenant in api_keys.items():
-                key_hash = hash_api_key(key)
-                if key_hash not in stored:
-                    await conn.execute(
-                        insert(ApiKey).values(
-                            key_hash=key_hash, tenant_id=tenant, created_at=_now()
-                        )
-                    )
-                    stored[key_hash] = tenant
-            return stored
+    async def add_decision_counts(self, counts: Mapping[str, int]) -> None:
+        """Add ``counts`` (tenant -> decisions logged since the last call) to the tenants'
+        decision counts, in one transaction."""
+        statement = (
+            update(Tenant)
+            .where(Tenant.id == bindparam("tenant"))
+            .values(decisions=Tenant.decisions + bindparam("logged"))
+        )
+        rows = [{"tenant": tenant, "logged": n} for tenant, n in sorted(counts.items())]
+
+        def work(conn: Connection) -> None:
+            conn.execute(statement, rows)
+
+        await self._write(work)
+
+    async def tenant_decisions(self, tenant_id: str) -> int:
+        """The decision count of ``tenant_id`` (one primary-key look-up)."""
+        async with self._transaction() as conn:
+            value = await conn.scalar(select(Tenant.decisions).where(Tenant.id == tenant_id))
+        return int(value or 0)
 
     # --- decisions -----------------------------------------------------------------------
 
@@ -357,7 +399,7 @@ class EventLog:
         """Insert decision rows in one transaction (all or none)."""
         process = self.process
         if process is not None and process.running:
-            with _storage_errors():
+            with _storage_errors(self.outage):
                 await process.insert_decisions(rows)
             return
         prepared = self._decision_insert
@@ -407,14 +449,16 @@ class EventLog:
         decision already has one."""
         process = self.process
         if process is not None and process.running:
-            with _storage_errors():
+            with _storage_errors(self.outage):
                 return await process.insert_outcome(values)
-        statement = insert(Outcome).returning(Outcome.seq)
 
-        def work(conn: Connection) -> int:
-            return int(conn.execute(statement, values).scalar_one())
+        def work(conn: Connection) -> int | None:
+            return conn.execute(_INSERT_NEW_OUTCOME, values).scalar_one_or_none()
 
-        return await self._write(work)
+        seq = await self._write(work)
+        if seq is None:
+            raise DuplicateKeyError(f"decision {values['decision_id']} already has an outcome")
+        return int(seq)
 
     async def set_code_metrics(self, decision_id: str, metrics: dict[str, object]) -> None:
         """Fill in the code metrics of an outcome stored without them (they are measured after
@@ -436,10 +480,23 @@ class EventLog:
         values = await self._read(work)
         return None if values is None else msgspec.convert(values, OutcomeRecord)
 
-    async def max_seq(self) -> int:
+    async def outcome_counts(self, learned_seq: int) -> OutcomeCounts:
+        """How many outcomes the log holds, and how many are numbered above ``learned_seq``
+        (numbers no row holds are not counted: PostgreSQL sequences have holes)."""
+        query = select(func.count(), func.count().filter(Outcome.seq > learned_seq))
         async with self._transaction() as conn:
-            value = await conn.scalar(select(func.max(Outcome.seq)))
-            return int(value or 0)
+            logged, behind = (await conn.execute(query)).one()
+        return OutcomeCounts(logged=int(logged), behind=int(behind))
+
+    async def fold_read(self, seq: int, limit: int = 1000) -> FoldRead:
+        """:meth:`learn_events_after`, after (PostgreSQL) taking the transaction horizon: an
+        outcome whose transaction had ended by then is among the events."""
+        horizon = None
+        if self.engine.dialect.name == "postgresql":
+            async with self._transaction() as conn:
+                xmin, xmax = (await conn.execute(_HORIZON)).one()
+            horizon = Horizon(xmin=int(xmin), xmax=int(xmax))
+        return FoldRead(events=await self.learn_events_after(seq, limit), horizon=horizon)
 
     async def learn_events_after(self, seq: int, limit: int = 1000) -> list[LearnEvent]:
         """Outcomes with a sequence number above ``seq``, in order, joined with their
@@ -456,10 +513,12 @@ class EventLog:
                 Decision.allowed,
                 Decision.chosen_position,
                 Decision.propensity,
+                Decision.task_type,
                 Outcome.reward,
                 Outcome.verdict,
                 Outcome.quality,
                 Outcome.generation_time_s,
+                Outcome.cost_usd,
             )
             .join(Decision, Decision.id == Outcome.decision_id)
             .where(Outcome.seq > seq)
@@ -496,6 +555,9 @@ class EventLog:
                     prior_time_s=stored.prior_time_s,
                     facts=facts,
                     record=stored.record,
+                    tenant_id=row.tenant_id,
+                    task_type=row.task_type,
+                    cost_usd=row.cost_usd,
                 )
             )
         return events

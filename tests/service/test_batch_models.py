@@ -4,9 +4,11 @@ the current version, pick up promotions and rollbacks without restart, stats and
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -15,12 +17,13 @@ from offline.dataset import history_from_rows
 from offline.synthetic import generate_history
 from offline.world import World
 from router.app import create_app
+from router.server_secret import load_keyring
 from router.services.promotion import train_and_register
 from router.services.routing import RoutingService
 from router.settings import Settings
 from router.storage.database import create_engine, migrate
-from router.storage.registry import ModelRegistry
-from tests.support import make_settings
+from router.storage.registry import CURRENT, ModelRegistry, NewVersion
+from tests.support import evil_pickle, make_settings
 
 FAST_TRAINING = {
     "ROUTER__TRAINING__SEARCH_BUDGET_S": "0",
@@ -50,7 +53,8 @@ async def _train(settings: Settings, seed: int, *, make_current: bool = True) ->
         async def load() -> History:
             return history
 
-        report = await train_and_register(engine, settings, load=load, source=f"seed {seed}")
+        report = await train_and_register(engine, settings, load_keyring(settings), load=load,
+                                          source=f"seed {seed}")
         assert report.result.reports["success"].beats_baseline, report.gate.reasons
         assert (report.status == "rejected") == (not report.result.beats_baselines)
         registry = ModelRegistry(engine)
@@ -219,3 +223,27 @@ async def test_served_success_blends_batch_and_river_once_river_has_learned(
         assert routing.learner.applied_seq == 60  # the policy learned all 60 outcomes
         assert 0.0 <= predictions["success_probability"] <= 1.0
         assert logged["response"]["predictions"] == predictions
+
+
+async def test_a_forged_current_version_is_refused_and_the_good_one_keeps_serving(
+    batch_settings: Settings, tmp_path: Path
+) -> None:
+    good = await _train(batch_settings, seed=5)
+    marker = tmp_path / "pwned"
+    forged = msgspec.msgpack.encode({"format": "adaptive-router-batch-models/1",
+                                     "payload": evil_pickle(marker)})
+    async with AsyncTestClient(create_app(batch_settings)) as client:
+        assert (await _route(client))["predictions"]["source"] == f"batch:{good}"
+        engine = create_engine(batch_settings.storage.url)
+        try:
+            now = datetime.now(UTC)
+            await ModelRegistry(engine).add(NewVersion(
+                version="forged", status=CURRENT, data_from=now, data_to=now, holdout_from=now,
+                n_train=1, n_holdout=1, feature_spec_hash="x", metrics={}, gate={},
+                artifact=forged, model_card="forged\n"))
+        finally:
+            await engine.dispose()
+        await asyncio.sleep(0.6)  # the service polls the registry every 0.2 s
+        assert (await _route(client))["predictions"]["source"] == f"batch:{good}"
+        assert client.app.state.routing.models.refused == {"forged"}
+    assert not marker.exists()

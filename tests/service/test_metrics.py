@@ -38,7 +38,8 @@ async def test_metrics_count_learned_outcomes_and_show_drift_alarms(
     rng = np.random.default_rng(0)
     for i in range(3000):  # until the first alarm (it lasts `hold` more outcomes of the model)
         rate = 0.8 if i < 1500 else 0.2
-        if routing.policy.drift.update("small-fast", float(rng.random() < rate), None):
+        drift = routing.learner.policies.for_tenant("default").drift
+        if drift.update("small-fast", float(rng.random() < rate), None):
             break
     text = (await client.get("/metrics")).text
     assert 'router_drift_alarm_active{model="small-fast",stream="success"} 1.0' in text

@@ -34,7 +34,9 @@ async def test_instances_on_one_database_learn_the_same(database_url: str) -> No
             outcome = "approved" if decision["temperature"] <= 0.2 else "rejected"
             feedback = {"decision_id": decision["decision_id"], "outcome": outcome}
             response = await client.post("/v1/feedback", json=feedback)
-            assert response.json()["learned"] is True
+            assert response.status_code == 200
+            # An outcome is learned at once when it is the next one this instance has not
+            # learned; after the other instance's, the tail learns it (learned: false).
         for _ in range(100):
             ready = [(await c.get("/ready")).json() for c in (first, second)]
             if all(r["learned_outcomes"] == 30 for r in ready):

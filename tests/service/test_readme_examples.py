@@ -1,31 +1,95 @@
-"""The README's request examples are executed against the service."""
+"""The README's quickstart and the API page's request examples are executed against the service."""
 
 from __future__ import annotations
 
 import json
-import re
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+import msgspec
+import pytest
 from litestar.testing import AsyncTestClient
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+from router import schemas
+from tests.doc_blocks import DOCS, README, tagged_block
+
+API = DOCS / "api.md"
+QUICKSTART_URL = "http://127.0.0.1:8000"
 
 
-def readme_example(name: str) -> dict[str, Any]:
-    text = README.read_text(encoding="utf-8")
-    match = re.search(rf"<!-- example: {name} -->\s*```json\n(.*?)```", text, re.DOTALL)
-    assert match is not None, f"README has no '{name}' example"
-    body: dict[str, Any] = json.loads(match.group(1))
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"router serve exited with {process.returncode}"
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("router serve did not become ready within 60 s")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("curl") is None and os.environ.get("CI") != "true",
+                    reason="the quickstart needs curl (CI must have it)")
+def test_readme_quickstart_routes_and_learns_when_pasted(tmp_path: Path) -> None:
+    """The README's shell block, run by bash against `router serve`, ends in `"learned": true`."""
+    script = tagged_block(README, "example:quickstart").text
+    assert QUICKSTART_URL in script
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "router.cli", "serve", "--port", str(port),
+         "--database-url", f"sqlite+aiosqlite:///{tmp_path}/router.db"],
+        cwd=tmp_path, env=os.environ.copy(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_ready(url, server)
+        run = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", script.replace(QUICKSTART_URL, url)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stdout.splitlines() if line.strip()]
+    decision = msgspec.json.decode(lines[0], type=schemas.RouteResponse)
+    feedback = msgspec.json.decode(lines[-1], type=schemas.FeedbackResponse)
+    assert feedback.decision_id == decision.decision_id
+    assert feedback.learned is True
+    assert feedback.duplicate is False
+
+
+def _example(name: str) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(tagged_block(API, f"example:{name}").text)
     return body
 
 
-async def test_readme_route_and_feedback_examples_work(client: AsyncTestClient[Any]) -> None:
-    route = await client.post("/v1/route", json=readme_example("route"))
+async def test_api_route_and_feedback_examples_work(client: AsyncTestClient[Any]) -> None:
+    route = await client.post("/v1/route", json=_example("route"))
     assert route.status_code == 200, route.text
     decision = route.json()
     assert decision["predictions"]["cost_usd"] <= 0.05
-    feedback = readme_example("feedback") | {"decision_id": decision["decision_id"]}
+    feedback = _example("feedback") | {"decision_id": decision["decision_id"]}
     response = await client.post("/v1/feedback", json=feedback)
     assert response.status_code == 200, response.text
     assert response.json()["learned"] is True
+    repeat = await client.post("/v1/feedback", json=feedback)
+    assert repeat.json()["duplicate"] is True
+

@@ -31,6 +31,7 @@ from router.storage.policy_store import NewPromotion, PolicyStore
 from tests.support import make_settings
 
 pytestmark = pytest.mark.slow
+TENANT = "default"  # no API keys: every call is the default tenant's
 
 SHADOWS = {
     # An epsilon-greedy candidate, and one with the served configuration (an A/A control).
@@ -109,7 +110,7 @@ def probe(service: RoutingService, task: SimTask) -> dict[str, list[float]]:
                               objective=body.objective)
     features, _ = describe_context(context, datetime(2026, 1, 1, tzinfo=UTC))
     allowed = list(range(len(service.catalog)))
-    answers = service.learner.shadows.decide(features, service.catalog, allowed) or {}
+    answers = service.learner.shadows.decide(TENANT, features, service.catalog, allowed) or {}
     return {name: answer.probabilities for name, answer in answers.items()}
 
 
@@ -131,8 +132,8 @@ async def test_shadows_change_nothing_served_learn_and_replay(
             await simulate(client, world, n=n, seed=5, profile=profile,  # type: ignore[arg-type]
                            feedback_delay=3, request_prefix="req")
             if settings is shadowed:
-                versions = routing(client.app).learner.shadows.versions()
-                served = routing(client.app).learner.policy.version
+                versions = routing(client.app).learner.shadows.versions(TENANT)
+                served = routing(client.app).learner.policies.for_tenant(TENANT).version
     # Same request ids, same learner states: the same decisions, drawn the same way.
     without, with_shadows = await decision_rows(plain_url), await decision_rows(shadow_url)
     assert len(without) == len(with_shadows) == n
@@ -163,7 +164,7 @@ async def test_shadows_change_nothing_served_learn_and_replay(
     async with AsyncTestClient(create_app(shadowed)) as client:
         before = [probe(routing(client.app), task) for task in tasks]
     async with AsyncTestClient(create_app(shadowed)) as client:
-        assert routing(client.app).learner.shadows.versions()["eps"].endswith(f".{n}")
+        assert routing(client.app).learner.shadows.versions(TENANT)["eps"].endswith(f".{n}")
         assert routing(client.app).learner.restored_seq == n
         after = [probe(routing(client.app), task) for task in tasks]
     assert before == after
@@ -230,7 +231,7 @@ async def test_promotion_gate_both_ways(tmp_path: Path,
     common = ["--config", str(config), "--database-url", url, "--bootstrap", "200"]
     async with AsyncTestClient(create_app(settings)) as client:
         service = routing(client.app)
-        uniform_fingerprint = service.learner.policy.fingerprint
+        uniform_fingerprint = service.learner.policies.fingerprint
         await drive(client, world, n=n, seed=21)
 
         # No better than what is served: refused, exit code 1, and recorded.
@@ -239,7 +240,7 @@ async def test_promotion_gate_both_ways(tmp_path: Path,
         out = capsys.readouterr().out
         assert code == 1, out
         assert "refused: shadow:equal: DR 95% lower bound" in out
-        assert service.learner.policy.fingerprint == uniform_fingerprint
+        assert service.learner.policies.fingerprint == uniform_fingerprint
 
         # The learner: promoted, and the running service switches to it.
         good_state = next(s for s in service.learner.shadows.shadows if s.name == "good")
@@ -249,16 +250,17 @@ async def test_promotion_gate_both_ways(tmp_path: Path,
         assert code == 0, out
         assert "promoted: shadow:good: DR 95% lower bound" in out
         for _ in range(100):
-            if service.learner.policy.fingerprint != uniform_fingerprint:
+            if service.learner.policies.fingerprint != uniform_fingerprint:
                 break
             await asyncio.sleep(0.05)
         # The served policy is the shadow's configuration with everything the shadow learned.
-        assert service.learner.policy.version == good_state.policy.version
-        assert service.learner.policy.version.endswith(f".{n}")
+        good_version = good_state.policies.for_tenant(TENANT).version
+        assert service.learner.policies.for_tenant(TENANT).version == good_version
+        assert service.learner.policies.for_tenant(TENANT).version.endswith(f".{n}")
         body = world.sample_task(np.random.default_rng(99), step=n).route_body("after")
         response = await client.post("/v1/route", json=msgspec.to_builtins(body))
         assert response.status_code == 200, response.text
-        assert response.json()["policy"]["version"] == good_state.policy.version
+        assert response.json()["policy"]["version"] == good_version
     rows = await decision_rows(url)
     last = rows[-1]
     assert last["shadow_probabilities"]["good"]["probabilities"] == last["probabilities"]
@@ -290,8 +292,8 @@ async def test_promotion_gate_both_ways(tmp_path: Path,
 
     # A restart serves the promoted configuration in its learned state.
     async with AsyncTestClient(create_app(settings)) as client:
-        assert routing(client.app).learner.policy.version == good_state.policy.version
-        assert routing(client.app).learner.policy.fingerprint != uniform_fingerprint
+        assert routing(client.app).learner.policies.for_tenant(TENANT).version == good_version
+        assert routing(client.app).learner.policies.fingerprint != uniform_fingerprint
 
     # What is served now cannot be promoted again, and nothing unknown can be.
     for candidate, message in (("shadow:good", "already served"),
@@ -310,10 +312,10 @@ async def test_shadows_on_each_database(database_url: str) -> None:
     async with AsyncTestClient(create_app(settings)) as client:
         await simulate(client, world, n=20, seed=2,  # type: ignore[arg-type]
                        profile=settings.profiles["balanced"], request_prefix="db")
-        versions = routing(client.app).learner.shadows.versions()
+        versions = routing(client.app).learner.shadows.versions(TENANT)
     assert versions["eps"].endswith(".20")
     async with AsyncTestClient(create_app(settings)) as client:
-        assert routing(client.app).learner.shadows.versions() == versions
+        assert routing(client.app).learner.shadows.versions(TENANT) == versions
     rows = await decision_rows(database_url)
     assert all(set(row["shadow_probabilities"]) == {"eps", "same"} for row in rows)
     engine = create_engine(database_url)

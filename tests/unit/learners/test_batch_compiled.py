@@ -14,12 +14,12 @@ from learners.batch import native as native_module
 from learners.batch.compiled import CompileError, request_blocks, verified_offsets
 from learners.batch.models import CONTEXT_WIDTH, BatchModels, dump_models, load_models
 from learners.catalog import Catalog
-from tests.support import Trained, holdout_matrix
+from tests.support import TEST_KEYRING, Trained, holdout_matrix
 
 
 def fresh(trained: Trained) -> BatchModels:
     """An independent copy (the session fixture's models stay on the boosters)."""
-    return load_models(dump_models(trained[0]))
+    return load_models(dump_models(trained[0], TEST_KEYRING), TEST_KEYRING)
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +162,6 @@ def test_the_kernel_is_built_once_and_forests_are_never_pickled(
     second = fresh(trained)
     assert second.prepare_serving(tmp_path) == []
     assert second.compiled is not None
-    reloaded = load_models(dump_models(second))
+    reloaded = load_models(dump_models(second, TEST_KEYRING), TEST_KEYRING)
     assert reloaded.compiled is None
     assert reloaded.explainer is None

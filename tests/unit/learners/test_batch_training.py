@@ -26,7 +26,8 @@ from learners.batch.training import (
 )
 from learners.catalog import Catalog
 from learners.reward import Verdict
-from tests.support import N_ROWS, SETTINGS, Trained, holdout_matrix
+from learners.sealed import SealError
+from tests.support import N_ROWS, SETTINGS, TEST_KEYRING, Trained, holdout_matrix
 
 
 def test_every_report_has_metrics_and_a_baseline_on_a_time_ordered_holdout(
@@ -79,7 +80,7 @@ def test_predictions_are_in_range(trained: Trained, catalog: Catalog) -> None:
 def test_dump_and_load_give_identical_predictions(trained: Trained, catalog: Catalog) -> None:
     models, _, holdout = trained
     matrix = holdout_matrix(models, holdout, catalog, rows=5)
-    loaded = load_models(dump_models(models))
+    loaded = load_models(dump_models(models, TEST_KEYRING), TEST_KEYRING)
     assert loaded.encoder.spec_hash == models.encoder.spec_hash
     assert loaded.predict_actions(matrix) == models.predict_actions(matrix)
     np.testing.assert_array_equal(loaded.predict_complexity(matrix),
@@ -87,9 +88,9 @@ def test_dump_and_load_give_identical_predictions(trained: Trained, catalog: Cat
     np.testing.assert_array_equal(loaded.rank_templates(matrix), models.rank_templates(matrix))
 
 
-def test_load_rejects_foreign_artifacts() -> None:
-    with pytest.raises(msgspec.DecodeError):
-        load_models(b"not an artifact")
+def test_load_refuses_unsealed_artifacts() -> None:
+    with pytest.raises(SealError):
+        load_models(b"not an artifact", TEST_KEYRING)
 
 
 def test_success_contributions_name_columns_and_decode_categories(

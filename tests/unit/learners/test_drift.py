@@ -12,6 +12,7 @@ from learners.features import ContextFeatures
 from learners.policy import LearnEvent, OnlinePolicy
 from learners.reward import Verdict
 from router.settings import load_settings
+from tests.support import TEST_KEYRING
 
 
 def feed(monitor: DriftMonitor, rates: list[tuple[int, float]], seed: int = 0,
@@ -102,7 +103,7 @@ def test_the_policy_flags_a_drifting_models_actions_and_snapshots_the_detectors(
     assert len(flagged) == sum(a.model.name == model for a in catalog.actions)
     restored = OnlinePolicy(settings=BanditSettings(), catalogs={catalog.fingerprint: catalog},
                             drift=settings)
-    assert restored.restore(policy.snapshot())
+    assert restored.restore(policy.snapshot(TEST_KEYRING), TEST_KEYRING)
     assert restored.drift.active == policy.drift.active
     assert restored._lines[catalog.fingerprint].lines == lines.lines
     other = OnlinePolicy(settings=BanditSettings(), catalogs={catalog.fingerprint: catalog},

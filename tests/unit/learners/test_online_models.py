@@ -15,6 +15,7 @@ from learners.online_models import (
     squarecb,
 )
 from router.settings import load_settings
+from tests.support import TEST_KEYRING
 
 
 def record(task_type: str = "backend", language: str = "python",
@@ -125,7 +126,7 @@ def test_the_policy_predicts_success_with_river_once_it_has_learned_enough() -> 
     assert backend.success_probability > 0.7
     assert frontend.success_probability < 0.3
     restored = OnlinePolicy(settings=BanditSettings(), catalogs={catalog.fingerprint: catalog})
-    assert restored.restore(policy.snapshot())
+    assert restored.restore(policy.snapshot(TEST_KEYRING), TEST_KEYRING)
     assert restored.predict(catalog, action.index, 10.0, record("backend")) == backend
     for p in (policy, restored):
         p.close()
@@ -150,7 +151,9 @@ def test_a_snapshot_restores_only_into_a_policy_with_the_same_bounds() -> None:
 
     catalog = load_settings("configs/default.toml", {}).catalog
     catalogs = {catalog.fingerprint: catalog}
-    snapshot = OnlinePolicy(settings=BanditSettings(), catalogs=catalogs).snapshot()
+    snapshot = OnlinePolicy(settings=BanditSettings(), catalogs=catalogs).snapshot(TEST_KEYRING)
     for bounds in (BanditSettings(history_keys=100), BanditSettings(river_buckets=16)):
-        assert not OnlinePolicy(settings=bounds, catalogs=catalogs).restore(snapshot)
-    assert OnlinePolicy(settings=BanditSettings(), catalogs=catalogs).restore(snapshot)
+        policy = OnlinePolicy(settings=bounds, catalogs=catalogs)
+        assert not policy.restore(snapshot, TEST_KEYRING)
+    policy = OnlinePolicy(settings=BanditSettings(), catalogs=catalogs)
+    assert policy.restore(snapshot, TEST_KEYRING)

@@ -12,6 +12,7 @@ from learners.stacking import Stacker
 from offline.learning_bench import PolicyContender, Step, build_steps, run_contender
 from offline.world import World
 from router.settings import load_settings
+from tests.support import TEST_KEYRING
 
 SETTINGS = load_settings("configs/default.toml", {})
 PROFILE = SETTINGS.profiles["balanced"]
@@ -65,7 +66,7 @@ def test_a_restored_stack_decides_like_the_one_that_never_stopped(world: World,
         _run(original, world, steps[:200])
         restored = OnlinePolicy(settings=STACKED, catalogs={world.catalog.fingerprint:
                                                             world.catalog})
-        assert restored.restore(original.policy.snapshot())
+        assert restored.restore(original.policy.snapshot(TEST_KEYRING), TEST_KEYRING)
         for step in steps[200:]:
             expected = original.policy.probabilities(step.features, world.catalog,
                                                      step.allowed, step.record)
@@ -75,7 +76,7 @@ def test_a_restored_stack_decides_like_the_one_that_never_stopped(world: World,
         plain = OnlinePolicy(settings=SETTINGS.bandit,
                              catalogs={world.catalog.fingerprint: world.catalog})
         assert plain.fingerprint != restored.fingerprint
-        assert not plain.restore(original.policy.snapshot())
+        assert not plain.restore(original.policy.snapshot(TEST_KEYRING), TEST_KEYRING)
         restored.close()
         plain.close()
     finally:

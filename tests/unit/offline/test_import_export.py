@@ -37,6 +37,10 @@ async def test_import_is_idempotent_and_feeds_the_log(settings: Settings, tmp_pa
         log = EventLog(engine)
         counts = await log.dataset_counts(None)
         assert counts.outcomes == 300
+        # Each tenant's decision count (GET /v1/stats) includes its imported decisions, once.
+        tenants = sorted({r.tenant for r in rows})
+        assert [await log.tenant_decisions(t) for t in tenants] == [
+            sum(r.tenant == t for r in rows) for t in tenants]
         assert sum(counts.by_outcome.values()) == 300
         assert counts.by_outcome["approved"] == sum(r.outcome.value == "approved" for r in rows)
         events = await log.learn_events_after(0, 1000)

@@ -123,7 +123,8 @@ def outcome_values(decision_id: str) -> dict[str, Any]:
 
 async def check_outcomes_in_sequence(log: EventLog) -> None:
     """Two decisions, their outcomes numbered 1 and 2, a second outcome refused, one read back
-    (three write transactions and one point read); shared with the writer process's tests."""
+    (four write transactions, the refused one writing nothing, and one point read); shared with
+    the writer process's tests."""
     await log.insert_decisions([decision_row("a"), decision_row("b")])
     assert await log.insert_outcome(outcome_values("a")) == 1
     assert await log.insert_outcome(outcome_values("b")) == 2
@@ -148,7 +149,7 @@ async def check_a_duplicate_rolls_back_its_batch(log: EventLog) -> None:
 async def test_outcomes_commit_and_read_on_the_loop_thread_in_sequence(log: EventLog) -> None:
     await check_outcomes_in_sequence(log)
     assert log.inline is not None
-    assert (log.inline.writes, log.inline.reads, log.inline.busy) == (3, 1, 0)
+    assert (log.inline.writes, log.inline.reads, log.inline.busy) == (4, 1, 0)
 
 
 async def test_a_duplicate_rolls_back_the_whole_inline_batch(log: EventLog) -> None:
