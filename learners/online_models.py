@@ -2,7 +2,8 @@
 
 One River linear model per target over sparse crosses of the task and the action (model ×
 task type, model × language, model × complexity, template × task type, template × complexity,
-template × requirements, template × RAG, temperature × task type, the action itself). River's
+template × requirements, template × RAG, temperature × task type, the action itself; task
+types, languages and agents as hash buckets, so the weights are bounded). River's
 linear models keep their weights in a Rust ``VectorDict``: a prediction over ~10 crosses costs
 about a microsecond, so a whole 160-action catalog is scored in a fraction of a millisecond.
 
@@ -15,6 +16,7 @@ about a microsecond, so a whole 160-action catalog is scored in a fraction of a 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,9 +26,26 @@ from learners.bandit.sampling import squarecb as squarecb_costs
 from learners.catalog import Action
 from learners.features import ContextRecord
 
+# Task types, languages and agents are open vocabularies: each enters the crosses as one of this
+# many hash buckets ([bandit] river_buckets), so the models hold a bounded number of weights
+# (about 30 per bucket with the default catalog) whatever callers send. Two real values share a
+# bucket with probability 1/buckets per pair.
+CATEGORY_BUCKETS = 256
 
-def action_crosses(record: ContextRecord, action: Action) -> dict[str, float]:
-    """Sparse features of one (context, action) pair; complexity and counts are scaled to ~1."""
+
+def category_bucket(value: str | None, buckets: int = CATEGORY_BUCKETS) -> int:
+    """The bucket of an open-vocabulary value (task type, language, agent): a stable hash
+    (the same in every process), so the weights of each cross stay at most ``buckets``."""
+    return zlib.crc32(b"" if value is None else value.encode()) % buckets
+
+
+def action_crosses(
+    record: ContextRecord, action: Action, keys: tuple[int, int, int] | None = None
+) -> dict[str, float]:
+    """Sparse features of one (context, action) pair; complexity and counts are scaled to ~1.
+    ``keys`` are the buckets of the record's task type, language and agent
+    (:func:`context_buckets`; by default with ``CATEGORY_BUCKETS``)."""
+    task_type, language, agent = context_buckets(record) if keys is None else keys
     model = action.model.name
     template = action.template.name
     complexity = record.complexity / 10.0
@@ -36,23 +55,32 @@ def action_crosses(record: ContextRecord, action: Action) -> dict[str, float]:
     return {
         f"a={action.id}": 1.0,
         f"m={model}": 1.0,
-        f"m={model}|t={record.task_type}": 1.0,
-        f"m={model}|l={record.language}": 1.0,
+        f"m={model}|t={task_type}": 1.0,
+        f"m={model}|l={language}": 1.0,
         f"m={model}|c": complexity,
-        f"tpl={template}|t={record.task_type}": 1.0,
+        f"tpl={template}|t={task_type}": 1.0,
         f"tpl={template}|c": complexity,
         f"tpl={template}|r": requirements,
         f"tpl={template}|rag": rag,
-        f"tpl={template}|agent={record.agent}": 1.0,
-        f"temp={temperature}|t={record.task_type}": 1.0,
+        f"tpl={template}|agent={agent}": 1.0,
+        f"temp={temperature}|t={task_type}": 1.0,
         f"temp={temperature}|c": complexity,
     }
+
+
+def context_buckets(
+    record: ContextRecord, buckets: int = CATEGORY_BUCKETS
+) -> tuple[int, int, int]:
+    """The buckets of the record's task type, language and agent."""
+    return (category_bucket(record.task_type, buckets),
+            category_bucket(record.language, buckets), category_bucket(record.agent, buckets))
 
 
 class OnlineOutcomeModels:
     """River models of reward and success; :meth:`learn` on the chosen action's outcome."""
 
-    def __init__(self, learning_rate: float = 0.05) -> None:
+    def __init__(self, learning_rate: float = 0.05, buckets: int = CATEGORY_BUCKETS) -> None:
+        self.buckets = buckets
         self.reward = linear_model.LinearRegression(
             optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate,
             intercept_init=0.5,
@@ -69,34 +97,36 @@ class OnlineOutcomeModels:
 
     def predict_rewards(self, record: ContextRecord, actions: Sequence[Action]) -> list[float]:
         predict = self.reward.predict_one
+        keys = context_buckets(record, self.buckets)
         return [
-            min(max(predict(action_crosses(record, a)), 0.0), 1.0)  # type: ignore[no-untyped-call]
+            min(max(predict(action_crosses(record, a, keys)), 0.0), 1.0)  # type: ignore[no-untyped-call]
             for a in actions
         ]
 
     def predict_success(self, record: ContextRecord, actions: Sequence[Action]) -> list[float]:
         predict = self.success.predict_proba_one
+        keys = context_buckets(record, self.buckets)
         return [
-            predict(action_crosses(record, a)).get(True, 0.5)  # type: ignore[no-untyped-call]
+            predict(action_crosses(record, a, keys)).get(True, 0.5)  # type: ignore[no-untyped-call]
             for a in actions
         ]
 
     def predict_quality(self, record: ContextRecord, action: Action) -> float:
         """Expected quality (0–10) of ``action``'s code in this context."""
-        x = action_crosses(record, action)
+        x = action_crosses(record, action, context_buckets(record, self.buckets))
         predicted = float(self.quality.predict_one(x))  # type: ignore[no-untyped-call]
         return min(max(10.0 * predicted, 0.0), 10.0)
 
     def predict_time_ratio(self, record: ContextRecord, action: Action) -> float:
         """Expected generation time as a multiple of the catalog's estimate."""
-        x = action_crosses(record, action)
+        x = action_crosses(record, action, context_buckets(record, self.buckets))
         predicted = float(self.time.predict_one(x))  # type: ignore[no-untyped-call]
         return math.exp(min(max(predicted, -5.0), 5.0))
 
     def learn(self, record: ContextRecord, action: Action, reward: float,
               approved: bool, *, quality: float | None = None,
               time_ratio: float | None = None) -> None:
-        x = action_crosses(record, action)
+        x = action_crosses(record, action, context_buckets(record, self.buckets))
         self.reward.learn_one(x, reward)
         self.success.learn_one(x, approved)
         if quality is not None:

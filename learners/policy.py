@@ -25,8 +25,9 @@ from learners.reward import Verdict
 from learners.sealed import Keyring
 from learners.stacking import FloatArray, Stacker
 
-FEATURE_VERSION = "5"  # 3: drift_alarm model feature; 4: River outcome models in the state;
-# 5: SquareCB over cb_adf costs, learned without importance weights (and the optional stacker)
+FEATURE_VERSION = "6"  # 3: drift_alarm model feature; 4: River outcome models in the state;
+# 5: SquareCB over cb_adf costs, learned without importance weights (and the optional stacker);
+# 6: River crosses over hashed task types, languages and agents; bounded, msgpack history
 RIVER_MIN_OUTCOMES = 50  # River's P(approved) replaces the per-action rates from here on
 POLICY_NAME = "vw-cb-explore-adf"
 
@@ -81,12 +82,13 @@ class OnlinePolicy:
         self._lines = {fp: ActionLines(cat) for fp, cat in self._catalogs.items()}
         self._bandit = VWBandit(settings=settings)
         drift_text = msgspec.json.encode(self.drift_settings).decode()
-        text = f"{FEATURE_VERSION}|{self._bandit.arguments}|{drift_text}"
+        text = (f"{FEATURE_VERSION}|{self._bandit.arguments}|{drift_text}"
+                f"|{settings.history_keys}|{settings.river_buckets}")
         self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         self._stats = OutcomeStats()
-        self._history = HistoryStats()
+        self._history = HistoryStats(settings.history_keys)
         self._drift = DriftMonitor(self.drift_settings)
-        self._river = OnlineOutcomeModels()
+        self._river = OnlineOutcomeModels(buckets=settings.river_buckets)
         # [bandit] stack_river: SquareCB over a ridge stack of VW's and River's predicted
         # rewards, starting from "VW alone" (README "Learning quality and drift").
         self._stacker = Stacker(prior=(0.0, 1.0, 0.0)) if settings.stack_river else None

@@ -25,6 +25,10 @@ from learners.reward import Verdict
 from learners.sealed import Keyring
 
 SHARED_KEY = "*"  # the one policy every tenant learns into when learning is shared
+# Task types are an open vocabulary: a tenant's counts keep the first MAX_TASK_TYPES and count
+# every later new one under OTHER_TASK_TYPES (bounded memory and checkpoints).
+MAX_TASK_TYPES = 1000
+OTHER_TASK_TYPES = "(other)"
 
 
 class TenantCounts(msgspec.Struct):
@@ -47,6 +51,8 @@ class TenantCounts(msgspec.Struct):
         """Count one outcome of the tenant (``model``: the chosen action's model)."""
         self.outcomes += 1
         task_type = event.task_type or "unknown"
+        if task_type not in self.by_task_type and len(self.by_task_type) >= MAX_TASK_TYPES:
+            task_type = OTHER_TASK_TYPES
         self.by_task_type[task_type] = self.by_task_type.get(task_type, 0) + 1
         verdict = event.verdict.value
         self.by_outcome[verdict] = self.by_outcome.get(verdict, 0) + 1

@@ -39,6 +39,7 @@ from router.metrics import learning_collector
 from router.openapi import ContractJsonRenderPlugin
 from router.server_secret import load_keyring
 from router.services.admin import AdminService
+from router.services.code_metrics import CodeMetricsRunner
 from router.services.learning import LearnerService
 from router.services.models import ModelService
 from router.services.retrain import DriftRetrainer
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> Litestar:
             timeout_s=settings.storage.statement_timeout_s,
         )
         log: EventLog | None = None
+        code_metrics: CodeMetricsRunner | None = None
         try:
             if settings.storage.migrate_on_start:
                 await migrate(engine)
@@ -135,6 +137,7 @@ def create_app(settings: Settings) -> Litestar:
                 learner.policies.for_tenant(tenant_id).history.observe_decision(
                     tenant_id, project_id, first)
             await models.refresh()
+            code_metrics = CodeMetricsRunner(settings.code_metrics)
             decisions = DecisionCounter(log, flush_interval_s=settings.learning.tail_interval_s)
             app.state.authenticator = authenticator
             app.state.routing = RoutingService(
@@ -145,6 +148,7 @@ def create_app(settings: Settings) -> Litestar:
                 log=log,
                 models=models,
                 batch_settings=settings.batch,
+                code_metrics=code_metrics,
                 decisions=decisions,
             )
             app.state.admin = AdminService(
@@ -210,6 +214,8 @@ def create_app(settings: Settings) -> Litestar:
                 learner.policies.close()
                 shadows.close()
         finally:
+            if code_metrics is not None:
+                code_metrics.close()
             if log is not None:  # after the learner's last checkpoint, and on a failed start
                 await log.aclose()
             await engine.dispose()

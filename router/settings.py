@@ -46,6 +46,14 @@ class LearningSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     share_across_tenants: bool = False
 
 
+class CodeMetricsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Static metrics of feedback code (config section ``[code_metrics]``): code longer than
+    ``max_chars`` is not measured, and a measurement is given up after ``timeout_s``."""
+
+    max_chars: Annotated[int, Meta(ge=0)] = 200_000
+    timeout_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 2.0
+
+
 class BatchSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Serving of the batch models (config section ``[batch]``).
 
@@ -146,6 +154,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # overrides of ``[bandit]``; keys it leaves out take the ``[bandit]`` value.
     shadow: Annotated[dict[ShadowName, BanditSettings], Meta(max_length=MAX_SHADOWS)] = {}
     learning: LearningSettings = LearningSettings()
+    code_metrics: CodeMetricsSettings = CodeMetricsSettings()
     batch: BatchSettings = BatchSettings()
     training: TrainSettings = TrainSettings()
     storage: StorageSettings = StorageSettings()

@@ -96,6 +96,11 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # SquareCB over a stacked estimate of VW's and River's predicted rewards
     # (learners.policy.OnlinePolicy; docs/decisions/river-stacking.md).
     stack_river: bool = False
+    # Bounds of the open-vocabulary state folded with the bandit (learners.history,
+    # learners.online_models): keys kept per kind of history aggregate, and hash buckets of task
+    # types, languages and agents in River's crosses.
+    history_keys: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000
+    river_buckets: Annotated[int, Meta(ge=1, le=1_000_000)] = 256
 
     def __post_init__(self) -> None:
         if not self.min_reward < self.max_reward:

@@ -10,7 +10,6 @@ import msgspec
 
 from learners.bandit.sampling import draw_index, seed_from_id
 from learners.catalog import Catalog
-from learners.code_metrics import compute_code_metrics
 from learners.context import DecisionContext
 from learners.estimates import estimate_action_cost
 from learners.features import describe_context
@@ -29,6 +28,7 @@ from router.schemas import (
 )
 from router.services.allowed import allowed_actions
 from router.services.batch import BatchView
+from router.services.code_metrics import CodeMetricsRunner
 from router.services.learning import LearnerService
 from router.services.models import ModelService
 from router.services.predictions import (
@@ -71,8 +71,10 @@ class RoutingService:
         log: EventLog,
         models: ModelService,
         batch_settings: BatchSettings,
+        code_metrics: CodeMetricsRunner,
         decisions: DecisionCounter,
     ) -> None:
+        self.code_metrics = code_metrics
         self.models = models
         self.decisions = decisions
         self.batch_settings = batch_settings
@@ -325,11 +327,6 @@ class RoutingService:
             "code_metrics": None,
         }
         stored_features = decision.stored_features()
-        if request.code is not None:
-            language = stored_features.record.language if stored_features.record else "unknown"
-            values["code_metrics"] = msgspec.to_builtins(
-                compute_code_metrics(request.code, language)
-            )
         try:
             seq = await self.log.insert_outcome(values)
         except DuplicateKeyError:
@@ -371,6 +368,12 @@ class RoutingService:
             ),
         )
         learned = await self.learner.apply(event)
+        if request.code is not None:
+            # Measured once the outcome is stored and learned: a duplicate never measures.
+            language = stored_features.record.language if stored_features.record else "unknown"
+            metrics = await self.code_metrics.measure(request.code, language)
+            if metrics is not None:
+                await self.log.set_code_metrics(decision.id, msgspec.to_builtins(metrics))
         return FeedbackResponse(
             decision_id=decision.id,
             reward=reward,

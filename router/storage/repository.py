@@ -473,6 +473,18 @@ class EventLog:
             raise DuplicateKeyError(f"decision {values['decision_id']} already has an outcome")
         return int(seq)
 
+    async def set_code_metrics(self, decision_id: str, metrics: dict[str, object]) -> None:
+        """Fill in the code metrics of an outcome stored without them (they are measured after
+        the outcome is stored, so a duplicate post never measures)."""
+        statement = (
+            update(Outcome).where(Outcome.decision_id == decision_id).values(code_metrics=metrics)
+        )
+
+        def work(conn: Connection) -> None:
+            conn.execute(statement)
+
+        await self._write(work)
+
     async def get_outcome(self, decision_id: str) -> OutcomeRecord | None:
         def work(conn: Connection) -> dict[str, Any] | None:
             row = conn.execute(_OUTCOME_BY_DECISION, {"decision_id": decision_id}).first()

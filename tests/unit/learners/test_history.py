@@ -211,3 +211,28 @@ def test_model_and_template_rates_read_between_outcomes_follow_every_outcome() -
     copy = pickle.loads(pickle.dumps(stats))
     assert "_catalog_summaries" not in copy.__getstate__()
     assert read(copy, models=models, templates=templates) == after
+
+
+def test_open_vocabularies_keep_every_kind_within_the_bound() -> None:
+    stats = HistoryStats(max_keys=50)
+    for i in range(1000):
+        stats.learn_one(facts(task_type=f"type-{i}", language=f"lang-{i}",
+                              project_id=f"project-{i}", agent=f"agent-{i}", model=f"m{i}",
+                              template=f"t{i}", tenant_id=f"tenant-{i % 7}"))
+        stats.observe_decision(f"tenant-{i % 7}", f"unlearned-{i}", T0)
+    assert max(stats.sizes().values()) == 50
+    newest = read(stats, tenant_id="tenant-5", task_type="type-999", language="lang-999",
+                  project_id="project-999", agent="agent-999")
+    assert newest.similar.n == newest.project.n == newest.agent.n == 1
+    assert read(stats, task_type="type-0", language="lang-0").similar.n == 0  # forgotten
+
+
+def test_a_project_seen_again_is_kept_with_its_first_decision() -> None:
+    stats = HistoryStats(max_keys=3)
+    stats.observe_decision("acme", "billing", T0)
+    for i in range(10):
+        stats.observe_decision("acme", f"p{i}", T0 + timedelta(days=1))
+        stats.observe_decision("acme", "billing", T0 + timedelta(days=2))  # recently used
+    age = read(stats, project_id="billing", at=T0 + timedelta(days=3)).project_age_days
+    assert age == 3.0
+    assert stats.sizes()["first_seen"] == 3

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from learners.features import ContextRecord
-from learners.online_models import OnlineOutcomeModels, action_crosses, squarecb
+from learners.online_models import (
+    OnlineOutcomeModels,
+    action_crosses,
+    category_bucket,
+    squarecb,
+)
 from router.settings import load_settings
 from tests.support import TEST_KEYRING
 
@@ -35,12 +40,36 @@ def test_crosses_name_the_action_and_its_task_specific_effects() -> None:
     catalog = load_settings("configs/default.toml", {}).catalog
     action = catalog.actions[0]
     crosses = action_crosses(record(), action)
+    backend, frontend = category_bucket("backend"), category_bucket("frontend")
+    assert backend != frontend
     assert crosses[f"a={action.id}"] == 1.0
-    assert crosses[f"m={action.model.name}|t=backend"] == 1.0
+    assert crosses[f"m={action.model.name}|t={backend}"] == 1.0
     assert crosses[f"tpl={action.template.name}|c"] == pytest.approx(0.5)
     other = action_crosses(record(task_type="frontend"), action)
-    assert f"m={action.model.name}|t=frontend" in other
-    assert f"m={action.model.name}|t=backend" not in other
+    assert f"m={action.model.name}|t={frontend}" in other
+    assert f"m={action.model.name}|t={backend}" not in other
+
+
+def test_any_number_of_task_types_languages_and_agents_keeps_the_weights_bounded() -> None:
+    catalog = load_settings("configs/default.toml", {}).catalog
+    buckets = 8
+    models = OnlineOutcomeModels(buckets=buckets)
+    n_models, n_templates = len(catalog.models), len(catalog.templates)
+    n_temperatures = len({a.temperature for a in catalog.actions})
+    # Per action, model, template and temperature, plus each cross of one with a bucket.
+    bound = (len(catalog.actions) + 2 * n_models + 3 * n_templates + n_temperatures
+             + buckets * (2 * n_models + 2 * n_templates + n_temperatures))
+    for i in range(3000):
+        unique = ContextRecord(
+            task_type=f"type-{i}", language=f"lang-{i}", framework=None, agent=f"agent-{i}",
+            objective="balanced", description_words=40, requirements=2, technical_terms=3,
+            complexity=5.0, rag_examples=None, rag_similarity=None, rag_quality=None, hour=10,
+            weekday=2,
+        )
+        models.learn(unique, catalog.actions[i % len(catalog.actions)], 0.5, i % 2 == 0,
+                     quality=7.0, time_ratio=1.2)
+    for model in (models.reward, models.success, models.quality, models.time):
+        assert 0 < len(model._weights) <= bound
 
 
 def test_the_models_learn_which_model_suits_which_task() -> None:
@@ -114,3 +143,17 @@ def test_quality_and_time_models_learn_their_targets() -> None:
     assert models.predict_quality(record("frontend"), action) == pytest.approx(4.0, abs=0.5)
     assert models.predict_time_ratio(record("backend"), action) == pytest.approx(2.0, rel=0.15)
     assert models.predict_time_ratio(record("frontend"), action) == pytest.approx(0.5, rel=0.15)
+
+
+def test_a_snapshot_restores_only_into_a_policy_with_the_same_bounds() -> None:
+    from learners.bandit.vw_bandit import BanditSettings
+    from learners.policy import OnlinePolicy
+
+    catalog = load_settings("configs/default.toml", {}).catalog
+    catalogs = {catalog.fingerprint: catalog}
+    snapshot = OnlinePolicy(settings=BanditSettings(), catalogs=catalogs).snapshot(TEST_KEYRING)
+    for bounds in (BanditSettings(history_keys=100), BanditSettings(river_buckets=16)):
+        policy = OnlinePolicy(settings=bounds, catalogs=catalogs)
+        assert not policy.restore(snapshot, TEST_KEYRING)
+    policy = OnlinePolicy(settings=BanditSettings(), catalogs=catalogs)
+    assert policy.restore(snapshot, TEST_KEYRING)

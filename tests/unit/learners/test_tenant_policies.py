@@ -14,7 +14,12 @@ from learners.features import ContextFeatures
 from learners.policy import LearnEvent
 from learners.reward import Verdict
 from learners.sealed import Keyring, SealError
-from learners.tenant_policies import TenantPolicies
+from learners.tenant_policies import (
+    MAX_TASK_TYPES,
+    OTHER_TASK_TYPES,
+    TenantCounts,
+    TenantPolicies,
+)
 from router.settings import load_settings
 from tests.support import TEST_KEYRING
 
@@ -105,3 +110,13 @@ def test_a_snapshot_restores_every_tenant_and_only_into_the_same_mode() -> None:
     finally:
         for p in (source, restored, other_mode):
             p.close()
+
+
+def test_counts_by_task_type_stay_bounded_with_a_new_task_type_per_outcome() -> None:
+    counts = TenantCounts()
+    for seq in range(1, MAX_TASK_TYPES + 501):
+        unique = msgspec.structs.replace(event(seq, "acme", 0, True), task_type=f"type-{seq}")
+        counts.learn(unique, "frontier-large")
+    assert len(counts.by_task_type) == MAX_TASK_TYPES + 1
+    assert counts.by_task_type[OTHER_TASK_TYPES] == 500
+    assert sum(counts.by_task_type.values()) == counts.outcomes == MAX_TASK_TYPES + 500
