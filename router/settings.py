@@ -35,7 +35,7 @@ class SettingsError(ValueError):
 class LearningSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Checkpointing and log tailing of the online learners."""
 
-    checkpoint_every_outcomes: Annotated[int, Meta(ge=1)] = 500
+    checkpoint_every_outcomes: Annotated[int, Meta(ge=1)] = 5000
     checkpoint_every_s: Annotated[float, Meta(gt=0.0)] = 60.0
     checkpoints_kept: Annotated[int, Meta(ge=1, le=100)] = 3
     tail_interval_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 0.25
