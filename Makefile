@@ -22,8 +22,10 @@ $(REALDATA_STAMP): $(STAMP)
 	$(VENV)/bin/pip install --quiet -e '.[dev,realdata]'
 	touch $(REALDATA_STAMP)
 
+# glibc's malloc: a fixed mmap threshold keeps large temporary buffers (checkpoints) out of the
+# heap, so the service's memory levels off (docs/operations.md "Resource bounds").
 run: $(STAMP)
-	$(VENV)/bin/router serve $(ARGS)
+	MALLOC_MMAP_THRESHOLD_=$${MALLOC_MMAP_THRESHOLD_:-131072} $(VENV)/bin/router serve $(ARGS)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
