@@ -157,4 +157,5 @@ def _msgspec_schemas() -> dict[str, Any]:
 def _any_value(kind: type) -> dict[str, Any]:
     if kind is object:  # free-form values (model metrics, gate evidence)
         return {"description": "any JSON value"}
+    # msgspec's schema_hook protocol: NotImplementedError means "no schema for this type".
     raise NotImplementedError

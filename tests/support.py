@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import pickle
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -47,6 +49,26 @@ class RunsShell:
 def evil_pickle(marker: Path) -> bytes:
     """A pickle that creates ``marker`` when it is loaded."""
     return pickle.dumps(RunsShell(f"touch {marker}"))
+
+
+async def insert_forged_version(settings: Settings, marker: Path) -> None:
+    """Write a current model version named ``forged`` straight into the registry, its artifact
+    an unsealed envelope around :func:`evil_pickle` (what someone who can write the database
+    could plant)."""
+    from router.storage.database import create_engine
+    from router.storage.registry import CURRENT, ModelRegistry, NewVersion
+
+    forged = msgspec.msgpack.encode({"format": "adaptive-router-batch-models/1",
+                                     "payload": evil_pickle(marker)})
+    engine = create_engine(settings.storage.url)
+    try:
+        now = datetime.now(UTC)
+        await ModelRegistry(engine).add(NewVersion(
+            version="forged", status=CURRENT, data_from=now, data_to=now, holdout_from=now,
+            n_train=1, n_holdout=1, feature_spec_hash="x", metrics={}, gate={},
+            artifact=forged, model_card="forged\n"))
+    finally:
+        await engine.dispose()
 
 
 # --- batch models (fixtures in tests/unit/learners/conftest.py) ---

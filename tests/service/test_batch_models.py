@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -24,8 +22,8 @@ from router.services.promotion import train_and_register
 from router.services.routing import RoutingService
 from router.settings import Settings
 from router.storage.database import create_engine, migrate
-from router.storage.registry import CURRENT, ModelRegistry, NewVersion
-from tests.support import evil_pickle, make_settings
+from router.storage.registry import ModelRegistry
+from tests.support import insert_forged_version, make_settings
 
 FAST_TRAINING = {
     "ROUTER__TRAINING__SEARCH_BUDGET_S": "0",
@@ -259,19 +257,9 @@ async def test_a_forged_current_version_is_refused_and_the_good_one_keeps_servin
 ) -> None:
     good = await _train(batch_settings, seed=5)
     marker = tmp_path / "pwned"
-    forged = msgspec.msgpack.encode({"format": "adaptive-router-batch-models/1",
-                                     "payload": evil_pickle(marker)})
     async with AsyncTestClient(create_app(batch_settings)) as client:
         assert (await _route(client))["predictions"]["source"] == f"batch:{good}"
-        engine = create_engine(batch_settings.storage.url)
-        try:
-            now = datetime.now(UTC)
-            await ModelRegistry(engine).add(NewVersion(
-                version="forged", status=CURRENT, data_from=now, data_to=now, holdout_from=now,
-                n_train=1, n_holdout=1, feature_spec_hash="x", metrics={}, gate={},
-                artifact=forged, model_card="forged\n"))
-        finally:
-            await engine.dispose()
+        await insert_forged_version(batch_settings, marker)
         await asyncio.sleep(0.6)  # the service polls the registry every 0.2 s
         assert (await _route(client))["predictions"]["source"] == f"batch:{good}"
         assert client.app.state.routing.models.refused == {"forged"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,7 @@ from router.app import create_app
 from router.settings import Settings
 from router.storage.database import create_engine
 from router.storage.models import Checkpoint
-from router.storage.registry import CURRENT, ModelRegistry, NewVersion
-from tests.support import evil_pickle, make_settings
+from tests.support import evil_pickle, insert_forged_version, make_settings
 
 TASK = {"type": "backend", "language": "python", "description": "Build a REST API with JWT auth"}
 SEAL_HEADER = 4 + 32  # magic and HMAC-SHA256 tag (learners/sealed.py)
@@ -65,19 +63,9 @@ async def test_a_forged_model_version_never_runs_and_the_service_keeps_serving(
     database_url: str, tmp_path: Path, refusals: list[str]
 ) -> None:
     marker = tmp_path / "pwned-by-artifact"
-    forged = msgspec.msgpack.encode({"format": "adaptive-router-batch-models/1",
-                                     "payload": evil_pickle(marker)})
     settings = make_settings(database_url, ROUTER__BATCH__POLL_INTERVAL_S="0.05")
     async with AsyncTestClient(create_app(settings)) as client:
-        engine = create_engine(settings.storage.url)
-        try:
-            now = datetime.now(UTC)
-            await ModelRegistry(engine).add(NewVersion(
-                version="forged", status=CURRENT, data_from=now, data_to=now, holdout_from=now,
-                n_train=1, n_holdout=1, feature_spec_hash="x", metrics={}, gate={},
-                artifact=forged, model_card="forged\n"))
-        finally:
-            await engine.dispose()
+        await insert_forged_version(settings, marker)
         await asyncio.sleep(0.6)  # about ten polls
         response = await client.post("/v1/route", json={"task": TASK})
         assert response.status_code == 200, response.text
