@@ -8,13 +8,15 @@ Artifacts live in the database, so every process and replica sees the same versi
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from router.errors import StorageUnavailableError
 from router.storage.models import ModelVersion
@@ -91,51 +93,62 @@ class ModelRegistry:
     async def add(self, new: NewVersion) -> VersionInfo:
         now = datetime.now(UTC)
         promote = new.status == CURRENT
-        try:
-            async with self.engine.begin() as conn:
-                if promote:
-                    await conn.execute(
-                        update(ModelVersion).where(ModelVersion.status == CURRENT)
-                        .values(status=RETIRED)
-                    )
+        async with self._connection(write=True) as conn:
+            if promote:
                 await conn.execute(
-                    insert(ModelVersion).values(
-                        **msgspec.structs.asdict(new), created_at=now,
-                        promoted_at=now if promote else None,
-                    )
+                    update(ModelVersion).where(ModelVersion.status == CURRENT)
+                    .values(status=RETIRED)
                 )
-        except (OperationalError, DBAPIError) as exc:
-            raise StorageUnavailableError("the model registry is unavailable") from exc
+            await conn.execute(
+                insert(ModelVersion).values(
+                    **msgspec.structs.asdict(new), created_at=now,
+                    promoted_at=now if promote else None,
+                )
+            )
         info = await self.info(new.version)
         assert info is not None
         return info
 
+    @asynccontextmanager
+    async def _connection(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection (in one transaction with ``write``); an unavailable database is
+        StorageUnavailableError, answered 503."""
+        try:
+            if write:
+                async with self.engine.begin() as conn:
+                    yield conn
+            else:
+                async with self.engine.connect() as conn:
+                    yield conn
+        except (OperationalError, DBAPIError) as exc:
+            raise StorageUnavailableError("the model registry is unavailable") from exc
+
     async def versions(self) -> list[VersionInfo]:
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             rows = await conn.execute(select(*_INFO_COLUMNS).order_by(ModelVersion.created_at))
             return [_info(row) for row in rows]
 
     async def info(self, version: str) -> VersionInfo | None:
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             row = (await conn.execute(
                 select(*_INFO_COLUMNS).where(ModelVersion.version == version))).first()
         return None if row is None else _info(row)
 
     async def current(self) -> VersionInfo | None:
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             row = (await conn.execute(
                 select(*_INFO_COLUMNS).where(ModelVersion.status == CURRENT))).first()
         return None if row is None else _info(row)
 
     async def current_version(self) -> str | None:
         """The current version's name (one indexed lookup: services poll this)."""
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             value = await conn.scalar(
                 select(ModelVersion.version).where(ModelVersion.status == CURRENT))
         return None if value is None else str(value)
 
     async def artifact(self, version: str) -> bytes:
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             data = await conn.scalar(
                 select(ModelVersion.artifact).where(ModelVersion.version == version))
         if data is None:
@@ -144,12 +157,12 @@ class ModelRegistry:
 
     async def replace_artifact(self, version: str, artifact: bytes) -> None:
         """Store ``artifact`` as ``version``'s (``router models reseal``)."""
-        async with self.engine.begin() as conn:
+        async with self._connection(write=True) as conn:
             await conn.execute(update(ModelVersion).where(ModelVersion.version == version)
                                .values(artifact=artifact))
 
     async def model_card(self, version: str) -> str:
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             text = await conn.scalar(
                 select(ModelVersion.model_card).where(ModelVersion.version == version))
         if text is None:
@@ -159,7 +172,7 @@ class ModelRegistry:
     async def promote(self, version: str, gate: dict[str, Any] | None = None) -> VersionInfo:
         """Make ``version`` current (the previous current one becomes ``retired``)."""
         now = datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with self._connection(write=True) as conn:
             found = await conn.scalar(
                 select(ModelVersion.version).where(ModelVersion.version == version))
             if found is None:
@@ -178,14 +191,14 @@ class ModelRegistry:
         return info
 
     async def set_gate(self, version: str, status: str, gate: dict[str, Any]) -> None:
-        async with self.engine.begin() as conn:
+        async with self._connection(write=True) as conn:
             await conn.execute(update(ModelVersion).where(ModelVersion.version == version)
                                .values(status=status, gate=gate))
 
     async def rollback(self) -> VersionInfo:
         """Undo the newest promotion: the current version becomes ``rolled-back`` and the
         most recently promoted ``retired`` version is current again."""
-        async with self.engine.begin() as conn:
+        async with self._connection(write=True) as conn:
             current = await conn.scalar(
                 select(ModelVersion.version).where(ModelVersion.status == CURRENT))
             if current is None:

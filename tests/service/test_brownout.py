@@ -112,6 +112,7 @@ async def test_an_outage_is_answered_503_and_logged_once_each_way(
                         json={"decision_id": decision["decision_id"], "outcome": "approved"},
                     ),
                     await client.get("/ready"),
+                    await client.get("/v1/models"),
                 ):
                     assert response.status_code == 503, response.text
                     assert "retry-after" in response.headers
