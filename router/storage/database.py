@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from router.errors import StorageUnavailableError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -80,3 +85,20 @@ async def migrate(engine: AsyncEngine) -> None:
     """Bring the database schema to the newest migration (idempotent)."""
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade)
+
+
+@asynccontextmanager
+async def connection(
+    engine: AsyncEngine, *, write: bool = False, what: str = "the event log"
+) -> AsyncIterator[AsyncConnection]:
+    """A connection of ``engine`` (in one transaction with ``write``); an unavailable database
+    raises StorageUnavailableError (answered 503) naming ``what``, without the database's text."""
+    try:
+        if write:
+            async with engine.begin() as conn:
+                yield conn
+        else:
+            async with engine.connect() as conn:
+                yield conn
+    except (OperationalError, DBAPIError) as exc:
+        raise StorageUnavailableError(f"{what} is unavailable") from exc

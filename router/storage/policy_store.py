@@ -8,18 +8,16 @@ every service process polls (:class:`router.services.shadow.ActivePolicyWatcher`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from sqlalchemy import insert, select
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from learners.bandit.vw_bandit import BanditSettings
-from router.errors import StorageUnavailableError
+from router.storage.database import connection
 from router.storage.models import ActivePolicy, PolicyPromotion
 from router.storage.repository import as_utc
 
@@ -68,17 +66,8 @@ class PolicyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    @asynccontextmanager
-    async def _connection(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
-        try:
-            if write:
-                async with self.engine.begin() as conn:
-                    yield conn
-            else:
-                async with self.engine.connect() as conn:
-                    yield conn
-        except (OperationalError, DBAPIError) as exc:
-            raise StorageUnavailableError("the event log is unavailable") from exc
+    def _connection(self, *, write: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:
+        return connection(self.engine, write=write)
 
     async def record(self, promotion: NewPromotion, *, activate: tuple[str, BanditSettings]
                      | None = None) -> int:

@@ -8,17 +8,15 @@ Artifacts live in the database, so every process and replica sees the same versi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from router.errors import StorageUnavailableError
+from router.storage.database import connection
 from router.storage.models import ModelVersion
 from router.storage.repository import as_utc
 
@@ -109,19 +107,8 @@ class ModelRegistry:
         assert info is not None
         return info
 
-    @asynccontextmanager
-    async def _connection(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A connection (in one transaction with ``write``); an unavailable database is
-        StorageUnavailableError, answered 503."""
-        try:
-            if write:
-                async with self.engine.begin() as conn:
-                    yield conn
-            else:
-                async with self.engine.connect() as conn:
-                    yield conn
-        except (OperationalError, DBAPIError) as exc:
-            raise StorageUnavailableError("the model registry is unavailable") from exc
+    def _connection(self, *, write: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:
+        return connection(self.engine, write=write, what="the model registry")
 
     async def versions(self) -> list[VersionInfo]:
         async with self._connection() as conn:
