@@ -1,0 +1,1 @@
+"""``router bench-suite``: learning quality of the served policy on many environments."""
