@@ -32,7 +32,7 @@ from sklearn import datasets as sklearn_datasets
 
 from learners.catalog import Catalog, ModelSpec, TemplateSpec
 from learners.context import MAX_FEATURES, DecisionContext, Task
-from offline.suite.environment import FloatArray, Kind, SuiteStep
+from offline.suite.environment import Environment, FloatArray, Kind, SuiteStep
 
 STEPS = 3_000
 TASK_TYPE = "classify"
@@ -290,6 +290,6 @@ def _sources() -> list[Source]:
     ]
 
 
-def environments() -> list[ClassificationEnvironment]:
+def environments() -> list[Environment]:
     """Every classification environment, from 2 to 10 actions, numeric and categorical."""
     return [ClassificationEnvironment(source) for source in _sources()]

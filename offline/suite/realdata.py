@@ -43,7 +43,7 @@ from offline.realdata.data import (
     load_real_data,
 )
 from offline.realdata.frontier import hull_accuracy, single_model_points, zero_router_hull
-from offline.suite.environment import FloatArray, Kind, SuiteStep
+from offline.suite.environment import Environment, FloatArray, Kind, SuiteStep
 
 IntArray = npt.NDArray[np.int64]
 
@@ -190,12 +190,13 @@ def summarise_pass(env: RealOutcomeEnvironment, seed: int, choices: Sequence[int
     )
 
 
-def environments(directory: Path | None = None) -> list[RealOutcomeEnvironment]:
+def environments(directory: Path | None = None) -> list[Environment]:
     """Every subset at every cost weight, from ``directory`` (default: the shared data
     directory next to the repository). Raises :class:`offline.realdata.data.RealDataError`
-    when the data is missing."""
+    when the data is missing. Every item is a :class:`RealOutcomeEnvironment` (for
+    :func:`summarise_pass`)."""
     data = load_real_data(directory if directory is not None else default_data_dir())
-    out: list[RealOutcomeEnvironment] = []
+    out: list[Environment] = []
     for subset in SUBSETS:
         part = data.subset(subset)
         contexts = [request_context(p, t) for p, t in zip(part.prompts, part.tasks, strict=True)]

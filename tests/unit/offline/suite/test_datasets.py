@@ -23,7 +23,10 @@ FEATURE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 @pytest.fixture(scope="module")
 def envs() -> dict[str, ClassificationEnvironment]:
-    return {env.name: env for env in environments()}
+    built = environments()
+    envs = {env.name: env for env in built if isinstance(env, ClassificationEnvironment)}
+    assert len(envs) == len(built)
+    return envs
 
 
 def test_the_sets_differ_in_size_and_feature_kinds(
@@ -71,6 +74,7 @@ def test_the_rewarded_action_is_the_true_label() -> None:
     """Against the source table: the step's features identify the iris row, and the reward is
     1 exactly for that row's species."""
     env = next(e for e in environments() if e.name == "cls-iris")
+    assert isinstance(env, ClassificationEnvironment)
     iris = sklearn_datasets.load_iris()
     truth = {tuple(row): int(label) for row, label in zip(iris.data.tolist(), iris.target,
                                                              strict=True)}

@@ -26,7 +26,10 @@ DATA = default_data_dir()
 def envs() -> dict[str, RealOutcomeEnvironment]:
     if not (DATA / "outcomes.jsonl.gz").is_file():
         pytest.skip(f"real outcome data not found at {DATA}")
-    return {env.name: env for env in environments(DATA)}
+    built = environments(DATA)
+    envs = {env.name: env for env in built if isinstance(env, RealOutcomeEnvironment)}
+    assert len(envs) == len(built)
+    return envs
 
 
 @pytest.fixture(scope="module")
