@@ -51,7 +51,7 @@ def test_action_means_shrink_to_the_model_then_to_the_overall_mean() -> None:
                           typical_latency_s=1.0) for n in ("a", "b")],
         templates=[TemplateSpec(name="plain"), TemplateSpec(name="cot")], temperatures=[0.0])
     means = ActionMeans(strength=2.0, prior=0.5)
-    a_plain, a_cot, b_plain, _ = catalog.actions
+    a_plain = catalog.actions[0]
     for _ in range(50):
         means.learn_one(a_plain, 1.0)
     predicted = means.predict(catalog.actions)
