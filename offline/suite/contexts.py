@@ -34,8 +34,8 @@ _OBJECTS = ("the billing service", "a customer export", "the login form", "an au
             "a retry policy", "the search index", "a pagination helper", "the config loader",
             "a metrics exporter", "the upload handler", "a date parser", "the cache layer")
 _VERBS = {"backend": "Implement", "frontend": "Build", "data": "Write a pipeline for",
-          "devops": "Automate", "algorithm": "Design an algorithm for", "testing": "Write tests for",
-          "refactor": "Refactor"}
+          "devops": "Automate", "algorithm": "Design an algorithm for",
+          "testing": "Write tests for", "refactor": "Refactor"}
 _DETAILS = ("It must handle concurrent requests.", "Keep the public interface stable.",
             "Errors should be reported with context.", "Large inputs must stream.",
             "Follow the existing naming conventions.", "It should be idempotent.",
