@@ -51,11 +51,13 @@ def test_targets_report_the_environments_that_miss_them() -> None:
     summary = summarise(jobs, ["router"])
     checks = {c.target.split(":")[0]: c for c in summary.targets["router"][1:]}
     margin = summary.targets["router"][0]
-    assert margin.met is False and "bad -0.0400" in margin.figure
+    assert margin.met is False
+    assert "bad -0.0400" in margin.figure
     assert summary.worst_margin["router"] == ("bad", pytest.approx(-0.04))
     assert checks["simulated worlds"].met is False  # (0.975 + 0.2) / 2
     cls = checks["classification sets"]
-    assert cls.met is True and "0.850" in cls.figure  # 0.68 / 0.8
+    assert cls.met is True
+    assert "0.850" in cls.figure
     assert checks["real outcomes"].met is None
     # The classification set is normalised against its skyline, not the oracle.
     assert summary.envs[2].row("router").normalised == pytest.approx((0.68 - 0.5) / 0.3)
@@ -64,7 +66,8 @@ def test_targets_report_the_environments_that_miss_them() -> None:
 def test_seed_spread_target() -> None:
     jobs = [_job("a", 1, 0.60, 0.5), _job("a", 2, 0.80, 0.5), _job("a", 3, 0.80, 0.5)]
     spread = summarise(jobs, ["router"]).targets["router"][1]
-    assert spread.met is False and "min 0.6000" in spread.figure
+    assert spread.met is False
+    assert "min 0.6000" in spread.figure
 
 
 def test_environments_are_selected_by_name_and_pattern() -> None:

@@ -26,7 +26,8 @@ def test_there_are_at_least_ten_worlds_with_unique_names() -> None:
     assert len(set(names)) == len(names)
     assert all(env.kind == "world" for env in envs)
     sizes = {len(env.catalog) for env in envs}
-    assert min(sizes) == 2 and max(sizes) == 300
+    assert min(sizes) == 2
+    assert max(sizes) == 300
 
 
 @pytest.mark.parametrize("world", [w for w in environments() if isinstance(w, SyntheticWorld)],
@@ -87,7 +88,9 @@ def test_abrupt_drift_changes_the_best_action_at_the_middle() -> None:
 def test_delayed_world_delays_feedback_by_50_to_200_decisions() -> None:
     steps, _ = delayed().expected(1)
     delays = np.array([s.delay for s in steps])
-    assert delays.min() >= 50 and delays.max() <= 200 and delays.std() > 20
+    assert delays.min() >= 50
+    assert delays.max() <= 200
+    assert delays.std() > 20
 
 
 def test_300_action_world_crosses_models_temperatures_and_templates() -> None:
