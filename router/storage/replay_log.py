@@ -14,10 +14,11 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from learners.decision import StoredFeatures
 from router.errors import StorageUnavailableError
 from router.storage.models import Checkpoint, Decision, Outcome
 from router.storage.policy_store import ShadowDecision
-from router.storage.repository import StoredFeatures, as_utc
+from router.storage.repository import as_utc
 
 
 class ReplayWindow(msgspec.Struct, frozen=True):
