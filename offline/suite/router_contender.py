@@ -14,12 +14,12 @@ import msgspec
 
 from learners.bandit.vw_bandit import BanditSettings
 from learners.catalog import Catalog
+from learners.decision import LoggedDecision, LoggedOutcome, decide, learn_event
 from learners.drift import BanditDriftSettings
 from learners.reward import Verdict
 from learners.tenant_policies import TenantPolicies
 from offline.bandit_spec import BanditSpecError, parse_bandit_spec
 from offline.suite.baselines import decision_id, decision_time
-from offline.suite.decision_shim import LoggedDecision, LoggedOutcome, decide, learn_event
 from offline.suite.environment import SuiteStep
 
 TENANT = "suite"
