@@ -91,10 +91,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_all(tasks: Sequence[tuple[str, int]], variants: list[RouterVariant], scale: float,
              jobs: int) -> list[JobResult]:
+    from rich.console import Console
     from rich.progress import Progress
 
     results: list[JobResult] = []
-    with Progress(transient=True) as progress:
+    # On stderr: stdout holds only the report.
+    with Progress(console=Console(stderr=True), transient=True) as progress:
         bar = progress.add_task("bench-suite", total=len(tasks))
         if jobs == 1:
             for env, seed in tasks:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from offline.suite.baselines import PLAIN_VW_ARGUMENTS
 from offline.suite.runner import JobResult
 from offline.suite.summary import EnvSummary, SuiteSummary
 
@@ -37,7 +38,8 @@ def format_env(env: EnvSummary) -> str:
 
 def format_summary(summary: SuiteSummary, command: str, seconds: float) -> str:
     """Every environment's table, then the aggregates and the Targets."""
-    parts = [f"command: {command}", *[format_env(env) for env in summary.envs]]
+    parts = [f"command: {command}\nplain-vw: vw {PLAIN_VW_ARGUMENTS}",
+             *[format_env(env) for env in summary.envs]]
     names = [n for n in next(iter(summary.aggregates.values()), {})]
     lines = ["mean normalised score by kind", f"  {'kind':<16}"
              + "".join(f"{n:>14}" for n in names)]
