@@ -28,7 +28,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--envs", help="comma-separated names or shell patterns, e.g. "
                                        "'world-*,cls-wine' (default: every environment)")
     parser.add_argument("--steps-scale", type=float, default=1.0,
-                        help="run this fraction of every stream (at least 1,000 steps)")
+                        help="run this fraction of every stream (at least 1,000 steps; a skyline "
+                             "still refers to the whole stream)")
     parser.add_argument("--jobs", type=int, default=2,
                         help="environment x seed jobs run in this many processes (2)")
     parser.add_argument("--router", action="append", default=[], metavar="NAME=SPEC",
