@@ -1,8 +1,8 @@
 """Every environment of the suite, and the selection a command line asks for.
 
-Simulated worlds come from :mod:`offline.suite.worlds`; classification sets and real-outcome
-replays from :mod:`offline.suite.datasets` and :mod:`offline.suite.realdata` where those
-modules are present. Each module exposes ``environments() -> list[Environment]``.
+Simulated worlds come from :mod:`offline.suite.worlds` (and :mod:`offline.suite.simulator_env`
+through it), classification sets from :mod:`offline.suite.datasets`, real-outcome replays from
+:mod:`offline.suite.realdata`. Each module exposes ``environments() -> list[Environment]``.
 """
 
 from __future__ import annotations
@@ -23,16 +23,10 @@ class UnknownEnvironmentError(ValueError):
 
 @functools.lru_cache(maxsize=1)
 def all_environments() -> tuple[Environment, ...]:
-    """Every environment of the modules present, in module order (built once per process)."""
+    """Every environment, in module order (built once per process)."""
     found: list[Environment] = []
     for name in MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module is there but something it needs is not
-                raise
-            continue
-        found.extend(module.environments())
+        found.extend(importlib.import_module(name).environments())
     names = [env.name for env in found]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
