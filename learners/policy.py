@@ -225,8 +225,7 @@ class OnlinePolicy:
         """Online predictions for one action: outcome statistics (quality, time, and the
         success rate shrunk from action to model), with P(approved) from River's online model
         of this context and action once it has learned ``RIVER_MIN_OUTCOMES`` outcomes (it
-        predicted the chosen actions' approvals better: ``router bench-learning
-        --prediction-audit``, README "Learning quality and drift")."""
+        predicted the chosen actions' approvals better: docs/decisions/river-p-approved.md)."""
         action = catalog.actions[index]
         stats = self._stats.predict_one(
             model=action.model.name, action_id=action.id, prior_time_s=prior_time_s

@@ -1,8 +1,7 @@
 """An online ridge regression that stacks several predictions of an action's reward.
 
 The served policy's optional VW + River stack (``[bandit] stack_river``,
-:class:`learners.policy.OnlinePolicy`) and the hybrid contenders of ``router bench-learning``
-(:mod:`offline.hybrid_bench`) use it.
+:class:`learners.policy.OnlinePolicy`) uses it.
 """
 
 from __future__ import annotations

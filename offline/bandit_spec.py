@@ -7,7 +7,7 @@ with exploration ``METHOD``, ``VALUE`` setting the method's own parameter and ea
     vw:epsilon=0.05   vw:squarecb=200   vw:cover=5   vw:bag=5   vw:softmax=10
     vw:regcbopt       vw:regcbopt=0.01  vw:bag=5,epsilon=0.1   vw:squarecb,learning_rate=1
 
-``router bench-learning --contenders`` and ``router bench-real --policy`` take these names.
+``router bench-suite --router NAME=SPEC`` and ``router bench-real --policy`` take these names.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The ``router`` command: serve, simulate, bench, train, models, import, export, replay,
-promote, retention and the benchmarks (bench, bench-instructions, bench-models, bench-learning,
-bench-replay, bench-real, bench-shadows, bench-suite).
+promote, retention and the benchmarks (bench, bench-instructions, bench-models, bench-replay,
+bench-real, bench-shadows, bench-suite).
 
 Offline commands import their modules lazily so that ``router serve`` loads only the service.
 """
@@ -100,12 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_instructions.configure_parser(bin_)
     bin_.set_defaults(handler=bench_instructions.run)
 
-    from offline import bench_models, learning_bench, train
-
-    ble = commands.add_parser("bench-learning",
-                              help="learning quality of policies on the simulator (in-process)")
-    learning_bench.configure_parser(ble)
-    ble.set_defaults(handler=learning_bench.run)
+    from offline import bench_models, train
 
     bmo = commands.add_parser("bench-models", help="batch-model training and serving speed")
     bench_models.configure_parser(bmo)

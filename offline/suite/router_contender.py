@@ -16,6 +16,7 @@ from learners.bandit.vw_bandit import BanditSettings
 from learners.catalog import Catalog
 from learners.decision import LoggedDecision, LoggedOutcome, decide, learn_event
 from learners.drift import BanditDriftSettings
+from learners.policy import OnlinePolicy
 from learners.reward import Verdict
 from learners.tenant_policies import TenantPolicies
 from offline.bandit_spec import BanditSpecError, parse_bandit_spec
@@ -50,8 +51,13 @@ class RouterContender:
         self._pending: dict[int, LoggedDecision] = {}
         self._seq = 0
 
+    @property
+    def policy(self) -> OnlinePolicy:
+        """The online policy that decides and learns (its drift alarms, its state)."""
+        return self._policies.for_tenant(TENANT)
+
     def choose(self, step: SuiteStep) -> int:
-        policy = self._policies.for_tenant(TENANT)
+        policy = self.policy
         decision = decide(policy, self.catalog, step.context, tenant_id=TENANT,
                           decided_at=decision_time(step.index), allowed=self._allowed,
                           decision_id=decision_id(self.env, self.seed, step.index))

@@ -24,16 +24,22 @@ WORLD_SEED = 11  # the hidden structure is the same for every seed of the stream
 
 
 class SimulatorEnvironment:
-    """``world-simulator``: :class:`World` with the default catalog, ``balanced`` profile."""
+    """``world-simulator``: :class:`World` with the default catalog, ``balanced`` profile.
 
-    def __init__(self, *, steps: int = 4000) -> None:
+    ``drift_model`` and ``drift_at``: from step ``drift_at`` on, that model's success drops
+    (:class:`World`'s drift scenario; the suite's own environment has none).
+    """
+
+    def __init__(self, *, steps: int = 4000, drift_model: str | None = None,
+                 drift_at: int | None = None) -> None:
         self.n_steps = steps
         configured = load_settings(None, {}).catalog
         self._catalog = Catalog(
             models=list(configured.models),
             templates=[t for t in configured.templates if not t.languages],
             temperatures=configured.temperatures)
-        self._world = World(catalog=self._catalog, seed=WORLD_SEED)
+        self._world = World(catalog=self._catalog, seed=WORLD_SEED, drift_model=drift_model,
+                            drift_at=drift_at)
         self._profile = DEFAULT_PROFILES["balanced"]
         self._tasks: dict[int, tuple[DecisionContext, SimTask]] = {}
 

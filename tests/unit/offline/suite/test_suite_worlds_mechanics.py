@@ -107,3 +107,14 @@ def test_simulator_environment_realises_rewards_around_the_expected_ones() -> No
     assert abs(np.mean(realised) - expected) < 0.05
     assert all(0.0 <= r <= 1.0 for r in realised)
     assert not any(t.languages for t in env.catalog.templates)
+
+
+def test_simulator_drift_lowers_only_the_drifting_models_rewards_from_its_step() -> None:
+    steady = [s.expected for s in SimulatorEnvironment(steps=200).steps(1)]
+    env = SimulatorEnvironment(steps=200, drift_model="code-specialist", drift_at=100)
+    drifted = [s.expected for s in env.steps(1)]
+    drifting = np.array([a.model.name == "code-specialist" for a in env.catalog.actions])
+    assert np.array_equal(np.vstack(steady[:100]), np.vstack(drifted[:100]))
+    change = np.vstack(drifted[100:]) - np.vstack(steady[100:])
+    assert np.all(change[:, ~drifting] == 0.0)
+    assert change[:, drifting].mean() < -0.1
