@@ -254,4 +254,5 @@ def _slice(chunk: LogChunk, low: int, high: int) -> LogChunk:
         action=chunk.action[low:high] if len(chunk.action) else chunk.action,
         logged=None if chunk.logged is None else chunk.logged[low:high],
         allowed=None if chunk.allowed is None else chunk.allowed[low:high],
-        contexts=None if chunk.contexts is None else chunk.contexts[low:high])
+        contexts=None if chunk.contexts is None else chunk.contexts[low:high],
+        logged_known=None if chunk.logged_known is None else chunk.logged_known[low:high])

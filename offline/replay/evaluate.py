@@ -24,6 +24,7 @@ from offline.replay.estimators import (
     TimeBins,
     WeightHistogram,
     importance_weight_variance,
+    row_support,
     weight_edges,
 )
 from offline.replay.log import ActionSpace, LogSource, LogSummary, scan_log
@@ -69,6 +70,7 @@ class ReplayReport(msgspec.Struct, frozen=True):
     options: EstimatorOptions
     policies: dict[str, PolicyReport]
     time_bins: list[TimeBin]
+    reward_range: tuple[float, float] = (0.0, 1.0)  # what the intervals are clipped to
 
 
 def build_space(summary: LogSummary, policies: Sequence[TargetPolicy],
@@ -88,6 +90,12 @@ def build_space(summary: LogSummary, policies: Sequence[TargetPolicy],
                 seen.add(action)
                 ids.append(action)
     return ActionSpace(ids)
+
+
+def reward_bounds(configured: tuple[float, float], summary: LogSummary) -> tuple[float, float]:
+    """The reward range the intervals use: ``configured``, widened to any logged reward
+    outside it (a log is never contradicted by its own rewards)."""
+    return (min(configured[0], summary.min_reward), max(configured[1], summary.max_reward))
 
 
 def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
@@ -117,16 +125,19 @@ def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
     space = build_space(summary, policies, known_actions)
     for policy in policies:
         policy.prepare(space, summary, source)
-    model = (reward_model or ActionMeanRewardModel)(summary, space)
-    never = np.ones(len(space), dtype=bool)
-    for action in summary.counts:
+    bounds = reward_bounds(options.reward_range, summary)
+    model = (ActionMeanRewardModel(summary, space, bounds) if reward_model is None
+             else reward_model(summary, space))
+    # Actions the log chose fewer than min_support times: unsupported on every row.
+    weak = np.ones(len(space), dtype=bool)
+    for action, logged_count in summary.counts.items():
         position = space.position(action)
-        if position is not None:
-            never[position] = False
+        if position is not None and logged_count >= options.min_support:
+            weak[position] = False
 
     edges = weight_edges(1.0 / summary.min_propensity if options.clip is None
                          else min(options.clip, 1.0 / summary.min_propensity))
-    accumulators = {p.name: PolicyAccumulator(options, edges) for p in policies}
+    accumulators = {p.name: PolicyAccumulator(options, edges, bounds) for p in policies}
     bins = TimeBins(n=summary.n, bins=min(TIME_BINS, summary.n))
     bin_rows = np.zeros(bins.bins, dtype=np.int64)
     bin_reward = np.zeros(bins.bins)
@@ -155,25 +166,27 @@ def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
             np.minimum.at(bin_start, which, stamps)
             np.maximum.at(bin_end, which, np.nan_to_num(chunk.timestamp, nan=-np.inf))
         predicted = model.predict(chunk)
-        q_logged = predicted[np.arange(count), chunk.action]
+        rows = np.arange(count)
+        q_logged = predicted[rows, chunk.action]
         replicate = draws.draw(count)
+        # Unsupported (row, action) pairs: actions the logger gave probability 0 in rows whose
+        # vector is known, and actions the log (almost) never chose.
+        known = chunk.known_vectors()
+        unsupported = np.broadcast_to(weak, (count, len(space)))
+        if chunk.logged is not None:
+            unsupported = unsupported | (known[:, None] & (chunk.logged <= 0.0))
+        chosen_supported = ~unsupported[rows, chunk.action]
         for policy in policies:
             target = policy.probabilities(chunk, space)
             dm = np.einsum("ij,ij->i", target.matrix, predicted)
-            # Support: where the logging probability is known, mass on actions it gave 0;
-            # otherwise mass on actions the logger never chose anywhere in the log.
             weight_variance = None
-            if chunk.logged is not None:
-                unsupported = np.where(chunk.logged <= 0.0, target.matrix, 0.0).sum(axis=1)
+            if chunk.logged is not None and known.all():
                 weight_variance = importance_weight_variance(target.matrix, chunk.logged)
-            elif never.any():
-                unsupported = target.matrix[:, never].sum(axis=1)
-            else:
-                unsupported = np.zeros(count)
             terms = accumulators[policy.name].add(
-                target=target.chosen, propensity=chunk.propensity, reward=chunk.reward,
-                q_logged=q_logged, dm=dm, unsupported=unsupported, draws=replicate,
-                weight_variance=weight_variance)
+                target=np.where(chosen_supported, target.chosen, 0.0),
+                propensity=chunk.propensity, reward=chunk.reward, q_logged=q_logged, dm=dm,
+                unsupported=row_support(target.matrix, unsupported, predicted, bounds),
+                draws=replicate, weight_variance=weight_variance)
             np.add.at(bin_dr[policy.name], which, terms["dr"])
         position += count
         advance(count)
@@ -207,4 +220,4 @@ def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
         log=source.name, n=summary.n, actions=len(space), logged_actions=len(summary.counts),
         logged_reward=summary.reward_total / summary.n,
         reward_model=getattr(model, "name", type(model).__name__), options=options,
-        policies=reports, time_bins=time_bins)
+        policies=reports, time_bins=time_bins, reward_range=bounds)
