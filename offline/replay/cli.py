@@ -161,6 +161,7 @@ async def _with_database(args: argparse.Namespace, specs: list[TargetSpec],
         catalogs = await EventLog(engine).load_catalogs()
         source: LogSource
         known = None
+        window = None
         if args.log is not None:
             source = FileLog(args.log, chunk_rows=args.chunk_rows, catalog=settings.catalog)
             known = [action.id for action in settings.catalog.actions]
@@ -171,7 +172,8 @@ async def _with_database(args: argparse.Namespace, specs: list[TargetSpec],
                                     window=window, chunk_rows=args.chunk_rows)
             source, known = db_source, list(db_source.action_ids)
         policies: list[TargetPolicy] = await build_targets(
-            specs, engine=engine, settings=settings, catalogs=catalogs, seed=args.seed)
+            specs, engine=engine, settings=settings, catalogs=catalogs, seed=args.seed,
+            window=window)
         if any(s.kind == "vw" for s in specs):
             source, policies = await asyncio.to_thread(
                 split_for_training, source, policies, args.train_share)

@@ -13,11 +13,15 @@ action and its prediction under the target, dm_i = Σ_a π(a | x_i) q̂(x_i, a).
   mean(dm_i + 1[w_i ≤ τ] w_i (r_i − q̂_i)). Its expectation is Σ_a π(a|x) (r(x, a) on actions
   with weight ≤ τ, q̂(x, a) on the rest), so it needs only the logged action's propensity.
 
-Support: a (row, action) pair is *unsupported* when the logger gave the action probability 0
-in that row (where its vector is known) or the log chose the action fewer than ``min_support``
-times. The log says nothing about the reward there, so the target's mass m_i on such pairs is
-imputed with the reward model in every estimator (importance weights count only supported
-actions), and both intervals widen by that mass times the reward range: the lower end by
+Support: the target's probability π(a|x_i) is *unsupported* where the logger gave the action
+probability 0 in that row, and, for an action the log chose fewer than ``min_support`` times
+("weak"), wherever the log cannot vouch for it: where the row's logger vector μ is known, the
+excess (π − μ)⁺ (the part min(π, μ) has importance weight at most 1 and stays with the
+estimators, so a target equal to the logger keeps every estimate exact); where it is not
+known, all of π. A logged row of a weak action keeps the weight min(π, p_i)/p_i (known vector)
+or 0. The log says nothing about the reward on that mass m_i, so it is imputed with the reward
+model in every estimator, and both intervals widen by that mass times the reward range: the
+lower end by
 mean(Σ_U π (q̂ − r_min)), the upper by mean(Σ_U π (r_max − q̂)) (a partial-identification bound:
 any reward in the range is consistent with the log on those pairs). SNIPS normalises over the
 supported mass: mean(m_S) Σ w r / Σ w + mean(Σ_U π q̂).
@@ -256,11 +260,10 @@ class RowSupport(msgspec.Struct, frozen=True):
         return cls(unsupported=zeros, imputed=zeros, below=zeros, above=zeros)
 
 
-def row_support(target: FloatArray, unsupported: npt.NDArray[np.bool_], predicted: FloatArray,
+def row_support(mass: FloatArray, predicted: FloatArray,
                 reward_range: tuple[float, float]) -> RowSupport:
-    """:class:`RowSupport` of a (rows × actions) target matrix, given which (row, action) pairs
-    are unsupported and the reward model's (rows × actions) predictions."""
-    mass = np.where(unsupported, target, 0.0)
+    """:class:`RowSupport` of the target's (rows × actions) unsupported probability ``mass``,
+    given the reward model's (rows × actions) predictions."""
     r_min, r_max = reward_range
     return RowSupport(unsupported=mass.sum(axis=1),
                       imputed=np.einsum("ij,ij->i", mass, predicted),

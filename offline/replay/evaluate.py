@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from offline.replay.errors import ReplayError
 from offline.replay.estimators import (
@@ -27,8 +28,8 @@ from offline.replay.estimators import (
     row_support,
     weight_edges,
 )
-from offline.replay.log import ActionSpace, LogSource, LogSummary, scan_log
-from offline.replay.policies import TargetPolicy
+from offline.replay.log import ActionSpace, FloatArray, LogChunk, LogSource, LogSummary, scan_log
+from offline.replay.policies import TargetPolicy, TargetProbabilities
 from offline.replay.reward_model import ActionMeanRewardModel, RewardModel
 
 Progress = Callable[[str, int, int | None], None]
@@ -71,6 +72,9 @@ class ReplayReport(msgspec.Struct, frozen=True):
     policies: dict[str, PolicyReport]
     time_bins: list[TimeBin]
     reward_range: tuple[float, float] = (0.0, 1.0)  # what the intervals are clipped to
+    # How a policy was evaluated, where it needs saying (e.g. the bandit's progressive
+    # validation), by policy name.
+    notes: dict[str, str] = {}
 
 
 def build_space(summary: LogSummary, policies: Sequence[TargetPolicy],
@@ -90,6 +94,27 @@ def build_space(summary: LogSummary, policies: Sequence[TargetPolicy],
                 seen.add(action)
                 ids.append(action)
     return ActionSpace(ids)
+
+
+def unsupported_mass(target: TargetProbabilities, chunk: LogChunk,
+                     weak: npt.NDArray[np.bool_], weak_chosen: npt.NDArray[np.bool_],
+                     known: npt.NDArray[np.bool_]) -> tuple[FloatArray, FloatArray]:
+    """The target's (rows × actions) probability the log cannot vouch for, and its
+    probability of each logged action that the estimators may weight (see
+    :mod:`offline.replay.estimators`, "Support"). ``weak``: (rows × actions) actions the log
+    chose fewer than ``min_support`` times; ``known``: rows whose logger vector is known."""
+    matrix = target.matrix
+    mass: FloatArray = np.where(weak, matrix, 0.0)
+    chosen: FloatArray = np.where(weak_chosen, 0.0, target.chosen)
+    if chunk.logged is not None:
+        logged = chunk.logged
+        vouched = np.where(logged <= 0.0, matrix,
+                           np.where(weak, np.maximum(matrix - logged, 0.0), 0.0))
+        mass = np.where(known[:, None], vouched, mass)
+        capped = np.where(weak_chosen, np.minimum(target.chosen, chunk.propensity),
+                          target.chosen)
+        chosen = np.where(known, capped, chosen)
+    return mass, chosen
 
 
 def reward_bounds(configured: tuple[float, float], summary: LogSummary) -> tuple[float, float]:
@@ -166,26 +191,21 @@ def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
             np.minimum.at(bin_start, which, stamps)
             np.maximum.at(bin_end, which, np.nan_to_num(chunk.timestamp, nan=-np.inf))
         predicted = model.predict(chunk)
-        rows = np.arange(count)
-        q_logged = predicted[rows, chunk.action]
+        q_logged = predicted[np.arange(count), chunk.action]
         replicate = draws.draw(count)
-        # Unsupported (row, action) pairs: actions the logger gave probability 0 in rows whose
-        # vector is known, and actions the log (almost) never chose.
         known = chunk.known_vectors()
-        unsupported = np.broadcast_to(weak, (count, len(space)))
-        if chunk.logged is not None:
-            unsupported = unsupported | (known[:, None] & (chunk.logged <= 0.0))
-        chosen_supported = ~unsupported[rows, chunk.action]
+        weak_rows = np.broadcast_to(weak, (count, len(space)))
+        weak_chosen = weak[chunk.action]
         for policy in policies:
             target = policy.probabilities(chunk, space)
             dm = np.einsum("ij,ij->i", target.matrix, predicted)
+            mass, chosen = unsupported_mass(target, chunk, weak_rows, weak_chosen, known)
             weight_variance = None
             if chunk.logged is not None and known.all():
                 weight_variance = importance_weight_variance(target.matrix, chunk.logged)
             terms = accumulators[policy.name].add(
-                target=np.where(chosen_supported, target.chosen, 0.0),
-                propensity=chunk.propensity, reward=chunk.reward, q_logged=q_logged, dm=dm,
-                unsupported=row_support(target.matrix, unsupported, predicted, bounds),
+                target=chosen, propensity=chunk.propensity, reward=chunk.reward,
+                q_logged=q_logged, dm=dm, unsupported=row_support(mass, predicted, bounds),
                 draws=replicate, weight_variance=weight_variance)
             np.add.at(bin_dr[policy.name], which, terms["dr"])
         position += count
@@ -220,4 +240,6 @@ def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
         log=source.name, n=summary.n, actions=len(space), logged_actions=len(summary.counts),
         logged_reward=summary.reward_total / summary.n,
         reward_model=getattr(model, "name", type(model).__name__), options=options,
-        policies=reports, time_bins=time_bins, reward_range=bounds)
+        policies=reports, time_bins=time_bins, reward_range=bounds,
+        notes={p.name: str(getattr(p, "description", "")) for p in policies
+               if getattr(p, "description", "")})

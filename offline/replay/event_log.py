@@ -85,7 +85,7 @@ class DatabaseLog:
                                        features=stored.context_features(),
                                        record=stored.record, history=stored.history,
                                        shadows=decision.shadow_probabilities,
-                                       tenant_id=decision.tenant_id))
+                                       tenant_id=decision.tenant_id, logged=decision))
         return LogChunk(
             rows=np.arange(first_row + 1, first_row + n + 1, dtype=np.int64),
             actions=np.asarray([d.chosen_action for d in page], dtype=object),

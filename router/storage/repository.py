@@ -76,6 +76,56 @@ class DecisionRecord(msgspec.Struct, frozen=True):
         return msgspec.convert(self.features, StoredFeatures)
 
 
+def logged_learn_event(
+    *,
+    seq: int,
+    tenant_id: str,
+    decided_at: datetime,
+    project_id: str | None,
+    chosen_action: str,
+    catalog_fingerprint: str,
+    stored: StoredFeatures,
+    allowed: list[int],
+    chosen_position: int,
+    propensity: float,
+    task_type: str | None,
+    reward: float,
+    verdict: str,
+    quality: float | None,
+    generation_time_s: float | None,
+    cost_usd: float | None,
+) -> LearnEvent:
+    """The learn event of a stored outcome, from what was logged with its decision (DESIGN.md
+    rule 3): the one place the fold and replay's progressive validation build it."""
+    outcome = Verdict(verdict)
+    return LearnEvent(
+        seq=seq,
+        catalog_fingerprint=catalog_fingerprint,
+        features=stored.context_features(),
+        allowed=allowed,
+        chosen_position=chosen_position,
+        propensity=propensity,
+        reward=reward,
+        verdict=outcome,
+        quality=quality,
+        generation_time_s=generation_time_s,
+        prior_time_s=stored.prior_time_s,
+        facts=outcome_facts(
+            tenant_id=tenant_id,
+            decided_at=decided_at,
+            project_id=project_id,
+            chosen_action=chosen_action,
+            stored=stored,
+            verdict=outcome,
+            quality=quality,
+        ),
+        record=stored.record,
+        tenant_id=tenant_id,
+        task_type=task_type,
+        cost_usd=cost_usd,
+    )
+
+
 def outcome_facts(
     *,
     tenant_id: str,
@@ -540,40 +590,27 @@ class EventLog:
         )
         async with self._transaction() as conn:
             rows = (await conn.execute(query)).all()
-        events = []
-        for row in rows:
-            stored = msgspec.convert(row.features, StoredFeatures)
-            verdict = Verdict(row.verdict)
-            facts = outcome_facts(
+        return [
+            logged_learn_event(
+                seq=row.seq,
                 tenant_id=row.tenant_id,
                 decided_at=as_utc(row.created_at),
                 project_id=row.project_id,
                 chosen_action=row.chosen_action,
-                stored=stored,
-                verdict=verdict,
+                catalog_fingerprint=row.catalog_fingerprint,
+                stored=msgspec.convert(row.features, StoredFeatures),
+                allowed=list(row.allowed),
+                chosen_position=row.chosen_position,
+                propensity=row.propensity,
+                task_type=row.task_type,
+                reward=row.reward,
+                verdict=row.verdict,
                 quality=row.quality,
+                generation_time_s=row.generation_time_s,
+                cost_usd=row.cost_usd,
             )
-            events.append(
-                LearnEvent(
-                    seq=row.seq,
-                    catalog_fingerprint=row.catalog_fingerprint,
-                    features=stored.context_features(),
-                    allowed=list(row.allowed),
-                    chosen_position=row.chosen_position,
-                    propensity=row.propensity,
-                    reward=row.reward,
-                    verdict=verdict,
-                    quality=row.quality,
-                    generation_time_s=row.generation_time_s,
-                    prior_time_s=stored.prior_time_s,
-                    facts=facts,
-                    record=stored.record,
-                    tenant_id=row.tenant_id,
-                    task_type=row.task_type,
-                    cost_usd=row.cost_usd,
-                )
-            )
-        return events
+            for row in rows
+        ]
 
     async def dataset_counts(self, tenant_id: str | None) -> DatasetCounts:
         """Counts and averages over decisions with outcomes (``tenant_id`` None: all)."""
