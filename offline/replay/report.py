@@ -54,7 +54,7 @@ def warnings_for(report: ReplayReport) -> list[str]:
     """Plain-language cautions a user should read before trusting an estimate."""
     out: list[str] = []
     for name, policy in report.policies.items():
-        if policy.unsupported_share > 0:
+        if policy.unsupported_mass >= 0.0005:  # shown as 0.001 or more
             out.append(f"warning: {name} puts probability outside the logger's support (actions "
                        f"it gave probability 0, or chose too rarely in this log) in "
                        f"{policy.unsupported_share:.1%} of rows (mean mass "
