@@ -53,7 +53,7 @@ FloatArray = npt.NDArray[np.float64]
 ESTIMATORS = ("dm", "ips", "snips", "dr", "switch-dr")
 _MEAN_TERMS = ("dm", "ips", "dr", "switch-dr")
 # Column order of the bootstrap sums.
-_BOOT = ("n", "w", "wr", "ips", "dm", "dr", "switch-dr", "supported", "imputed")
+_BOOT = ("n", "w", "wr", "dm", "dr", "switch-dr")
 
 
 class EstimatorOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -328,7 +328,6 @@ class PolicyAccumulator:
         w = importance_weights(target, propensity, clip)
         wr = w * reward
         residual = w * (reward - q_logged)
-        supported = 1.0 - support.unsupported
         terms = {"dm": dm, "ips": wr + support.imputed, "dr": dm + residual,
                  "switch-dr": dm + np.where(w <= self.options.switch_tau, residual, 0.0)}
         for name, values in terms.items():
@@ -351,8 +350,8 @@ class PolicyAccumulator:
         self._counts += np.histogram(clipped_bins, bins=self._edges)[0]
         if draws is not None:
             # Centred per chunk so that float32 products lose nothing on near-constant terms.
-            columns = np.stack([np.ones_like(w), w, wr, terms["ips"], dm, terms["dr"],
-                                terms["switch-dr"], supported, support.imputed], axis=1)
+            columns = np.stack([np.ones_like(w), w, wr, dm, terms["dr"], terms["switch-dr"]],
+                               axis=1)
             centre = columns.mean(axis=0)
             counts = draws.sum(axis=1, dtype=np.float64)
             self._boot += (draws @ (columns - centre).astype(np.float32)).astype(np.float64)
@@ -409,7 +408,7 @@ class PolicyAccumulator:
         else:
             ses["snips"] = math.nan
         widen = (self._below / n, self._above / n)
-        boot = self._bootstrap_replicates()
+        boot = self._bootstrap_replicates(supported, imputed)
         out: dict[str, Interval] = {}
         for name in ESTIMATORS:
             value, se = values[name], ses[name]
@@ -428,17 +427,19 @@ class PolicyAccumulator:
                                  clipped=moved or moved_analytic)
         return out
 
-    def _bootstrap_replicates(self) -> dict[str, FloatArray] | None:
+    def _bootstrap_replicates(self, supported: float, imputed: float
+                              ) -> dict[str, FloatArray] | None:
+        """Replicates of every estimator. IPS's and SNIPS's imputed part (zero unless the
+        target has unsupported mass) enters at its full-sample mean: the widening over that
+        mass is far larger than its resampling spread, and the replicates stay six sums."""
         if not self.options.bootstrap:
             return None
         sums = {name: self._boot[:, i] for i, name in enumerate(_BOOT)}
         with np.errstate(divide="ignore", invalid="ignore"):
             counts = sums["n"]
-            snips = (sums["supported"] / counts) * (sums["wr"] / sums["w"]) + (
-                sums["imputed"] / counts)
-            return {"dm": sums["dm"] / counts, "ips": sums["ips"] / counts,
-                    "snips": snips, "dr": sums["dr"] / counts,
-                    "switch-dr": sums["switch-dr"] / counts}
+            return {"dm": sums["dm"] / counts, "ips": sums["wr"] / counts + imputed,
+                    "snips": supported * (sums["wr"] / sums["w"]) + imputed,
+                    "dr": sums["dr"] / counts, "switch-dr": sums["switch-dr"] / counts}
 
 
 @dataclass(frozen=True)

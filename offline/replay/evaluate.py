@@ -22,6 +22,7 @@ from offline.replay.estimators import (
     EstimatorOptions,
     Interval,
     PolicyAccumulator,
+    RowSupport,
     TimeBins,
     WeightHistogram,
     importance_weight_variance,
@@ -160,6 +161,7 @@ def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
         if position is not None and logged_count >= options.min_support:
             weak[position] = False
 
+    any_weak = bool(weak.any())
     edges = weight_edges(1.0 / summary.min_propensity if options.clip is None
                          else min(options.clip, 1.0 / summary.min_propensity))
     accumulators = {p.name: PolicyAccumulator(options, edges, bounds) for p in policies}
@@ -199,14 +201,18 @@ def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
         for policy in policies:
             target = policy.probabilities(chunk, space)
             dm = np.einsum("ij,ij->i", target.matrix, predicted)
-            mass, chosen = unsupported_mass(target, chunk, weak_rows, weak_chosen, known)
+            if chunk.logged is None and not any_weak:
+                chosen, support = target.chosen, RowSupport.none(count)
+            else:
+                mass, chosen = unsupported_mass(target, chunk, weak_rows, weak_chosen, known)
+                support = row_support(mass, predicted, bounds)
             weight_variance = None
             if chunk.logged is not None and known.all():
                 weight_variance = importance_weight_variance(target.matrix, chunk.logged)
             terms = accumulators[policy.name].add(
                 target=chosen, propensity=chunk.propensity, reward=chunk.reward,
-                q_logged=q_logged, dm=dm, unsupported=row_support(mass, predicted, bounds),
-                draws=replicate, weight_variance=weight_variance)
+                q_logged=q_logged, dm=dm, unsupported=support, draws=replicate,
+                weight_variance=weight_variance)
             np.add.at(bin_dr[policy.name], which, terms["dr"])
         position += count
         advance(count)
