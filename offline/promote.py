@@ -161,12 +161,14 @@ def judge(candidate: str, report: ReplayReport, target: str, options: EstimatorO
 
 def format_evidence(evidence: GateEvidence) -> str:
     level = round(evidence.level * 100)
-    lines = [f"{'policy':<34}{'DR':>8}  {f'{level}% CI (bootstrap)':<20}"
+    rows = (("current (logged)", evidence.current),
+            (f"candidate ({evidence.candidate.policy})", evidence.candidate))
+    width = max(34, *(len(label) + 2 for label, _ in rows))
+    lines = [f"{'policy':<{width}}{'DR':>8}  {f'{level}% CI (bootstrap)':<20}"
              f"{f'{level}% CI (analytic)':<20}{'n':>8}{'ESS':>10}{'unsupported':>13}"]
-    for label, e in (("current (logged)", evidence.current),
-                     (f"candidate ({evidence.candidate.policy})", evidence.candidate)):
+    for label, e in rows:
         mark = "*" if e.dr.clipped else " "
-        lines.append(f"{label:<34}{e.dr.value:>8.4f}{mark} {_ci(e.dr.ci):<20}"
+        lines.append(f"{label:<{width}}{e.dr.value:>8.4f}{mark} {_ci(e.dr.ci):<20}"
                      f"{_ci(e.dr.ci_analytic):<20}{e.n:>8,}{e.ess:>10,.1f}"
                      f"{e.unsupported_mass:>13.4f}")
     low, high = evidence.reward_range

@@ -8,7 +8,6 @@ import asyncio
 import json
 from pathlib import Path
 
-import msgspec
 import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
@@ -82,16 +81,24 @@ async def test_import_train_replay_and_promote(tmp_path: Path, monkeypatch: pyte
         "promote", "--candidate", f"batch:{version}", *base, "--bootstrap", "50",
         "--json", str(decision_file)])
     captured = capsys.readouterr()
-    assert code in (0, 1), captured.err
+    # The greedy batch policy agrees with the uniformly logged history on about 1 decision in
+    # 100: an effective sample of about 10, far below --min-ess, whatever its interval says.
+    assert code == 1, captured.err
     decision = json.loads(decision_file.read_text())
-    assert decision["decision"] in ("promoted", "refused")
-    assert decision["evidence"]["candidate"]["n"] == 660
-    assert f"{decision['decision']}: batch:{version}" in captured.out
+    assert decision["decision"] == "refused"
+    evidence = decision["evidence"]
+    assert evidence["candidate"]["n"] == 660
+    assert evidence["candidate"]["ess"] < evidence["min_ess"] == 100
+    assert "is below --min-ess 100" in decision["reason"]
+    assert f"refused: batch:{version}" in captured.out
+    for side in ("current", "candidate"):
+        for low, high in (evidence[side]["dr"]["ci"], evidence[side]["dr"]["ci_analytic"]):
+            assert 0.0 <= low <= high <= 1.0
     engine = create_engine(url)
     try:
         records = await PolicyStore(engine).promotions()
     finally:
         await engine.dispose()
-    assert [r.candidate for r in records] == [f"batch:{version}"]
-    assert msgspec.to_builtins(records[0].n) == 660
-    assert np.isfinite(decision["evidence"]["candidate"]["dr"]["value"])
+    assert [(r.candidate, r.decision, r.n) for r in records] == [
+        (f"batch:{version}", "refused", 660)]
+    assert np.isfinite(evidence["candidate"]["dr"]["value"])
