@@ -96,6 +96,9 @@ class Catalog:
         self._by_language: dict[str, tuple[int, ...]] = {}
         self.model_names = frozenset(m.name for m in models)
         self.template_names = frozenset(t.name for t in templates)
+        # In catalog order; one tuple per catalog, so per-decision caches keyed on it hold.
+        self.model_order = tuple(m.name for m in models)
+        self.template_order = tuple(t.name for t in templates)
         self.fingerprint = hashlib.sha256(
             msgspec.json.encode([models, templates, list(temperatures)])
         ).hexdigest()[:16]

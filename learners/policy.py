@@ -13,21 +13,30 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 
-from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit
+from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit, scores_costs
 from learners.bandit.vw_format import format_shared
-from learners.catalog import Catalog
+from learners.catalog import Action, Catalog
 from learners.drift import BanditDriftSettings, DriftAlarm, DriftMonitor
 from learners.features import ContextFeatures, ContextRecord
 from learners.history import HistoryStats, OutcomeFacts
 from learners.online_models import OnlineOutcomeModels
 from learners.online_stats import ActionPrediction, OutcomeStats
 from learners.reward import Verdict
+from learners.scaling import FeatureScaler
 from learners.sealed import Keyring
+from learners.selection import (
+    CANDIDATES,
+    NONCONTEXTUAL,
+    ActionMeans,
+    CandidateSelector,
+    doubly_robust_values,
+)
 from learners.stacking import FloatArray, Stacker
 
-FEATURE_VERSION = "6"  # 3: drift_alarm model feature; 4: River outcome models in the state;
+FEATURE_VERSION = "7"  # 3: drift_alarm model feature; 4: River outcome models in the state;
 # 5: SquareCB over cb_adf costs, learned without importance weights (and the optional stacker);
-# 6: River crosses over hashed task types, languages and agents; bounded, msgpack history
+# 6: River crosses over hashed task types, languages and agents; bounded, msgpack history;
+# 7: numeric caller features standardised online (learners/scaling.py), candidate selection
 RIVER_MIN_OUTCOMES = 50  # River's P(approved) replaces the per-action rates from here on
 POLICY_NAME = "vw-cb-explore-adf"
 
@@ -64,6 +73,8 @@ class _Snapshot(msgspec.Struct, frozen=True):
     drift: bytes = b""
     river: bytes = b""
     stacker: bytes = b""
+    selection: bytes = b""
+    scaler: bytes = b""
 
 
 class OnlinePolicy:
@@ -83,7 +94,8 @@ class OnlinePolicy:
         self._bandit = VWBandit(settings=settings)
         drift_text = msgspec.json.encode(self.drift_settings).decode()
         text = (f"{FEATURE_VERSION}|{self._bandit.arguments}|{drift_text}"
-                f"|{settings.history_keys}|{settings.river_buckets}")
+                f"|{settings.history_keys}|{settings.river_buckets}|{settings.selection}"
+                f"|{settings.selection_halflife}|{settings.selection_z}")
         self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         self._stats = OutcomeStats()
         self._history = HistoryStats(settings.history_keys)
@@ -92,7 +104,14 @@ class OnlinePolicy:
         # [bandit] stack_river: SquareCB over a ridge stack of VW's and River's predicted
         # rewards, starting from "VW alone" (README "Learning quality and drift").
         self._stacker = Stacker(prior=(0.0, 1.0, 0.0)) if settings.stack_river else None
+        self._selection = _Selection.create(settings)
+        self._scaler = FeatureScaler()
         self._learned = 0
+
+    @property
+    def served_candidate(self) -> str:
+        """Which candidate learner serves now (``contextual`` without selection)."""
+        return CANDIDATES[self._selection.selector.served] if self._selection else CANDIDATES[0]
 
     @property
     def history(self) -> HistoryStats:
@@ -136,8 +155,18 @@ class OnlinePolicy:
         """Probability of each allowed action (same order as ``allowed``). With
         ``stack_river``, ``record`` (the decision's context record) lets River's predictions
         join VW's once River has learned ``RIVER_MIN_OUTCOMES`` outcomes."""
+        if self._selection and self._selection.selector.served == NONCONTEXTUAL:
+            return self._selection.probabilities(self._bandit, catalog, allowed)
+        return self._contextual(self._shared(features), catalog, allowed, record)
+
+    def _shared(self, features: ContextFeatures) -> str:
+        """The VW shared line of a context, numeric caller features standardised."""
+        return format_shared(self._scaler.transform(features.namespaces))
+
+    def _contextual(self, shared: str, catalog: Catalog, allowed: Sequence[int],
+                    record: ContextRecord | None) -> list[float]:
+        """The contextual candidate's probabilities (the configured bandit)."""
         table = self._lines[catalog.fingerprint]
-        shared = format_shared(features.namespaces)
         if not self._stacking(record):
             return self._bandit.probabilities(shared, table, allowed)
         assert self._stacker is not None  # _stacking checked both
@@ -156,6 +185,18 @@ class OnlinePolicy:
         river = self._river.predict_rewards(record, [catalog.actions[i] for i in allowed])
         return np.column_stack([np.ones(len(allowed)), -costs, np.asarray(river)])
 
+    def _reward_model(self, shared: str, catalog: Catalog, allowed: Sequence[int]
+                      ) -> FloatArray:
+        """Predicted reward of each allowed action for doubly-robust estimates: the contextual
+        regression's (clipped to the reward range), or the action means where the exploration
+        does not predict rewards."""
+        settings = self.settings
+        if scores_costs(settings):
+            costs = self._bandit.costs(shared, self._lines[catalog.fingerprint], allowed)
+            return np.clip(-costs, settings.min_reward, settings.max_reward)
+        assert self._selection is not None
+        return self._selection.means.predict([catalog.actions[i] for i in allowed])
+
     def action_lines(self, catalog: Catalog, allowed: Sequence[int]) -> list[str]:
         """The VW text of the allowed actions as this policy formats them now."""
         return self._lines[catalog.fingerprint].select(allowed)
@@ -164,13 +205,13 @@ class OnlinePolicy:
                                 ) -> list[float]:
         """Probabilities over actions given as VW text (per-request action features; parsed
         per call, so slower than :meth:`probabilities`)."""
-        return self._bandit.probabilities_for_lines(format_shared(features.namespaces), lines)
+        return self._bandit.probabilities_for_lines(self._shared(features), lines)
 
     def learn_lines(self, features: ContextFeatures, lines: Sequence[str], chosen: int,
                     reward: float, propensity: float) -> None:
         """Learn the bandit alone from per-request action lines (see
         :meth:`probabilities_for_lines`); outcome statistics are not touched."""
-        self._bandit.learn(format_shared(features.namespaces), lines, chosen, reward,
+        self._bandit.learn(self._shared(features), lines, chosen, reward,
                            propensity)
         self._learned += 1
 
@@ -211,7 +252,14 @@ class OnlinePolicy:
         ``stack_river`` the stacker learns the chosen action's predictions as they stand before
         this outcome is folded in (in the service, the decision's own when no other outcome
         came between)."""
-        shared = format_shared(event.features.namespaces)
+        shared = self._shared(event.features)
+        catalog = self._catalogs[event.catalog_fingerprint]
+        action = catalog.actions[event.allowed[event.chosen_position]]
+        if self._selection:
+            self._selection.learn(
+                self._contextual(shared, catalog, event.allowed, event.record),
+                self._reward_model(shared, catalog, event.allowed),
+                self._bandit, catalog, event, action)
         if self._stacking(event.record):
             assert self._stacker is not None
             assert event.record is not None
@@ -227,8 +275,6 @@ class OnlinePolicy:
             event.reward,
             event.propensity,
         )
-        catalog = self._catalogs[event.catalog_fingerprint]
-        action = catalog.actions[event.allowed[event.chosen_position]]
         success = {Verdict.APPROVED: 1.0, Verdict.MODIFIED: 0.5, Verdict.REJECTED: 0.0}
         predicted = self._stats.predict_one(
             model=action.model.name, action_id=action.id, prior_time_s=event.prior_time_s
@@ -253,6 +299,7 @@ class OnlinePolicy:
             # (README "Which prediction of P(approved) to serve").
             self._river.learn(event.record, action, event.reward,
                               event.verdict is Verdict.APPROVED)
+        self._scaler.learn_one(event.features.namespaces)
         self._learned += 1
         self._refresh_lines()
         return raised
@@ -276,6 +323,9 @@ class OnlinePolicy:
             river=pickle.dumps(self._river, protocol=pickle.HIGHEST_PROTOCOL),
             stacker=b"" if self._stacker is None
             else pickle.dumps(self._stacker, protocol=pickle.HIGHEST_PROTOCOL),
+            selection=b"" if self._selection is None
+            else pickle.dumps(self._selection, protocol=pickle.HIGHEST_PROTOCOL),
+            scaler=pickle.dumps(self._scaler, protocol=pickle.HIGHEST_PROTOCOL),
         )
         return keyring.seal(msgspec.msgpack.encode(snap))
 
@@ -293,13 +343,18 @@ class OnlinePolicy:
         monitor = pickle.loads(snap.drift) if snap.drift else None
         river = pickle.loads(snap.river) if snap.river else None
         stacker = pickle.loads(snap.stacker) if snap.stacker else None
+        selection = pickle.loads(snap.selection) if snap.selection else None
+        scaler = pickle.loads(snap.scaler) if snap.scaler else None
         if (self._stacker is not None) != isinstance(stacker, Stacker):
+            return False
+        if (self._selection is not None) != isinstance(selection, _Selection):
             return False
         if (
             not isinstance(stats, OutcomeStats)
             or not isinstance(history, HistoryStats)
             or not isinstance(monitor, DriftMonitor)
             or not isinstance(river, OnlineOutcomeModels)
+            or not isinstance(scaler, FeatureScaler)
         ):
             return False
         self._bandit.close()
@@ -309,9 +364,43 @@ class OnlinePolicy:
         self._drift = monitor
         self._river = river
         self._stacker = stacker
+        self._selection = selection
+        self._scaler = scaler
         self._learned = snap.learned
         self._refresh_lines()
         return True
 
     def close(self) -> None:
         self._bandit.close()
+
+
+class _Selection:
+    """The non-contextual candidate and the selector (``[bandit] selection``,
+    :mod:`learners.selection`)."""
+
+    def __init__(self, settings: BanditSettings) -> None:
+        self.means = ActionMeans()
+        self.selector = CandidateSelector(candidates=len(CANDIDATES),
+                                          halflife=settings.selection_halflife,
+                                          z=settings.selection_z)
+
+    @classmethod
+    def create(cls, settings: BanditSettings) -> _Selection | None:
+        return None if settings.selection == "off" else cls(settings)
+
+    def probabilities(self, bandit: VWBandit, catalog: Catalog, allowed: Sequence[int]
+                      ) -> list[float]:
+        """The non-contextual candidate's SquareCB probabilities (the bandit's γ schedule)."""
+        actions = [catalog.actions[i] for i in allowed]
+        return bandit.squarecb(-self.means.predict(actions))
+
+    def learn(self, contextual: list[float], predicted: FloatArray, bandit: VWBandit,
+              catalog: Catalog, event: LearnEvent, action: Action) -> None:
+        """Both candidates' doubly-robust values on ``event`` (``contextual``: the contextual
+        candidate's probabilities, ``predicted``: the reward model's estimates, both before
+        ``event`` is learned); then the non-contextual candidate learns it."""
+        # In CANDIDATES order: contextual, non-contextual.
+        candidates = [contextual, self.probabilities(bandit, catalog, event.allowed)]
+        self.selector.learn_one(doubly_robust_values(
+            candidates, predicted, event.chosen_position, event.propensity, event.reward))
+        self.means.learn_one(action, event.reward)

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from learners.batch.training import History
 from learners.catalog import Catalog, format_action_id
+from learners.decision import StoredFeatures
 from learners.estimates import estimate_action_cost
 from learners.features import extract_features
 from learners.reward import Outcome as RewardOutcome
@@ -41,7 +42,7 @@ from offline.train import add_common_options, open_engine, settings_from_args
 from router.settings import Settings, SettingsError
 from router.storage.history import history_from_log
 from router.storage.models import Decision, Outcome, Tenant
-from router.storage.repository import DatasetCounts, EventLog, StoredFeatures
+from router.storage.repository import DatasetCounts, EventLog
 
 BATCH_ROWS = 1000
 POLICY = "imported"

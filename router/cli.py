@@ -1,6 +1,6 @@
 """The ``router`` command: serve, simulate, bench, train, models, import, export, replay,
 promote, retention and the benchmarks (bench, bench-instructions, bench-models, bench-learning,
-bench-replay, bench-real, bench-shadows).
+bench-replay, bench-real, bench-shadows, bench-suite).
 
 Offline commands import their modules lazily so that ``router serve`` loads only the service.
 """
@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     real = commands.add_parser("bench-real", help="route real prompts against real outcomes")
     realdata_cli.configure_parser(real)
     real.set_defaults(handler=realdata_cli.run)
+
+    from offline.suite import cli as suite_cli
+
+    suite = commands.add_parser("bench-suite",
+                                help="learning quality on many environments against baselines")
+    suite_cli.configure_parser(suite)
+    suite.set_defaults(handler=suite_cli.run)
     return parser
 
 

@@ -101,6 +101,12 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # types, languages and agents in River's crosses.
     history_keys: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000
     river_buckets: Annotated[int, Meta(ge=1, le=1_000_000)] = 256
+    # Serve whichever of the contextual bandit and a non-contextual one has the higher
+    # doubly-robust value on recent outcomes (learners/selection.py); "off": the contextual
+    # bandit always.
+    selection: Literal["dr", "off"] = "dr"
+    selection_halflife: Annotated[float, Meta(ge=10.0, le=1e7)] = 2000.0
+    selection_z: Annotated[float, Meta(ge=0.0, le=10.0)] = 2.0
 
     def __post_init__(self) -> None:
         if not self.min_reward < self.max_reward:

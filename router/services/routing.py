@@ -8,12 +8,11 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from learners.bandit.sampling import draw_index, seed_from_id
 from learners.catalog import Catalog
 from learners.context import DecisionContext
+from learners.decision import LoggedOutcome, choose, describe, learn_event, logged_decision
 from learners.estimates import estimate_action_cost
-from learners.features import describe_context
-from learners.policy import POLICY_NAME, LearnEvent
+from learners.policy import POLICY_NAME
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
 from router.errors import DecisionNotFoundError, RequestConflictError, UnknownProfileError
 from router.schemas import (
@@ -44,8 +43,6 @@ from router.storage.repository import (
     DecisionRecord,
     DuplicateKeyError,
     EventLog,
-    StoredFeatures,
-    outcome_facts,
 )
 
 ALTERNATIVES = 3
@@ -107,40 +104,30 @@ class RoutingService:
             features=dict(request.features),
             objective=objective,
         )
-        decided_at = datetime.now(UTC)
-        features, record = describe_context(context, decided_at)
-        project_id = request.context.project_id
         # The caller's own learner state (DESIGN.md rule 7), or the shared one when configured.
         policy = self.learner.policies.for_tenant(tenant_id)
-        history = policy.history.features(
-            tenant_id=tenant_id,
-            task_type=record.task_type,
-            language=record.language,
-            project_id=project_id,
-            agent=record.agent,
-            models=self._model_names,
-            templates=self._template_names,
-            at=decided_at,
-        )
-        policy.history.observe_decision(tenant_id, project_id, decided_at)
+        described = describe(policy, self.catalog, context, tenant_id=tenant_id,
+                             decided_at=datetime.now(UTC))
+        features, record = described.features, described.record
         rag_examples = request.context.rag.examples if request.context.rag else 0
         allowed = allowed_actions(
             self.catalog, request.task, request.constraints, features.complexity, rag_examples
         )
-        probabilities = policy.probabilities(features, self.catalog, allowed, record)
+        choice = choose(policy, self.catalog, described, allowed, decision_id=decision_id)
         loaded = self.models.current
         batch: BatchView | None = None
         if loaded is not None:
-            batch = BatchView.compute(loaded, record, history, self.catalog, allowed)
-            safer = self._conservative(batch, allowed, probabilities)
+            batch = BatchView.compute(loaded, record, described.history, self.catalog, allowed)
+            safer = self._conservative(batch, allowed, choice.probabilities)
             if safer is not None:
                 allowed, batch = safer, batch.subset(allowed, safer)
-                probabilities = policy.probabilities(features, self.catalog, allowed, record)
-        position = draw_index(probabilities, seed_from_id(decision_id))
-        greedy = probabilities.index(max(probabilities))  # the first most probable
-        action = self.catalog.actions[allowed[position]]
+                choice = choose(policy, self.catalog, described, allowed,
+                                decision_id=decision_id)
+        probabilities, position = choice.probabilities, choice.position
+        explored = choice.explored
+        action = self.catalog.actions[choice.action]
         estimate = estimate_action_cost(action, request.task, features.complexity, rag_examples)
-        explored = position != greedy
+        logged = logged_decision(described, choice, self.catalog, prior_time_s=estimate.latency_s)
         if batch is None:
             online = policy.predict(self.catalog, action.index, estimate.latency_s, record)
             predictions = build_predictions(online, estimate, features.complexity)
@@ -191,20 +178,14 @@ class RoutingService:
             "tenant_id": tenant_id,
             "request_id": request.request_id,
             "request_hash": request_hash,
-            "created_at": decided_at,
+            "created_at": described.decided_at,
             "catalog_fingerprint": self.catalog.fingerprint,
             "objective": objective,
             # JSON columns take what msgspec encodes: the request's JSON as it was hashed and
             # the records themselves, with no detour through dicts and lists.
             "request": msgspec.Raw(request_json),
-            "features": StoredFeatures(
-                namespaces=features.namespaces,
-                complexity=features.complexity,
-                prior_time_s=estimate.latency_s,
-                record=record,
-                history=history,
-            ),
-            "project_id": project_id,
+            "features": logged.features,
+            "project_id": described.project_id,
             "task_type": record.task_type,
             "language": record.language,
             "model": action.model.name,
@@ -326,7 +307,7 @@ class RoutingService:
             "complexity": request.complexity,
             "code_metrics": None,
         }
-        stored_features = decision.stored_features()
+        logged = decision.logged()
         try:
             seq = await self.log.insert_outcome(values)
         except DuplicateKeyError:
@@ -341,36 +322,22 @@ class RoutingService:
                 sequence=stored.seq,
                 learned=self.learner.applied_seq >= stored.seq,
             )
-        event = LearnEvent(
-            seq=seq,
-            catalog_fingerprint=decision.catalog_fingerprint,
-            features=stored_features.context_features(),
-            allowed=decision.allowed,
-            chosen_position=decision.chosen_position,
-            propensity=decision.propensity,
-            reward=reward,
-            verdict=request.outcome,
-            quality=request.quality,
-            generation_time_s=request.generation_time_s,
-            prior_time_s=stored_features.prior_time_s,
-            record=stored_features.record,
-            tenant_id=tenant_id,
-            task_type=decision.task_type,
-            cost_usd=request.cost_usd,
-            facts=outcome_facts(
-                tenant_id=tenant_id,
-                decided_at=decision.created_at,
-                project_id=decision.project_id,
-                chosen_action=decision.chosen_action,
-                stored=stored_features,
+        event = learn_event(
+            logged,
+            LoggedOutcome(
                 verdict=request.outcome,
+                reward=reward,
                 quality=request.quality,
+                generation_time_s=request.generation_time_s,
+                cost_usd=request.cost_usd,
             ),
+            seq=seq,
         )
         learned = await self.learner.apply(event)
         if request.code is not None:
             # Measured once the outcome is stored and learned: a duplicate never measures.
-            language = stored_features.record.language if stored_features.record else "unknown"
+            record = logged.features.record
+            language = record.language if record else "unknown"
             metrics = await self.code_metrics.measure(request.code, language)
             if metrics is not None:
                 await self.log.set_code_metrics(decision.id, msgspec.to_builtins(metrics))

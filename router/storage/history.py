@@ -14,10 +14,11 @@ from learners.batch.labels import OutcomeLabels
 from learners.batch.training import History
 from learners.catalog import Catalog
 from learners.code_metrics import CodeMetrics
+from learners.decision import StoredFeatures
 from learners.reward import Verdict
 from learners.tabular import ActionAttributes, TrainingExample
 from router.storage.models import Decision, Outcome
-from router.storage.repository import StoredFeatures, as_utc
+from router.storage.repository import as_utc
 
 
 async def history_from_log(engine: AsyncEngine, catalogs: dict[str, Catalog]) -> History:

@@ -14,8 +14,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalErr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from learners.catalog import Catalog
-from learners.features import ContextFeatures, ContextRecord
-from learners.history import HistoryFeatures, OutcomeFacts
+from learners.decision import LoggedDecision, LoggedOutcome, StoredFeatures, learn_event
 from learners.policy import LearnEvent
 from learners.reward import Verdict
 from router.errors import StorageUnavailableError, UnstorableValueError
@@ -37,20 +36,6 @@ from router.storage.sqlite_thread import SQLiteThread, sqlite_file_url
 from router.storage.writer_process import DuplicateWriteError, WriterProcess
 
 T = TypeVar("T")
-
-
-class StoredFeatures(msgspec.Struct, frozen=True):
-    """The ``features`` column: context features, the chosen action's time prior, and the
-    batch models' inputs (context record and the history known at the decision)."""
-
-    namespaces: dict[str, dict[str, float]]
-    complexity: float
-    prior_time_s: float
-    record: ContextRecord | None = None
-    history: HistoryFeatures | None = None
-
-    def context_features(self) -> ContextFeatures:
-        return ContextFeatures(namespaces=self.namespaces, complexity=self.complexity)
 
 
 class DecisionRecord(msgspec.Struct, frozen=True):
@@ -75,86 +60,20 @@ class DecisionRecord(msgspec.Struct, frozen=True):
     def stored_features(self) -> StoredFeatures:
         return msgspec.convert(self.features, StoredFeatures)
 
-
-def logged_learn_event(
-    *,
-    seq: int,
-    tenant_id: str,
-    decided_at: datetime,
-    project_id: str | None,
-    chosen_action: str,
-    catalog_fingerprint: str,
-    stored: StoredFeatures,
-    allowed: list[int],
-    chosen_position: int,
-    propensity: float,
-    task_type: str | None,
-    reward: float,
-    verdict: str,
-    quality: float | None,
-    generation_time_s: float | None,
-    cost_usd: float | None,
-) -> LearnEvent:
-    """The learn event of a stored outcome, from what was logged with its decision (DESIGN.md
-    rule 3): the one place the fold and replay's progressive validation build it."""
-    outcome = Verdict(verdict)
-    return LearnEvent(
-        seq=seq,
-        catalog_fingerprint=catalog_fingerprint,
-        features=stored.context_features(),
-        allowed=allowed,
-        chosen_position=chosen_position,
-        propensity=propensity,
-        reward=reward,
-        verdict=outcome,
-        quality=quality,
-        generation_time_s=generation_time_s,
-        prior_time_s=stored.prior_time_s,
-        facts=outcome_facts(
-            tenant_id=tenant_id,
-            decided_at=decided_at,
-            project_id=project_id,
-            chosen_action=chosen_action,
-            stored=stored,
-            verdict=outcome,
-            quality=quality,
-        ),
-        record=stored.record,
-        tenant_id=tenant_id,
-        task_type=task_type,
-        cost_usd=cost_usd,
-    )
-
-
-def outcome_facts(
-    *,
-    tenant_id: str,
-    decided_at: datetime,
-    project_id: str | None,
-    chosen_action: str,
-    stored: StoredFeatures,
-    verdict: Verdict,
-    quality: float | None,
-) -> OutcomeFacts | None:
-    """What an outcome adds to the historical features (None for decisions logged before
-    context records existed)."""
-    record = stored.record
-    if record is None:
-        return None
-    model, _, rest = chosen_action.partition("|")
-    template = rest.partition("|")[2]
-    return OutcomeFacts(
-        tenant_id=tenant_id,
-        decided_at=decided_at,
-        task_type=record.task_type,
-        language=record.language,
-        project_id=project_id,
-        agent=record.agent,
-        model=model,
-        template=template,
-        approved=verdict is Verdict.APPROVED,
-        quality=quality,
-    )
+    def logged(self) -> LoggedDecision:
+        """What learning needs of this decision (:func:`learners.decision.learn_event`)."""
+        return LoggedDecision(
+            tenant_id=self.tenant_id,
+            decided_at=as_utc(self.created_at),
+            project_id=self.project_id,
+            task_type=self.task_type,
+            catalog_fingerprint=self.catalog_fingerprint,
+            features=self.stored_features(),
+            allowed=self.allowed,
+            chosen_position=self.chosen_position,
+            chosen_action=self.chosen_action,
+            propensity=self.propensity,
+        )
 
 
 class OutcomeRecord(msgspec.Struct, frozen=True):
@@ -591,23 +510,27 @@ class EventLog:
         async with self._transaction() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            logged_learn_event(
+            learn_event(
+                LoggedDecision(
+                    tenant_id=row.tenant_id,
+                    decided_at=as_utc(row.created_at),
+                    project_id=row.project_id,
+                    task_type=row.task_type,
+                    catalog_fingerprint=row.catalog_fingerprint,
+                    features=msgspec.convert(row.features, StoredFeatures),
+                    allowed=list(row.allowed),
+                    chosen_position=row.chosen_position,
+                    chosen_action=row.chosen_action,
+                    propensity=row.propensity,
+                ),
+                LoggedOutcome(
+                    verdict=Verdict(row.verdict),
+                    reward=row.reward,
+                    quality=row.quality,
+                    generation_time_s=row.generation_time_s,
+                    cost_usd=row.cost_usd,
+                ),
                 seq=row.seq,
-                tenant_id=row.tenant_id,
-                decided_at=as_utc(row.created_at),
-                project_id=row.project_id,
-                chosen_action=row.chosen_action,
-                catalog_fingerprint=row.catalog_fingerprint,
-                stored=msgspec.convert(row.features, StoredFeatures),
-                allowed=list(row.allowed),
-                chosen_position=row.chosen_position,
-                propensity=row.propensity,
-                task_type=row.task_type,
-                reward=row.reward,
-                verdict=row.verdict,
-                quality=row.quality,
-                generation_time_s=row.generation_time_s,
-                cost_usd=row.cost_usd,
             )
             for row in rows
         ]

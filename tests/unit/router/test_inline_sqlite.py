@@ -14,10 +14,11 @@ import msgspec
 import pytest
 from sqlalchemy import insert, select, text
 
+from learners.decision import StoredFeatures
 from router.storage import inline_sqlite
 from router.storage.database import create_engine, migrate
 from router.storage.models import CatalogVersion, Decision
-from router.storage.repository import DuplicateKeyError, EventLog, StoredFeatures
+from router.storage.repository import DuplicateKeyError, EventLog
 
 
 def decision_row(decision_id: str, **changes: Any) -> dict[str, Any]:

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select, text
 
+from learners.decision import StoredFeatures
 from router.errors import StorageUnavailableError
 from router.storage.database import create_engine, migrate
 from router.storage.models import CatalogVersion, Decision
-from router.storage.repository import EventLog, StoredFeatures
+from router.storage.repository import EventLog
 from router.storage.writer_process import WriterProcess
 from tests.unit.router.test_inline_sqlite import (
     check_a_duplicate_rolls_back_its_batch,
