@@ -8,7 +8,11 @@ greedy policy, ``batch-greedy:<version>`` in ``router replay``).
 Gate: on the chosen window of the event log, the candidate and the current policy (``logged``,
 what was served) are evaluated with the doubly-robust estimator on the same decisions. The
 candidate is promoted only if its DR lower confidence bound (the lower of the bootstrap and
-the analytic interval ends at ``--level``) is above the current policy's DR estimate.
+the analytic interval ends at ``--level``) is above the current policy's DR estimate, and
+its effective sample size is at least ``--min-ess`` (default 100): below it, too few decisions
+went the way the candidate would have gone for any interval to be trusted. The intervals are
+clipped to the reward range (the bandit config's ``[min_reward, max_reward]``) and widened over
+the candidate's mass on actions the window never logged (:mod:`offline.replay.estimators`).
 Every decision, promoted, refused or forced, is recorded with its evidence
 (``policy_promotions``).
 """
@@ -28,6 +32,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from learners.bandit.vw_bandit import BanditSettings
+from offline.replay.cli import add_support_option, reward_range
 from offline.replay.errors import ReplayError
 from offline.replay.estimators import EstimatorOptions, Interval
 from offline.replay.evaluate import PolicyReport, ReplayReport, evaluate
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
     from router.storage.replay_log import ReplayWindow
 
 PROMOTED, REFUSED, FORCED = "promoted", "refused", "forced"
+MIN_ESS = 100.0
 KINDS = ("shadow", "bandit", "batch")
 
 
@@ -56,13 +62,15 @@ class Candidate(msgspec.Struct, frozen=True):
 
 
 class PolicyEvidence(msgspec.Struct, frozen=True):
-    """One policy's DR estimate on the window, with both intervals and weight diagnostics."""
+    """One policy's DR estimate on the window, with both intervals and weight diagnostics
+    (``unsupported_mass``: its mean probability on actions the window gives no support)."""
 
     policy: str
     n: int
     ess: float
     dr: Interval
     lower_bound: float
+    unsupported_mass: float = 0.0
 
 
 class GateEvidence(msgspec.Struct, frozen=True):
@@ -73,6 +81,8 @@ class GateEvidence(msgspec.Struct, frozen=True):
     level: float
     bootstrap: int
     rule: str
+    min_ess: float = MIN_ESS
+    reward_range: tuple[float, float] = (0.0, 1.0)
 
 
 class GateDecision(msgspec.Struct, frozen=True):
@@ -114,19 +124,31 @@ def load_bandit_file(path: str, base: BanditSettings) -> BanditSettings:
 def policy_evidence(name: str, report: PolicyReport) -> PolicyEvidence:
     dr = report.estimates["dr"]
     lower = min(dr.ci[0], dr.ci_analytic[0])
-    return PolicyEvidence(policy=name, n=report.n, ess=report.ess, dr=dr, lower_bound=lower)
+    return PolicyEvidence(policy=name, n=report.n, ess=report.ess, dr=dr, lower_bound=lower,
+                          unsupported_mass=report.unsupported_mass)
 
 
-def judge(candidate: str, report: ReplayReport, target: str, options: EstimatorOptions
-          ) -> tuple[bool, GateEvidence, str]:
-    """Apply the gate rule to a replay of ``logged`` and ``target``; (passed, evidence, why)."""
+def judge(candidate: str, report: ReplayReport, target: str, options: EstimatorOptions,
+          min_ess: float = MIN_ESS) -> tuple[bool, GateEvidence, str]:
+    """Apply the gate rule to a replay of ``logged`` and ``target``; (passed, evidence, why).
+
+    A pure function of the replay report: the automatic gate calls it as ``router promote``
+    does."""
     level = round(options.level * 100)
     evidence = GateEvidence(
         current=policy_evidence("logged", report.policies["logged"]),
         candidate=policy_evidence(target, report.policies[target]),
         level=options.level, bootstrap=options.bootstrap,
-        rule=f"candidate DR {level}% lower bound > current policy's DR estimate")
+        rule=f"candidate ESS >= {min_ess:g} and candidate DR {level}% lower bound > current "
+        "policy's DR estimate", min_ess=min_ess, reward_range=report.reward_range)
     lower, current = evidence.candidate.lower_bound, evidence.current.dr.value
+    ess = evidence.candidate.ess
+    if not ess >= min_ess:
+        return False, evidence, (
+            f"{candidate}: effective sample size {ess:,.1f} of {report.n:,} decisions is below "
+            f"--min-ess {min_ess:g}: the served policy rarely did what the candidate would "
+            "have done, so its estimate rests on too few decisions to be trusted (widen the "
+            "window or let the candidate run longer as a shadow)")
     if not (math.isfinite(lower) and math.isfinite(current)):
         return False, evidence, (f"{candidate}: no finite {level}% lower bound on "
                                  f"{report.n} decisions (too few to estimate a variance)")
@@ -139,12 +161,19 @@ def judge(candidate: str, report: ReplayReport, target: str, options: EstimatorO
 
 def format_evidence(evidence: GateEvidence) -> str:
     level = round(evidence.level * 100)
-    lines = [f"{'policy':<34}{'DR':>8}  {f'{level}% CI (bootstrap)':<20}"
-             f"{f'{level}% CI (analytic)':<20}{'n':>8}{'ESS':>10}"]
-    for label, e in (("current (logged)", evidence.current),
-                     (f"candidate ({evidence.candidate.policy})", evidence.candidate)):
-        lines.append(f"{label:<34}{e.dr.value:>8.4f}  {_ci(e.dr.ci):<20}{_ci(e.dr.ci_analytic):<20}"
-                     f"{e.n:>8,}{e.ess:>10,.1f}")
+    rows = (("current (logged)", evidence.current),
+            (f"candidate ({evidence.candidate.policy})", evidence.candidate))
+    width = max(34, *(len(label) + 2 for label, _ in rows))
+    lines = [f"{'policy':<{width}}{'DR':>8}  {f'{level}% CI (bootstrap)':<20}"
+             f"{f'{level}% CI (analytic)':<20}{'n':>8}{'ESS':>10}{'unsupported':>13}"]
+    for label, e in rows:
+        mark = "*" if e.dr.clipped else " "
+        lines.append(f"{label:<{width}}{e.dr.value:>8.4f}{mark} {_ci(e.dr.ci):<20}"
+                     f"{_ci(e.dr.ci_analytic):<20}{e.n:>8,}{e.ess:>10,.1f}"
+                     f"{e.unsupported_mass:>13.4f}")
+    low, high = evidence.reward_range
+    lines.append(f"intervals: clipped to the reward range [{low:g}, {high:g}] (* where an end "
+                 "was clipped) and widened by the unsupported mass times that range")
     lines.append(f"rule: {evidence.rule}")
     return "\n".join(lines)
 
@@ -171,6 +200,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", type=int, default=200,
                         help="Poisson-bootstrap replicates (0: analytic interval only)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the bootstrap")
+    parser.add_argument("--min-ess", type=float, default=MIN_ESS, metavar="N",
+                        help="refuse a candidate whose effective sample size on the window is "
+                        f"below N (default {MIN_ESS:g})")
+    add_support_option(parser)
     parser.add_argument("--force", action="store_true",
                         help="promote even if the gate refuses (recorded as forced)")
     parser.add_argument("--json", dest="json_path", help="write the decision and evidence here")
@@ -201,12 +234,17 @@ async def _main(args: argparse.Namespace) -> GateDecision:
     from offline.train import open_engine, settings_from_args
 
     candidate = parse_candidate(args.candidate)
-    options = EstimatorOptions(bootstrap=args.bootstrap, level=args.level, seed=args.seed)
     settings = settings_from_args(args)
+    if not args.min_ess >= 0:
+        raise PromoteError(f"--min-ess: must be at least 0, got {args.min_ess}")
+    options = EstimatorOptions(bootstrap=args.bootstrap, level=args.level, seed=args.seed,
+                               reward_range=reward_range(settings),
+                               min_support=args.min_support)
     engine = await open_engine(settings)
     try:
         return await promote(engine, settings, candidate, options, since=args.since,
-                             until=args.until, tenant=args.tenant, force=args.force)
+                             until=args.until, tenant=args.tenant, force=args.force,
+                             min_ess=args.min_ess)
     finally:
         await engine.dispose()
 
@@ -214,7 +252,7 @@ async def _main(args: argparse.Namespace) -> GateDecision:
 async def promote(engine: AsyncEngine, settings: Settings, candidate: Candidate,
                   options: EstimatorOptions, *, since: str | None = None,
                   until: str | None = None, tenant: str | None = None,
-                  force: bool = False) -> GateDecision:
+                  force: bool = False, min_ess: float = MIN_ESS) -> GateDecision:
     """Evaluate ``candidate`` against the served policy on the window, apply the gate, record
     the decision and, when it passes (or ``force``), make the candidate the served policy."""
     from offline.replay.cli import parse_time
@@ -283,7 +321,7 @@ async def promote(engine: AsyncEngine, settings: Settings, candidate: Candidate,
             f"{target.name} logged these decisions as bandit {target.fingerprint}, but "
             f"[shadow.{target.shadow}] in this config is bandit {fingerprint}: use the "
             "service's config, or a window after the shadow's configuration changed")
-    passed, evidence, reason = judge(candidate.text, report, target.name, options)
+    passed, evidence, reason = judge(candidate.text, report, target.name, options, min_ess)
     decision = PROMOTED if passed else (FORCED if force else REFUSED)
     if decision == FORCED:
         reason = f"forced despite the gate: {reason}"

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from offline.replay.errors import ReplayError
 from offline.replay.estimators import EstimatorOptions
@@ -21,6 +22,9 @@ from offline.replay.log import FileLog, LogSource
 from offline.replay.policies import TargetPolicy
 from offline.replay.report import ProgressLine, format_table, write_json
 from offline.replay.targets import TargetSpec, needs_context, parse_target
+
+if TYPE_CHECKING:
+    from router.settings import Settings
 
 POLICY_HELP = (
     "target policy (repeatable; default: logged and uniform): logged | uniform | "
@@ -46,6 +50,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", type=int, default=200,
                         help="Poisson-bootstrap replicates (0: analytic intervals only)")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level")
+    add_support_option(parser)
     parser.add_argument("--seed", type=int, default=0, help="seeds the bootstrap and VW")
     parser.add_argument("--chunk-rows", type=int, default=50_000,
                         help="rows per chunk (bounds memory)")
@@ -73,9 +78,25 @@ def parse_time(text: str | None, option: str) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def options_from_args(args: argparse.Namespace) -> EstimatorOptions:
+def add_support_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--min-support", type=int, default=1, metavar="N",
+                        help="an action the log chose fewer than N times is unsupported: the "
+                        "target's mass on it widens every interval over the whole reward "
+                        "range (default 1: actions never chosen)")
+
+
+def reward_range(settings: Settings | None) -> tuple[float, float]:
+    """The rewards' range: the bandit config's [min_reward, max_reward], else [0, 1]."""
+    if settings is None:
+        return (0.0, 1.0)
+    return (settings.bandit.min_reward, settings.bandit.max_reward)
+
+
+def options_from_args(args: argparse.Namespace, settings: Settings | None = None
+                      ) -> EstimatorOptions:
     return EstimatorOptions(clip=args.clip, switch_tau=args.switch_tau,
-                            bootstrap=args.bootstrap, level=args.level, seed=args.seed)
+                            bootstrap=args.bootstrap, level=args.level, seed=args.seed,
+                            reward_range=reward_range(settings), min_support=args.min_support)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,19 +130,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace) -> ReplayReport:
+    import os
+
+    from offline.train import settings_from_args
+
     specs = [parse_target(text) for text in (args.policies or ["logged", "uniform"])]
-    options = options_from_args(args)
     progress = None if args.quiet else ProgressLine("router replay")
     if args.log is not None and not args.context and not needs_context(specs):
+        # A log file needs no config; one named gives the reward range.
+        configured = args.config or os.environ.get("ROUTER_CONFIG")
+        options = options_from_args(args, settings_from_args(args) if configured else None)
         source: LogSource = FileLog(args.log, chunk_rows=args.chunk_rows)
         policies = [spec.build_simple() for spec in specs]
         return await asyncio.to_thread(evaluate, source, policies, options, progress=progress)
-    return await _with_database(args, specs, options, progress)
+    return await _with_database(args, specs, progress)
 
 
 async def _with_database(args: argparse.Namespace, specs: list[TargetSpec],
-                         options: EstimatorOptions, progress: ProgressLine | None
-                         ) -> ReplayReport:
+                         progress: ProgressLine | None) -> ReplayReport:
     from offline.replay.event_log import DatabaseLog
     from offline.replay.targets import build_targets, split_for_training
     from offline.train import open_engine, settings_from_args
@@ -129,11 +155,13 @@ async def _with_database(args: argparse.Namespace, specs: list[TargetSpec],
     from router.storage.repository import EventLog
 
     settings = settings_from_args(args)
+    options = options_from_args(args, settings)
     engine = await open_engine(settings)
     try:
         catalogs = await EventLog(engine).load_catalogs()
         source: LogSource
         known = None
+        window = None
         if args.log is not None:
             source = FileLog(args.log, chunk_rows=args.chunk_rows, catalog=settings.catalog)
             known = [action.id for action in settings.catalog.actions]
@@ -144,7 +172,8 @@ async def _with_database(args: argparse.Namespace, specs: list[TargetSpec],
                                     window=window, chunk_rows=args.chunk_rows)
             source, known = db_source, list(db_source.action_ids)
         policies: list[TargetPolicy] = await build_targets(
-            specs, engine=engine, settings=settings, catalogs=catalogs, seed=args.seed)
+            specs, engine=engine, settings=settings, catalogs=catalogs, seed=args.seed,
+            window=window)
         if any(s.kind == "vw" for s in specs):
             source, policies = await asyncio.to_thread(
                 split_for_training, source, policies, args.train_share)

@@ -87,31 +87,80 @@ def greedy(scores: Sequence[float] | FloatArray) -> FloatArray:
 
 
 class BanditSnapshotPolicy(_RowPolicy):
-    """The online VW bandits frozen at a snapshot (a learner checkpoint): for each logged
-    request, the exploration probabilities of its tenant's state (or the shared one), from the
-    features logged with it."""
+    """The online VW bandits, evaluated out of sample: for each logged request, the
+    exploration probabilities of its tenant's state (or the shared one), from the features
+    logged with it, computed by a learner that has not learned that request's outcome.
+
+    ``progressive=True`` (progressive validation): the learner starts from ``snapshot`` (a
+    checkpoint holding no outcome of the window; None: a fresh learner) and learns each
+    decision's outcome, exactly as the service's fold builds it, right after evaluating it.
+    ``progressive=False``: the checkpoint frozen; a decision whose outcome it holds
+    (outcome number <= ``learned_through``) would be in sample, so the run stops.
+    """
 
     def __init__(self, *, name: str, settings: BanditSettings, catalogs: dict[str, Catalog],
-                 snapshot: bytes, keyring: Keyring,
-                 drift: BanditDriftSettings | None = None, shared: bool = False) -> None:
+                 snapshot: bytes | None, keyring: Keyring,
+                 drift: BanditDriftSettings | None = None, shared: bool = False,
+                 progressive: bool = False, learned_through: int = 0,
+                 description: str = "") -> None:
         super().__init__(catalogs)
         self.name = name
-        self._policies = TenantPolicies(settings=settings, catalogs=catalogs, drift=drift,
-                                        shared=shared)
+        self.description = description
+        self.progressive = progressive
+        self.learned_through = learned_through
+        self._settings, self._drift, self._shared = settings, drift, shared
+        self._snapshot, self._keyring = snapshot, keyring
+        self.learned = 0
+        self._closed = False
+        self._policies = self._restore()
+
+    def _restore(self) -> TenantPolicies:
+        policies = TenantPolicies(settings=self._settings, catalogs=self.catalogs,
+                                  drift=self._drift, shared=self._shared)
+        if self._snapshot is None:
+            return policies
         try:
-            restored = self._policies.restore(snapshot, keyring)
+            restored = policies.restore(self._snapshot, self._keyring)
         except SealError as exc:
-            self._policies.close()
-            raise ReplayError(f"{name}: the checkpoint is refused: {exc}") from exc
+            policies.close()
+            raise ReplayError(f"{self.name}: the checkpoint is refused: {exc}") from exc
         if not restored:
+            policies.close()
+            raise ReplayError(f"{self.name}: the snapshot was made by another bandit "
+                              "configuration (the [bandit] settings, feature version or tenant "
+                              "sharing differ)")
+        return policies
+
+    def start(self) -> None:
+        if self.learned or self._closed:
             self._policies.close()
-            raise ReplayError(f"{name}: the snapshot was made by another bandit configuration "
-                              "(the [bandit] settings, feature version or tenant sharing "
-                              "differ)")
+            self._policies = self._restore()
+            self.learned = 0
+            self._closed = False
+
+    def finish(self) -> None:
+        self._policies.close()
+        self._closed = True
 
     def row(self, context: RowContext) -> Sequence[float]:
+        logged = context.logged
+        if self.progressive:
+            if logged is None:
+                raise ReplayError(f"{self.name}: progressive validation learns each decision's "
+                                  "outcome from the event log; to evaluate a checkpoint frozen "
+                                  "on a file, name it: --policy bandit:<checkpoint id>")
+        elif logged is not None and logged.seq <= self.learned_through:
+            raise ReplayError(
+                f"{self.name}: the checkpoint has learned the outcome of decision {logged.id} "
+                f"(outcome {logged.seq} <= {self.learned_through}): it would be evaluated in "
+                "sample; start the window (--since) after the checkpoint's outcomes, or use "
+                "--policy bandit (progressive validation)")
         policy = self._policies.for_tenant(context.tenant_id)
-        return policy.probabilities(context.features, context.catalog, context.allowed)
+        answer = policy.probabilities(context.features, context.catalog, context.allowed)
+        if self.progressive and logged is not None:
+            self._policies.learn(logged.learn_event())
+            self.learned += 1
+        return answer
 
 
 class BatchGreedyPolicy(_RowPolicy):
@@ -254,4 +303,5 @@ def _slice(chunk: LogChunk, low: int, high: int) -> LogChunk:
         action=chunk.action[low:high] if len(chunk.action) else chunk.action,
         logged=None if chunk.logged is None else chunk.logged[low:high],
         allowed=None if chunk.allowed is None else chunk.allowed[low:high],
-        contexts=None if chunk.contexts is None else chunk.contexts[low:high])
+        contexts=None if chunk.contexts is None else chunk.contexts[low:high],
+        logged_known=None if chunk.logged_known is None else chunk.logged_known[low:high])

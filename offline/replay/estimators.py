@@ -13,6 +13,22 @@ action and its prediction under the target, dm_i = Σ_a π(a | x_i) q̂(x_i, a).
   mean(dm_i + 1[w_i ≤ τ] w_i (r_i − q̂_i)). Its expectation is Σ_a π(a|x) (r(x, a) on actions
   with weight ≤ τ, q̂(x, a) on the rest), so it needs only the logged action's propensity.
 
+Support: the target's probability π(a|x_i) is *unsupported* where the logger gave the action
+probability 0 in that row, and, for an action the log chose fewer than ``min_support`` times
+("weak"), wherever the log cannot vouch for it: where the row's logger vector μ is known, the
+excess (π − μ)⁺ (the part min(π, μ) has importance weight at most 1 and stays with the
+estimators, so a target equal to the logger keeps every estimate exact); where it is not
+known, all of π. A logged row of a weak action keeps the weight min(π, p_i)/p_i (known vector)
+or 0. The log says nothing about the reward on that mass m_i, so it is imputed with the reward
+model in every estimator, and both intervals widen by that mass times the reward range: the
+lower end by
+mean(Σ_U π (q̂ − r_min)), the upper by mean(Σ_U π (r_max − q̂)) (a partial-identification bound:
+any reward in the range is consistent with the log on those pairs). SNIPS normalises over the
+supported mass: mean(m_S) Σ w r / Σ w + mean(Σ_U π q̂).
+
+Every interval end is then clipped to the reward range [r_min, r_max] (``Interval.clipped``
+says when an end moved); the point estimate is left as computed.
+
 Intervals: ``ci_analytic`` is the normal interval (the sample variance of the row terms; the
 delta method for SNIPS), conditional on the reward model. ``ci`` is a percentile interval of a
 Poisson bootstrap (each row gets a Poisson(1) count per replicate), which needs only running
@@ -37,7 +53,7 @@ FloatArray = npt.NDArray[np.float64]
 ESTIMATORS = ("dm", "ips", "snips", "dr", "switch-dr")
 _MEAN_TERMS = ("dm", "ips", "dr", "switch-dr")
 # Column order of the bootstrap sums.
-_BOOT = ("n", "w", "ips", "dm", "dr", "switch-dr")
+_BOOT = ("n", "w", "wr", "dm", "dr", "switch-dr")
 
 
 class EstimatorOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -48,6 +64,9 @@ class EstimatorOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bootstrap : number of Poisson-bootstrap replicates (0: analytic intervals only).
     level : confidence level of both intervals.
     seed : seeds the bootstrap.
+    reward_range : the rewards' possible range [r_min, r_max]: intervals are clipped to it and
+        widened over it on unsupported actions (see the module docstring).
+    min_support : an action the log chose fewer times than this is unsupported everywhere.
     """
 
     clip: float | None = None
@@ -55,6 +74,8 @@ class EstimatorOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bootstrap: int = 200
     level: float = 0.95
     seed: int = 0
+    reward_range: tuple[float, float] = (0.0, 1.0)
+    min_support: int = 1
 
     def __post_init__(self) -> None:
         if self.clip is not None and not self.clip > 0:
@@ -65,6 +86,11 @@ class EstimatorOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ReplayError(f"bootstrap: 0 or at least 20 replicates, got {self.bootstrap}")
         if not 0.5 <= self.level < 1.0:
             raise ReplayError(f"level: must lie in [0.5, 1), got {self.level}")
+        low, high = self.reward_range
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ReplayError(f"reward_range: needs finite min < max, got {self.reward_range}")
+        if self.min_support < 1:
+            raise ReplayError(f"min_support: must be at least 1, got {self.min_support}")
 
 
 # --- the estimators on whole arrays (the definitions; tests compare the streaming sums) --------
@@ -135,10 +161,27 @@ class _Moments:
 
 
 class Interval(msgspec.Struct, frozen=True):
+    """An estimate with its intervals. The intervals include the widening over unsupported
+    actions and are clipped to the reward range; ``clipped`` is True when clipping moved an
+    end (the estimate itself is never clipped)."""
+
     value: float
     ci: tuple[float, float]
     ci_analytic: tuple[float, float]
     se: float
+    clipped: bool = False
+
+
+def bounded_interval(interval: tuple[float, float], widen: tuple[float, float],
+                     reward_range: tuple[float, float]) -> tuple[tuple[float, float], bool]:
+    """``interval`` widened by ``widen`` (subtracted from the low end, added to the high end),
+    then clipped to ``reward_range``; returns it and whether clipping moved an end."""
+    low, high = interval[0] - widen[0], interval[1] + widen[1]
+    r_min, r_max = reward_range
+    clipped_low = min(max(low, r_min), r_max)
+    clipped_high = max(min(high, r_max), r_min)
+    moved = (clipped_low != low or clipped_high != high) and math.isfinite(low + high)
+    return (clipped_low, clipped_high), moved
 
 
 class Diagnostics(msgspec.Struct, frozen=True):
@@ -197,11 +240,44 @@ def importance_weight_variance(target: FloatArray, logged: FloatArray) -> FloatA
     return second - first * first
 
 
+class RowSupport(msgspec.Struct, frozen=True):
+    """Per-row support terms of one target policy on one chunk (see the module docstring).
+
+    unsupported : the target's mass on unsupported actions, m_i.
+    imputed : the reward model's value of that mass, Σ_U π q̂.
+    below : how far that value can fall, Σ_U π (q̂ − r_min).
+    above : how far it can rise, Σ_U π (r_max − q̂).
+    """
+
+    unsupported: FloatArray
+    imputed: FloatArray
+    below: FloatArray
+    above: FloatArray
+
+    @classmethod
+    def none(cls, rows: int) -> RowSupport:
+        zeros = np.zeros(rows)
+        return cls(unsupported=zeros, imputed=zeros, below=zeros, above=zeros)
+
+
+def row_support(mass: FloatArray, predicted: FloatArray,
+                reward_range: tuple[float, float]) -> RowSupport:
+    """:class:`RowSupport` of the target's (rows × actions) unsupported probability ``mass``,
+    given the reward model's (rows × actions) predictions."""
+    r_min, r_max = reward_range
+    return RowSupport(unsupported=mass.sum(axis=1),
+                      imputed=np.einsum("ij,ij->i", mass, predicted),
+                      below=np.einsum("ij,ij->i", mass, predicted - r_min),
+                      above=np.einsum("ij,ij->i", mass, r_max - predicted))
+
+
 class PolicyAccumulator:
     """Running sums of one target policy's row terms; :meth:`result` gives the estimates."""
 
-    def __init__(self, options: EstimatorOptions, weight_edges: FloatArray) -> None:
+    def __init__(self, options: EstimatorOptions, weight_edges: FloatArray,
+                 reward_range: tuple[float, float] | None = None) -> None:
         self.options = options
+        self.reward_range = reward_range or options.reward_range
         self._moments = {name: _Moments() for name in _MEAN_TERMS}
         self._sum_w = 0.0
         self._sum_w2 = 0.0
@@ -215,19 +291,30 @@ class PolicyAccumulator:
         self._clipped = 0
         self._unsupported_rows = 0
         self._unsupported_mass = 0.0
+        self._imputed = 0.0
+        self._below = 0.0
+        self._above = 0.0
         self._boot = np.zeros((options.bootstrap, len(_BOOT)), dtype=np.float64)
         self._edges = weight_edges
         self._zero = 0
         self._counts = np.zeros(len(weight_edges) - 1, dtype=np.int64)
 
     def add(self, *, target: FloatArray, propensity: FloatArray, reward: FloatArray,
-            q_logged: FloatArray, dm: FloatArray, unsupported: FloatArray,
+            q_logged: FloatArray, dm: FloatArray, unsupported: FloatArray | RowSupport,
             draws: npt.NDArray[np.float32] | None,
             weight_variance: FloatArray | None = None) -> dict[str, FloatArray]:
         """Fold in one chunk; returns the chunk's per-row DR terms and weights (for plots).
-        ``weight_variance``: each row's exact variance of the unclipped importance weight
-        under the logger (:func:`importance_weight_variance`), when the log knows the logger's
-        whole probability vector."""
+
+        ``target``: the target's probability of each logged action, 0 where that action is
+        unsupported in the row. ``dm``: Σ_a π(a|x_i) q̂(x_i, a) over every action.
+        ``unsupported``: the rows' :class:`RowSupport` (or only the unsupported mass m_i, for
+        callers that impute nothing). ``weight_variance``: each row's exact variance of the
+        unclipped importance weight under the logger (:func:`importance_weight_variance`),
+        when the log knows the logger's whole probability vector."""
+        support = (unsupported if isinstance(unsupported, RowSupport)
+                   else RowSupport(unsupported=unsupported, imputed=np.zeros(len(unsupported)),
+                                   below=np.zeros(len(unsupported)),
+                                   above=np.zeros(len(unsupported))))
         if weight_variance is None:
             self._exact_rows = None
         elif self._exact_rows is not None:
@@ -241,7 +328,7 @@ class PolicyAccumulator:
         w = importance_weights(target, propensity, clip)
         wr = w * reward
         residual = w * (reward - q_logged)
-        terms = {"dm": dm, "ips": wr, "dr": dm + residual,
+        terms = {"dm": dm, "ips": wr + support.imputed, "dr": dm + residual,
                  "switch-dr": dm + np.where(w <= self.options.switch_tau, residual, 0.0)}
         for name, values in terms.items():
             self._moments[name].add(values)
@@ -251,8 +338,11 @@ class PolicyAccumulator:
         self._sum_wr += float(wr.sum())
         self._sum_w2r += float((w2 * reward).sum())
         self._sum_w2r2 += float((w2 * reward * reward).sum())
-        self._unsupported_rows += int(np.count_nonzero(unsupported > 0))
-        self._unsupported_mass += float(unsupported.sum())
+        self._unsupported_rows += int(np.count_nonzero(support.unsupported > 0))
+        self._unsupported_mass += float(support.unsupported.sum())
+        self._imputed += float(support.imputed.sum())
+        self._below += float(support.below.sum())
+        self._above += float(support.above.sum())
         positive = w[w > 0]
         self._zero += len(w) - len(positive)
         upper = self._edges[-1]
@@ -297,7 +387,8 @@ class PolicyAccumulator:
                                counts=[int(c) for c in self._counts])
 
     def result(self) -> dict[str, Interval]:
-        """Every estimator's value with its bootstrap and analytic intervals."""
+        """Every estimator's value with its bootstrap and analytic intervals (widened over the
+        unsupported mass and clipped to the reward range)."""
         n = self.n
         if n == 0:
             raise ReplayError("no rows to estimate from")
@@ -305,16 +396,19 @@ class PolicyAccumulator:
         values: dict[str, float] = {name: self._moments[name].mean for name in _MEAN_TERMS}
         ses: dict[str, float] = {name: math.sqrt(self._moments[name].variance / n)
                                  for name in _MEAN_TERMS}
-        snips = self._sum_wr / self._sum_w if self._sum_w > 0 else math.nan
-        values["snips"] = snips
+        supported = 1.0 - self._unsupported_mass / n
+        imputed = self._imputed / n
+        ratio = self._sum_wr / self._sum_w if self._sum_w > 0 else math.nan
+        values["snips"] = supported * ratio + imputed
         mean_w = self._sum_w / n
         if self._sum_w > 0 and n > 1:
             # Delta method: Var(Σwr/Σw) ≈ mean((w (r − V))²) / (n mean(w)²).
-            spread = self._sum_w2r2 - 2 * snips * self._sum_w2r + snips * snips * self._sum_w2
-            ses["snips"] = math.sqrt(max(spread, 0.0) / n / (n * mean_w * mean_w))
+            spread = self._sum_w2r2 - 2 * ratio * self._sum_w2r + ratio * ratio * self._sum_w2
+            ses["snips"] = supported * math.sqrt(max(spread, 0.0) / n / (n * mean_w * mean_w))
         else:
             ses["snips"] = math.nan
-        boot = self._bootstrap_replicates()
+        widen = (self._below / n, self._above / n)
+        boot = self._bootstrap_replicates(supported, imputed)
         out: dict[str, Interval] = {}
         for name in ESTIMATORS:
             value, se = values[name], ses[name]
@@ -327,18 +421,25 @@ class PolicyAccumulator:
                     alpha = (1.0 - self.options.level) / 2.0
                     low, high = np.quantile(replicate, [alpha, 1.0 - alpha])
                     ci = (float(low), float(high))
-            out[name] = Interval(value=value, ci=ci, ci_analytic=analytic, se=se)
+            ci, moved = bounded_interval(ci, widen, self.reward_range)
+            analytic, moved_analytic = bounded_interval(analytic, widen, self.reward_range)
+            out[name] = Interval(value=value, ci=ci, ci_analytic=analytic, se=se,
+                                 clipped=moved or moved_analytic)
         return out
 
-    def _bootstrap_replicates(self) -> dict[str, FloatArray] | None:
+    def _bootstrap_replicates(self, supported: float, imputed: float
+                              ) -> dict[str, FloatArray] | None:
+        """Replicates of every estimator. IPS's and SNIPS's imputed part (zero unless the
+        target has unsupported mass) enters at its full-sample mean: the widening over that
+        mass is far larger than its resampling spread, and the replicates stay six sums."""
         if not self.options.bootstrap:
             return None
         sums = {name: self._boot[:, i] for i, name in enumerate(_BOOT)}
         with np.errstate(divide="ignore", invalid="ignore"):
             counts = sums["n"]
-            return {"dm": sums["dm"] / counts, "ips": sums["ips"] / counts,
-                    "snips": sums["ips"] / sums["w"], "dr": sums["dr"] / counts,
-                    "switch-dr": sums["switch-dr"] / counts}
+            return {"dm": sums["dm"] / counts, "ips": sums["wr"] / counts + imputed,
+                    "snips": supported * (sums["wr"] / sums["w"]) + imputed,
+                    "dr": sums["dr"] / counts, "switch-dr": sums["switch-dr"] / counts}
 
 
 @dataclass(frozen=True)

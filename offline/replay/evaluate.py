@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from offline.replay.errors import ReplayError
 from offline.replay.estimators import (
@@ -21,13 +22,15 @@ from offline.replay.estimators import (
     EstimatorOptions,
     Interval,
     PolicyAccumulator,
+    RowSupport,
     TimeBins,
     WeightHistogram,
     importance_weight_variance,
+    row_support,
     weight_edges,
 )
-from offline.replay.log import ActionSpace, LogSource, LogSummary, scan_log
-from offline.replay.policies import TargetPolicy
+from offline.replay.log import ActionSpace, FloatArray, LogChunk, LogSource, LogSummary, scan_log
+from offline.replay.policies import TargetPolicy, TargetProbabilities
 from offline.replay.reward_model import ActionMeanRewardModel, RewardModel
 
 Progress = Callable[[str, int, int | None], None]
@@ -69,6 +72,10 @@ class ReplayReport(msgspec.Struct, frozen=True):
     options: EstimatorOptions
     policies: dict[str, PolicyReport]
     time_bins: list[TimeBin]
+    reward_range: tuple[float, float] = (0.0, 1.0)  # what the intervals are clipped to
+    # How a policy was evaluated, where it needs saying (e.g. the bandit's progressive
+    # validation), by policy name.
+    notes: dict[str, str] = {}
 
 
 def build_space(summary: LogSummary, policies: Sequence[TargetPolicy],
@@ -88,6 +95,33 @@ def build_space(summary: LogSummary, policies: Sequence[TargetPolicy],
                 seen.add(action)
                 ids.append(action)
     return ActionSpace(ids)
+
+
+def unsupported_mass(target: TargetProbabilities, chunk: LogChunk,
+                     weak: npt.NDArray[np.bool_], weak_chosen: npt.NDArray[np.bool_],
+                     known: npt.NDArray[np.bool_]) -> tuple[FloatArray, FloatArray]:
+    """The target's (rows × actions) probability the log cannot vouch for, and its
+    probability of each logged action that the estimators may weight (see
+    :mod:`offline.replay.estimators`, "Support"). ``weak``: (rows × actions) actions the log
+    chose fewer than ``min_support`` times; ``known``: rows whose logger vector is known."""
+    matrix = target.matrix
+    mass: FloatArray = np.where(weak, matrix, 0.0)
+    chosen: FloatArray = np.where(weak_chosen, 0.0, target.chosen)
+    if chunk.logged is not None:
+        logged = chunk.logged
+        vouched = np.where(logged <= 0.0, matrix,
+                           np.where(weak, np.maximum(matrix - logged, 0.0), 0.0))
+        mass = np.where(known[:, None], vouched, mass)
+        capped = np.where(weak_chosen, np.minimum(target.chosen, chunk.propensity),
+                          target.chosen)
+        chosen = np.where(known, capped, chosen)
+    return mass, chosen
+
+
+def reward_bounds(configured: tuple[float, float], summary: LogSummary) -> tuple[float, float]:
+    """The reward range the intervals use: ``configured``, widened to any logged reward
+    outside it (a log is never contradicted by its own rewards)."""
+    return (min(configured[0], summary.min_reward), max(configured[1], summary.max_reward))
 
 
 def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
@@ -117,16 +151,20 @@ def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
     space = build_space(summary, policies, known_actions)
     for policy in policies:
         policy.prepare(space, summary, source)
-    model = (reward_model or ActionMeanRewardModel)(summary, space)
-    never = np.ones(len(space), dtype=bool)
-    for action in summary.counts:
+    bounds = reward_bounds(options.reward_range, summary)
+    model = (ActionMeanRewardModel(summary, space, bounds) if reward_model is None
+             else reward_model(summary, space))
+    # Actions the log chose fewer than min_support times: unsupported on every row.
+    weak = np.ones(len(space), dtype=bool)
+    for action, logged_count in summary.counts.items():
         position = space.position(action)
-        if position is not None:
-            never[position] = False
+        if position is not None and logged_count >= options.min_support:
+            weak[position] = False
 
+    any_weak = bool(weak.any())
     edges = weight_edges(1.0 / summary.min_propensity if options.clip is None
                          else min(options.clip, 1.0 / summary.min_propensity))
-    accumulators = {p.name: PolicyAccumulator(options, edges) for p in policies}
+    accumulators = {p.name: PolicyAccumulator(options, edges, bounds) for p in policies}
     bins = TimeBins(n=summary.n, bins=min(TIME_BINS, summary.n))
     bin_rows = np.zeros(bins.bins, dtype=np.int64)
     bin_reward = np.zeros(bins.bins)
@@ -157,22 +195,23 @@ def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
         predicted = model.predict(chunk)
         q_logged = predicted[np.arange(count), chunk.action]
         replicate = draws.draw(count)
+        known = chunk.known_vectors()
+        weak_rows = np.broadcast_to(weak, (count, len(space)))
+        weak_chosen = weak[chunk.action]
         for policy in policies:
             target = policy.probabilities(chunk, space)
             dm = np.einsum("ij,ij->i", target.matrix, predicted)
-            # Support: where the logging probability is known, mass on actions it gave 0;
-            # otherwise mass on actions the logger never chose anywhere in the log.
-            weight_variance = None
-            if chunk.logged is not None:
-                unsupported = np.where(chunk.logged <= 0.0, target.matrix, 0.0).sum(axis=1)
-                weight_variance = importance_weight_variance(target.matrix, chunk.logged)
-            elif never.any():
-                unsupported = target.matrix[:, never].sum(axis=1)
+            if chunk.logged is None and not any_weak:
+                chosen, support = target.chosen, RowSupport.none(count)
             else:
-                unsupported = np.zeros(count)
+                mass, chosen = unsupported_mass(target, chunk, weak_rows, weak_chosen, known)
+                support = row_support(mass, predicted, bounds)
+            weight_variance = None
+            if chunk.logged is not None and known.all():
+                weight_variance = importance_weight_variance(target.matrix, chunk.logged)
             terms = accumulators[policy.name].add(
-                target=target.chosen, propensity=chunk.propensity, reward=chunk.reward,
-                q_logged=q_logged, dm=dm, unsupported=unsupported, draws=replicate,
+                target=chosen, propensity=chunk.propensity, reward=chunk.reward,
+                q_logged=q_logged, dm=dm, unsupported=support, draws=replicate,
                 weight_variance=weight_variance)
             np.add.at(bin_dr[policy.name], which, terms["dr"])
         position += count
@@ -207,4 +246,6 @@ def evaluate(source: LogSource, policies: Sequence[TargetPolicy],
         log=source.name, n=summary.n, actions=len(space), logged_actions=len(summary.counts),
         logged_reward=summary.reward_total / summary.n,
         reward_model=getattr(model, "name", type(model).__name__), options=options,
-        policies=reports, time_bins=time_bins)
+        policies=reports, time_bins=time_bins, reward_range=bounds,
+        notes={p.name: str(getattr(p, "description", "")) for p in policies
+               if getattr(p, "description", "")})

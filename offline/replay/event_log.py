@@ -63,6 +63,8 @@ class DatabaseLog:
         n, width = len(page), len(self._space)
         logged = np.zeros((n, width))
         allowed = np.zeros((n, width), dtype=bool)
+        # `router import` logs no vector (only the chosen action's propensity is known).
+        known = np.zeros(n, dtype=bool)
         contexts: list[RowContext] = []
         for i, decision in enumerate(page):
             catalog = self.catalogs.get(decision.catalog_fingerprint)
@@ -72,7 +74,9 @@ class DatabaseLog:
             ids = [catalog.actions[k].id for k in decision.allowed]
             positions = self._space.index(np.asarray(ids, dtype=object))
             allowed[i, positions] = True
-            logged[i, positions] = decision.probabilities
+            if len(decision.probabilities) == len(ids):
+                logged[i, positions] = decision.probabilities
+                known[i] = True
             if not (0.0 < decision.propensity <= 1.0 and math.isfinite(decision.reward)):
                 raise LogError(f"decision {decision.id}: propensity {decision.propensity} or "
                                f"reward {decision.reward} cannot be evaluated")
@@ -81,11 +85,12 @@ class DatabaseLog:
                                        features=stored.context_features(),
                                        record=stored.record, history=stored.history,
                                        shadows=decision.shadow_probabilities,
-                                       tenant_id=decision.tenant_id))
+                                       tenant_id=decision.tenant_id, logged=decision))
         return LogChunk(
             rows=np.arange(first_row + 1, first_row + n + 1, dtype=np.int64),
             actions=np.asarray([d.chosen_action for d in page], dtype=object),
             propensity=np.asarray([d.propensity for d in page], dtype=np.float64),
             reward=np.asarray([d.reward for d in page], dtype=np.float64),
             timestamp=np.asarray([d.created_at.timestamp() for d in page], dtype=np.float64),
-            logged=logged, allowed=allowed, contexts=contexts)
+            logged=logged if known.any() else None, allowed=allowed, contexts=contexts,
+            logged_known=None if known.all() or not known.any() else known)

@@ -49,6 +49,9 @@ class LogChunk:
     :class:`ActionSpace` (``-1`` before :meth:`ActionSpace.index` has run). ``logged`` and
     ``allowed`` are (rows × actions) matrices when the log knows the logging policy's whole
     probability vector and the allowed actions (the event log does; files do not).
+    ``logged_known`` marks the rows of ``logged`` that hold a vector (None: all of them): a
+    ``router import``ed decision knows only its chosen action's propensity, so its row of
+    ``logged`` is zeros and estimators use the propensity alone there.
     """
 
     rows: IntArray
@@ -60,6 +63,7 @@ class LogChunk:
     logged: FloatArray | None = None
     allowed: BoolArray | None = None
     contexts: Sequence[Any] | None = None
+    logged_known: BoolArray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -74,7 +78,16 @@ class LogChunk:
                 [(int(self.rows[i]), f"unknown action {self.actions[i]!r}") for i in unknown]))
         return LogChunk(rows=self.rows, actions=self.actions, propensity=self.propensity,
                         reward=self.reward, timestamp=self.timestamp, action=index,
-                        logged=self.logged, allowed=self.allowed, contexts=self.contexts)
+                        logged=self.logged, allowed=self.allowed, contexts=self.contexts,
+                        logged_known=self.logged_known)
+
+    def known_vectors(self) -> BoolArray:
+        """Which rows know the logger's whole probability vector."""
+        if self.logged is None:
+            return np.zeros(len(self), dtype=bool)
+        if self.logged_known is None:
+            return np.ones(len(self), dtype=bool)
+        return self.logged_known
 
 
 class ActionSpace:
@@ -265,6 +278,8 @@ class LogSummary:
     reward_sums: dict[str, float]
     reward_total: float
     min_propensity: float
+    min_reward: float
+    max_reward: float
     first_time: float
     last_time: float
 
@@ -279,6 +294,7 @@ def scan_log(source: LogSource, progress: Any = None) -> LogSummary:
     n = 0
     total = 0.0
     min_p = 1.0
+    low, high = math.inf, -math.inf
     first, last = math.inf, -math.inf
     for chunk in source.chunks():
         if len(chunk) == 0:
@@ -292,6 +308,8 @@ def scan_log(source: LogSource, progress: Any = None) -> LogSummary:
         n += len(chunk)
         total += float(chunk.reward.sum())
         min_p = min(min_p, float(chunk.propensity.min()))
+        low = min(low, float(chunk.reward.min()))
+        high = max(high, float(chunk.reward.max()))
         if not np.all(np.isnan(chunk.timestamp)):
             first = min(first, float(np.nanmin(chunk.timestamp)))
             last = max(last, float(np.nanmax(chunk.timestamp)))
@@ -300,5 +318,6 @@ def scan_log(source: LogSource, progress: Any = None) -> LogSummary:
     if n == 0:
         raise LogError(f"{source.name}: the log has no rows")
     return LogSummary(n=n, action_ids=tuple(sorted(counts)), counts=counts, reward_sums=sums,
-                      reward_total=total, min_propensity=min_p, first_time=first,
+                      reward_total=total, min_propensity=min_p, min_reward=low,
+                      max_reward=high, first_time=first,
                       last_time=last)

@@ -81,17 +81,20 @@ def chosen_of(matrix: FloatArray, chunk: LogChunk) -> FloatArray:
 
 class LoggedPolicy(_Stateless):
     """The policy that produced the log. With full logged probability vectors it is evaluated
-    like any other policy. Without them only π(a_i|x_i) = p_i is known, so every weight is 1 and
+    like any other policy. Without them (log files, ``router import``ed rows) only
+    π(a_i|x_i) = p_i is known, so every weight is 1 and
     the direct method uses the logged action as its one-sample draw from the logging policy
     (dm_i = q̂(x_i, a_i)): every estimator then reduces to the mean logged reward."""
 
     name = "logged"
 
     def probabilities(self, chunk: LogChunk, space: ActionSpace) -> TargetProbabilities:
-        if chunk.logged is not None:
-            return TargetProbabilities(matrix=chunk.logged, chosen=chunk.propensity)
-        return TargetProbabilities(matrix=one_hot(chunk.action, len(space)),
-                                   chosen=chunk.propensity)
+        sampled = one_hot(chunk.action, len(space))
+        if chunk.logged is None:
+            return TargetProbabilities(matrix=sampled, chosen=chunk.propensity)
+        known = chunk.known_vectors()
+        matrix = chunk.logged if known.all() else np.where(known[:, None], chunk.logged, sampled)
+        return TargetProbabilities(matrix=matrix, chosen=chunk.propensity)
 
 
 class UniformPolicy(_Stateless):

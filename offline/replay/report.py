@@ -16,12 +16,17 @@ def format_table(report: ReplayReport) -> str:
     """Estimates with both intervals, then the weight diagnostics, one line per policy."""
     level = round(report.options.level * 100)
     clip = report.options.clip
+    low, high = report.reward_range
     lines = [
         f"log: {report.log}   rows: {report.n:,}   actions: {report.actions} "
         f"({report.logged_actions} logged)   mean logged reward: {report.logged_reward:.4f}",
         f"reward model: {report.reward_model}   weight clip: {clip if clip else 'none'}   "
         f"switch-dr tau: {report.options.switch_tau:g}   "
         f"bootstrap: {report.options.bootstrap} replicates",
+        f"intervals: widened by each policy's unsupported mass (actions logged fewer than "
+        f"{report.options.min_support} times, or given probability 0) times the reward range, "
+        f"then clipped to [{low:g}, {high:g}] (* where an end was clipped)",
+        *(f"{name}: {note}" for name, note in report.notes.items()),
         "",
         f"{'policy':<28}{'estimator':<11}{'value':>9}  {f'{level}% CI (bootstrap)':<22}"
         f"{f'{level}% CI (analytic)':<22}",
@@ -30,8 +35,8 @@ def format_table(report: ReplayReport) -> str:
         for i, estimator in enumerate(ESTIMATORS):
             e = policy.estimates[estimator]
             lines.append(
-                f"{_short(name) if i == 0 else '':<28}{estimator:<11}{e.value:>9.4f}  "
-                f"{_interval(e.ci):<22}{_interval(e.ci_analytic):<22}")
+                f"{_short(name) if i == 0 else '':<28}{estimator:<11}{e.value:>9.4f}"
+                f"{'*' if e.clipped else ' '} {_interval(e.ci):<22}{_interval(e.ci_analytic):<22}")
     lines += ["", f"{'policy':<28}{'n':>10}{'ESS':>12}{'max weight':>12}{'mean weight':>12}"
               f"{'clipped':>9}{'unsupported rows':>18}{'mass':>8}"]
     for name, policy in report.policies.items():
@@ -49,11 +54,13 @@ def warnings_for(report: ReplayReport) -> list[str]:
     """Plain-language cautions a user should read before trusting an estimate."""
     out: list[str] = []
     for name, policy in report.policies.items():
-        if policy.unsupported_share > 0:
+        if policy.unsupported_mass >= 0.0005:  # shown as 0.001 or more
             out.append(f"warning: {name} puts probability outside the logger's support (actions "
-                       f"it gave probability 0, or never chose in this log) in "
+                       f"it gave probability 0, or chose too rarely in this log) in "
                        f"{policy.unsupported_share:.1%} of rows (mean mass "
-                       f"{policy.unsupported_mass:.3f}); IPS/SNIPS/DR cannot see their reward")
+                       f"{policy.unsupported_mass:.3f}); no estimator can see their reward, so "
+                       "the reward model imputes it and the intervals span the reward range "
+                       "over that mass")
         gap = abs(policy.mean_weight - 1.0)
         if report.options.clip is None and gap > max(4.0 * policy.mean_weight_se, 1e-9):
             out.append(f"warning: {name}'s mean importance weight is {policy.mean_weight:.3f} "

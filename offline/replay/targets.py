@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from learners.bandit.vw_bandit import BanditSettings
     from learners.catalog import Catalog
     from learners.drift import BanditDriftSettings
+    from learners.sealed import Keyring
     from router.settings import Settings
+    from router.storage.replay_log import ReplayWindow
 
 SIMPLE_POLICIES = ("logged", "uniform", "fixed", "probs")
 CONTEXT_POLICIES = ("bandit", "batch-greedy", "vw", "shadow")
@@ -80,10 +82,35 @@ def needs_context(specs: Sequence[TargetSpec]) -> bool:
     return any(spec.kind in CONTEXT_POLICIES for spec in specs)
 
 
+async def _progressive_bandit(engine: AsyncEngine, learner: str, window: ReplayWindow | None,
+                             served: BanditSettings, catalogs: dict[str, Catalog],
+                             settings: Settings, keyring: Keyring) -> TargetPolicy:
+    """``bandit``: progressive validation from the newest checkpoint that holds no outcome of
+    the window (a fresh learner if there is none)."""
+    from offline.replay.deciders import BanditSnapshotPolicy
+    from router.storage.replay_log import ReplayWindow, bandit_snapshot, first_outcome_seq
+
+    first = await first_outcome_seq(engine, window or ReplayWindow())
+    found = None if first is None else await bandit_snapshot(engine, learner, None,
+                                                             before_seq=first)
+    if found is None:
+        start, snapshot, label = "a fresh learner", None, "fresh"
+    else:
+        checkpoint_id, last_seq, snapshot = found
+        start, label = f"checkpoint {checkpoint_id} (outcomes 1-{last_seq})", f"{checkpoint_id}"
+    return BanditSnapshotPolicy(
+        name=f"bandit:progressive@{label}", settings=served, catalogs=catalogs,
+        snapshot=snapshot, keyring=keyring, drift=settings.drift,
+        shared=settings.learning.share_across_tenants, progressive=True,
+        description=f"progressive validation: each decision valued with the bandit's "
+        f"probabilities before it learned that decision's outcome, starting from {start}")
+
+
 async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
                         settings: Settings, catalogs: dict[str, Catalog],
-                        seed: int) -> list[TargetPolicy]:
-    """Every policy of ``specs``, loading snapshots and model versions from the database."""
+                        seed: int, window: ReplayWindow | None = None) -> list[TargetPolicy]:
+    """Every policy of ``specs``, loading snapshots and model versions from the database
+    (``window``: the decisions to be evaluated, for out-of-sample bandit evaluation)."""
     import asyncio
 
     from learners.batch.models import load_models
@@ -113,17 +140,21 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
             shared = settings.learning.share_across_tenants
             learner = checkpoint_name(bandit_learner_name(served, catalogs, settings.drift),
                                       shared=shared)
+            if spec.argument is None:
+                out.append(await _progressive_bandit(engine, learner, window, served, catalogs,
+                                                     settings, keyring))
+                continue
             found = await bandit_snapshot(engine, learner, spec.argument)
             if found is None:
-                which = (f"checkpoint {spec.argument}" if spec.argument
-                         else f"a checkpoint of the configured bandit ({learner})")
-                raise ReplayError(f"{spec.text}: the event log has no {which}; "
-                                  "`router serve` writes them as it learns")
+                raise ReplayError(f"{spec.text}: the event log has no checkpoint "
+                                  f"{spec.argument}; `router serve` writes them as it learns")
             checkpoint_id, last_seq, state = found
             out.append(BanditSnapshotPolicy(
                 name=f"bandit:{checkpoint_id}@{last_seq}", settings=served,
                 catalogs=catalogs, snapshot=state, keyring=keyring, drift=settings.drift,
-                shared=shared))
+                shared=shared, learned_through=last_seq,
+                description=f"checkpoint {checkpoint_id} frozen (it holds outcomes 1-"
+                f"{last_seq}; evaluated only on decisions whose outcomes came later)"))
         elif spec.kind == "shadow":
             out.append(ShadowLoggedPolicy(spec.argument or "", catalogs))
         elif spec.kind == "batch-greedy":

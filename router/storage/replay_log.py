@@ -10,11 +10,14 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from learners.decision import StoredFeatures
+from learners.decision import LoggedDecision as LearnerDecision
+from learners.decision import LoggedOutcome, StoredFeatures, learn_event
+from learners.policy import LearnEvent
+from learners.reward import Verdict
 from router.errors import StorageUnavailableError
 from router.storage.models import Checkpoint, Decision, Outcome
 from router.storage.policy_store import ShadowDecision
@@ -43,13 +46,36 @@ class LoggedDecision(msgspec.Struct, frozen=True):
     features: StoredFeatures
     reward: float
     shadow_probabilities: dict[str, ShadowDecision] | None = None
+    # The outcome as the online learners fold it (progressive validation learns from it).
+    seq: int = 0
+    verdict: str = "approved"
+    quality: float | None = None
+    generation_time_s: float | None = None
+    cost_usd: float | None = None
+    project_id: str | None = None
+    task_type: str | None = None
+
+    def learn_event(self) -> LearnEvent:
+        """The event the online learners fold for this decision's outcome
+        (:func:`learners.decision.learn_event`, as the service's fold builds it)."""
+        decision = LearnerDecision(
+            tenant_id=self.tenant_id, decided_at=self.created_at, project_id=self.project_id,
+            task_type=self.task_type, catalog_fingerprint=self.catalog_fingerprint,
+            features=self.features, allowed=list(self.allowed),
+            chosen_position=self.chosen_position, chosen_action=self.chosen_action,
+            propensity=self.propensity)
+        outcome = LoggedOutcome(verdict=Verdict(self.verdict), reward=self.reward,
+                                quality=self.quality, generation_time_s=self.generation_time_s,
+                                cost_usd=self.cost_usd)
+        return learn_event(decision, outcome, seq=self.seq)
 
 
 _COLUMNS = (
     Decision.id, Decision.tenant_id, Decision.created_at, Decision.catalog_fingerprint,
     Decision.allowed, Decision.probabilities, Decision.chosen_action, Decision.chosen_position,
     Decision.propensity, Decision.policy_version, Decision.features, Outcome.reward,
-    Decision.shadow_probabilities,
+    Decision.shadow_probabilities, Outcome.seq, Outcome.verdict, Outcome.quality,
+    Outcome.generation_time_s, Outcome.cost_usd, Decision.project_id, Decision.task_type,
 )
 
 
@@ -86,12 +112,32 @@ async def logged_decisions(
     return out
 
 
+async def first_outcome_seq(engine: AsyncEngine, window: ReplayWindow) -> int | None:
+    """The lowest outcome sequence number among the decisions of ``window`` (None: none)."""
+    conditions: list[Any] = []
+    if window.since is not None:
+        conditions.append(Decision.created_at >= window.since)
+    if window.until is not None:
+        conditions.append(Decision.created_at < window.until)
+    if window.tenant_id is not None:
+        conditions.append(Decision.tenant_id == window.tenant_id)
+    query = (select(func.min(Outcome.seq)).join(Decision, Outcome.decision_id == Decision.id)
+             .where(*conditions))
+    async with engine.connect() as conn:
+        first = await conn.scalar(query)
+    return None if first is None else int(first)
+
+
 async def bandit_snapshot(engine: AsyncEngine, learner: str,
-                          checkpoint_id: str | None) -> tuple[int, int, bytes] | None:
+                          checkpoint_id: str | None, *, before_seq: int | None = None
+                          ) -> tuple[int, int, bytes] | None:
     """(id, last outcome sequence number, state) of checkpoint ``checkpoint_id`` of
-    ``learner``, or of its newest checkpoint when ``checkpoint_id`` is None."""
+    ``learner``, or of its newest checkpoint when ``checkpoint_id`` is None (with
+    ``before_seq``: the newest that holds no outcome numbered ``before_seq`` or later)."""
     query = select(Checkpoint.id, Checkpoint.last_seq, Checkpoint.state).where(
         Checkpoint.learner == learner)
+    if before_seq is not None:
+        query = query.where(Checkpoint.last_seq < before_seq)
     if checkpoint_id is not None:
         if not checkpoint_id.isdigit():
             return None

@@ -227,7 +227,7 @@ async def test_promotion_gate_both_ways(tmp_path: Path,
         "ROUTER__STORAGE__URL": url, "ROUTER__LEARNING__POLICY_POLL_INTERVAL_S": "0.05"})
     assert len(settings.catalog) == 3
     world = World(catalog=settings.catalog, seed=21)
-    n = 300
+    n = 400  # the learner's ESS (uniform logging over 3 actions) is about n / 3: >= --min-ess
     common = ["--config", str(config), "--database-url", url, "--bootstrap", "200"]
     async with AsyncTestClient(create_app(settings)) as client:
         service = routing(client.app)
@@ -278,7 +278,7 @@ async def test_promotion_gate_both_ways(tmp_path: Path,
         assert record.n == n
         candidate, current = record.estimates["candidate"], record.estimates["current"]
         assert candidate["n"] == current["n"] == n
-        assert set(candidate["dr"]) == {"value", "ci", "ci_analytic", "se"}
+        assert set(candidate["dr"]) == {"value", "ci", "ci_analytic", "se", "clipped"}
     refused, promoted = records
     assert refused.estimates["candidate"]["lower_bound"] <= refused.estimates["current"]["dr"][
         "value"]

@@ -77,9 +77,17 @@ def test_estimates_equal_hand_computed_values(tmp_path: Path, chunk_rows: int) -
     assert result.max_weight == pytest.approx(1.8)
     assert result.unsupported_share == 0.0
     se = statistics.stdev([1.8, 0.0, 0.5625, 0.2]) / 2.0
-    low, high = result.estimates["ips"].ci_analytic
-    assert low == pytest.approx(HAND["ips"] - 1.959964 * se, abs=1e-5)
-    assert high == pytest.approx(HAND["ips"] + 1.959964 * se, abs=1e-5)
+    assert result.estimates["ips"].se == pytest.approx(se)
+    # The normal interval HAND["ips"] ± 1.96 se, [−0.150, 1.432], is clipped to the reward
+    # range [0, 1]; the estimate itself is not.
+    assert result.estimates["ips"].ci_analytic == (0.0, 1.0)
+    assert result.estimates["ips"].clipped
+    dr = result.estimates["dr"]
+    # DR's [0.41, 1.08]: only the upper end is clipped.
+    assert dr.ci_analytic[0] == pytest.approx(HAND["dr"] - 1.959964 * dr.se, abs=1e-5)
+    assert dr.ci_analytic[0] > 0.0
+    assert dr.ci_analytic[1] == 1.0 < HAND["dr"] + 1.959964 * dr.se
+    assert dr.clipped
     assert result.estimates["ips"].ci == result.estimates["ips"].ci_analytic
 
 
