@@ -15,14 +15,11 @@ about a microsecond, so a whole 160-action catalog is scored in a fraction of a 
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Sequence
 
-import numpy as np
 from river import linear_model, optim
 
-from learners.bandit.sampling import squarecb as squarecb_costs
 from learners.catalog import Action
 from learners.features import ContextRecord
 
@@ -86,13 +83,6 @@ class OnlineOutcomeModels:
             intercept_init=0.5,
         )
         self.success = linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate))
-        self.quality = linear_model.LinearRegression(
-            optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate,
-            intercept_init=0.5,
-        )
-        self.time = linear_model.LinearRegression(
-            optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate,
-        )
         self.learned = 0
 
     def predict_rewards(self, record: ContextRecord, actions: Sequence[Action]) -> list[float]:
@@ -111,32 +101,9 @@ class OnlineOutcomeModels:
             for a in actions
         ]
 
-    def predict_quality(self, record: ContextRecord, action: Action) -> float:
-        """Expected quality (0–10) of ``action``'s code in this context."""
-        x = action_crosses(record, action, context_buckets(record, self.buckets))
-        predicted = float(self.quality.predict_one(x))  # type: ignore[no-untyped-call]
-        return min(max(10.0 * predicted, 0.0), 10.0)
-
-    def predict_time_ratio(self, record: ContextRecord, action: Action) -> float:
-        """Expected generation time as a multiple of the catalog's estimate."""
-        x = action_crosses(record, action, context_buckets(record, self.buckets))
-        predicted = float(self.time.predict_one(x))  # type: ignore[no-untyped-call]
-        return math.exp(min(max(predicted, -5.0), 5.0))
-
     def learn(self, record: ContextRecord, action: Action, reward: float,
-              approved: bool, *, quality: float | None = None,
-              time_ratio: float | None = None) -> None:
+              approved: bool) -> None:
         x = action_crosses(record, action, context_buckets(record, self.buckets))
         self.reward.learn_one(x, reward)
         self.success.learn_one(x, approved)
-        if quality is not None:
-            self.quality.learn_one(x, min(max(quality, 0.0), 10.0) / 10.0)
-        if time_ratio is not None and time_ratio > 0:
-            self.time.learn_one(x, math.log(time_ratio))
         self.learned += 1
-
-
-def squarecb(predicted: Sequence[float], gamma: float) -> list[float]:
-    """SquareCB over predicted rewards (:func:`learners.bandit.sampling.squarecb` on their
-    negatives, the costs)."""
-    return squarecb_costs(-np.asarray(predicted, dtype=np.float64), gamma)

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 
-from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit, scores_costs
+from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit
 from learners.bandit.vw_format import format_shared
-from learners.catalog import Action, Catalog
+from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings, DriftAlarm, DriftMonitor
 from learners.features import ContextFeatures, ContextRecord
 from learners.history import HistoryStats, OutcomeFacts
@@ -24,19 +24,12 @@ from learners.online_stats import ActionPrediction, OutcomeStats
 from learners.reward import Verdict
 from learners.scaling import FeatureScaler
 from learners.sealed import Keyring
-from learners.selection import (
-    CANDIDATES,
-    NONCONTEXTUAL,
-    ActionMeans,
-    CandidateSelector,
-    doubly_robust_values,
-)
 from learners.stacking import FloatArray, Stacker
 
 FEATURE_VERSION = "7"  # 3: drift_alarm model feature; 4: River outcome models in the state;
 # 5: SquareCB over cb_adf costs, learned without importance weights (and the optional stacker);
 # 6: River crosses over hashed task types, languages and agents; bounded, msgpack history;
-# 7: numeric caller features standardised online (learners/scaling.py), candidate selection
+# 7: numeric caller features standardised online (learners/scaling.py)
 RIVER_MIN_OUTCOMES = 50  # River's P(approved) replaces the per-action rates from here on
 POLICY_NAME = "vw-cb-explore-adf"
 
@@ -73,7 +66,6 @@ class _Snapshot(msgspec.Struct, frozen=True):
     drift: bytes = b""
     river: bytes = b""
     stacker: bytes = b""
-    selection: bytes = b""
     scaler: bytes = b""
 
 
@@ -94,8 +86,7 @@ class OnlinePolicy:
         self._bandit = VWBandit(settings=settings)
         drift_text = msgspec.json.encode(self.drift_settings).decode()
         text = (f"{FEATURE_VERSION}|{self._bandit.arguments}|{drift_text}"
-                f"|{settings.history_keys}|{settings.river_buckets}|{settings.selection}"
-                f"|{settings.selection_halflife}|{settings.selection_z}")
+                f"|{settings.history_keys}|{settings.river_buckets}")
         self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         self._stats = OutcomeStats()
         self._history = HistoryStats(settings.history_keys)
@@ -104,14 +95,8 @@ class OnlinePolicy:
         # [bandit] stack_river: SquareCB over a ridge stack of VW's and River's predicted
         # rewards, starting from "VW alone" (README "Learning quality and drift").
         self._stacker = Stacker(prior=(0.0, 1.0, 0.0)) if settings.stack_river else None
-        self._selection = _Selection.create(settings)
         self._scaler = FeatureScaler()
         self._learned = 0
-
-    @property
-    def served_candidate(self) -> str:
-        """Which candidate learner serves now (``contextual`` without selection)."""
-        return CANDIDATES[self._selection.selector.served] if self._selection else CANDIDATES[0]
 
     @property
     def history(self) -> HistoryStats:
@@ -155,17 +140,7 @@ class OnlinePolicy:
         """Probability of each allowed action (same order as ``allowed``). With
         ``stack_river``, ``record`` (the decision's context record) lets River's predictions
         join VW's once River has learned ``RIVER_MIN_OUTCOMES`` outcomes."""
-        if self._selection and self._selection.selector.served == NONCONTEXTUAL:
-            return self._selection.probabilities(self._bandit, catalog, allowed)
-        return self._contextual(self._shared(features), catalog, allowed, record)
-
-    def _shared(self, features: ContextFeatures) -> str:
-        """The VW shared line of a context, numeric caller features standardised."""
-        return format_shared(self._scaler.transform(features.namespaces))
-
-    def _contextual(self, shared: str, catalog: Catalog, allowed: Sequence[int],
-                    record: ContextRecord | None) -> list[float]:
-        """The contextual candidate's probabilities (the configured bandit)."""
+        shared = self._shared(features)
         table = self._lines[catalog.fingerprint]
         if not self._stacking(record):
             return self._bandit.probabilities(shared, table, allowed)
@@ -173,6 +148,10 @@ class OnlinePolicy:
         assert record is not None
         columns = self._stack_columns(shared, catalog, allowed, record)
         return self._bandit.squarecb(-self._stacker.predict(columns))
+
+    def _shared(self, features: ContextFeatures) -> str:
+        """The VW shared line of a context, numeric caller features standardised."""
+        return format_shared(self._scaler.transform(features.namespaces))
 
     def _stacking(self, record: ContextRecord | None) -> bool:
         return (self._stacker is not None and record is not None
@@ -184,36 +163,6 @@ class OnlinePolicy:
         costs = self._bandit.costs(shared, self._lines[catalog.fingerprint], allowed)
         river = self._river.predict_rewards(record, [catalog.actions[i] for i in allowed])
         return np.column_stack([np.ones(len(allowed)), -costs, np.asarray(river)])
-
-    def _reward_model(self, shared: str, catalog: Catalog, allowed: Sequence[int]
-                      ) -> FloatArray:
-        """Predicted reward of each allowed action for doubly-robust estimates: the contextual
-        regression's (clipped to the reward range), or the action means where the exploration
-        does not predict rewards."""
-        settings = self.settings
-        if scores_costs(settings):
-            costs = self._bandit.costs(shared, self._lines[catalog.fingerprint], allowed)
-            return np.clip(-costs, settings.min_reward, settings.max_reward)
-        assert self._selection is not None
-        return self._selection.means.predict([catalog.actions[i] for i in allowed])
-
-    def action_lines(self, catalog: Catalog, allowed: Sequence[int]) -> list[str]:
-        """The VW text of the allowed actions as this policy formats them now."""
-        return self._lines[catalog.fingerprint].select(allowed)
-
-    def probabilities_for_lines(self, features: ContextFeatures, lines: Sequence[str]
-                                ) -> list[float]:
-        """Probabilities over actions given as VW text (per-request action features; parsed
-        per call, so slower than :meth:`probabilities`)."""
-        return self._bandit.probabilities_for_lines(self._shared(features), lines)
-
-    def learn_lines(self, features: ContextFeatures, lines: Sequence[str], chosen: int,
-                    reward: float, propensity: float) -> None:
-        """Learn the bandit alone from per-request action lines (see
-        :meth:`probabilities_for_lines`); outcome statistics are not touched."""
-        self._bandit.learn(self._shared(features), lines, chosen, reward,
-                           propensity)
-        self._learned += 1
 
     def predict(
         self,
@@ -254,11 +203,6 @@ class OnlinePolicy:
         shared = self._shared(event.features)
         catalog = self._catalogs[event.catalog_fingerprint]
         action = catalog.actions[event.allowed[event.chosen_position]]
-        if self._selection:
-            self._selection.learn(
-                self._contextual(shared, catalog, event.allowed, event.record),
-                self._reward_model(shared, catalog, event.allowed),
-                self._bandit, catalog, event, action)
         if self._stacking(event.record):
             assert self._stacker is not None
             assert event.record is not None
@@ -322,8 +266,6 @@ class OnlinePolicy:
             river=pickle.dumps(self._river, protocol=pickle.HIGHEST_PROTOCOL),
             stacker=b"" if self._stacker is None
             else pickle.dumps(self._stacker, protocol=pickle.HIGHEST_PROTOCOL),
-            selection=b"" if self._selection is None
-            else pickle.dumps(self._selection, protocol=pickle.HIGHEST_PROTOCOL),
             scaler=pickle.dumps(self._scaler, protocol=pickle.HIGHEST_PROTOCOL),
         )
         return keyring.seal(msgspec.msgpack.encode(snap))
@@ -342,11 +284,8 @@ class OnlinePolicy:
         monitor = pickle.loads(snap.drift) if snap.drift else None
         river = pickle.loads(snap.river) if snap.river else None
         stacker = pickle.loads(snap.stacker) if snap.stacker else None
-        selection = pickle.loads(snap.selection) if snap.selection else None
         scaler = pickle.loads(snap.scaler) if snap.scaler else None
         if (self._stacker is not None) != isinstance(stacker, Stacker):
-            return False
-        if (self._selection is not None) != isinstance(selection, _Selection):
             return False
         if (
             not isinstance(stats, OutcomeStats)
@@ -363,7 +302,6 @@ class OnlinePolicy:
         self._drift = monitor
         self._river = river
         self._stacker = stacker
-        self._selection = selection
         self._scaler = scaler
         self._learned = snap.learned
         self._refresh_lines()
@@ -372,34 +310,3 @@ class OnlinePolicy:
     def close(self) -> None:
         self._bandit.close()
 
-
-class _Selection:
-    """The non-contextual candidate and the selector (``[bandit] selection``,
-    :mod:`learners.selection`)."""
-
-    def __init__(self, settings: BanditSettings) -> None:
-        self.means = ActionMeans()
-        self.selector = CandidateSelector(candidates=len(CANDIDATES),
-                                          halflife=settings.selection_halflife,
-                                          z=settings.selection_z)
-
-    @classmethod
-    def create(cls, settings: BanditSettings) -> _Selection | None:
-        return None if settings.selection == "off" else cls(settings)
-
-    def probabilities(self, bandit: VWBandit, catalog: Catalog, allowed: Sequence[int]
-                      ) -> list[float]:
-        """The non-contextual candidate's SquareCB probabilities (the bandit's γ schedule)."""
-        actions = [catalog.actions[i] for i in allowed]
-        return bandit.squarecb(-self.means.predict(actions))
-
-    def learn(self, contextual: list[float], predicted: FloatArray, bandit: VWBandit,
-              catalog: Catalog, event: LearnEvent, action: Action) -> None:
-        """Both candidates' doubly-robust values on ``event`` (``contextual``: the contextual
-        candidate's probabilities, ``predicted``: the reward model's estimates, both before
-        ``event`` is learned); then the non-contextual candidate learns it."""
-        # In CANDIDATES order: contextual, non-contextual.
-        candidates = [contextual, self.probabilities(bandit, catalog, event.allowed)]
-        self.selector.learn_one(doubly_robust_values(
-            candidates, predicted, event.chosen_position, event.propensity, event.reward))
-        self.means.learn_one(action, event.reward)

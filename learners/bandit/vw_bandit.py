@@ -103,12 +103,6 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # types, languages and agents in River's crosses.
     history_keys: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000
     river_buckets: Annotated[int, Meta(ge=1, le=1_000_000)] = 256
-    # Serve whichever of the contextual bandit and a non-contextual one has the higher
-    # doubly-robust value on recent outcomes (learners/selection.py); "off": the contextual
-    # bandit always.
-    selection: Literal["dr", "off"] = "dr"
-    selection_halflife: Annotated[float, Meta(ge=10.0, le=1e7)] = 2000.0
-    selection_z: Annotated[float, Meta(ge=0.0, le=10.0)] = 2.0
 
     def __post_init__(self) -> None:
         if not self.min_reward < self.max_reward:
@@ -357,18 +351,6 @@ class VWBandit:
             parsed = _ParsedActions(self._workspace, actions)
             self._parsed[actions.key] = parsed
         return parsed
-
-    def probabilities_for_lines(self, shared: str, lines: Sequence[str]) -> list[float]:
-        """Probabilities over actions given as text lines (parsed per call)."""
-        if not lines:
-            raise ValueError("no action to choose from")
-        workspace = self._workspace
-        examples = [workspace.example(shared), *(workspace.example(line) for line in lines)]
-        predicted = workspace.predict(examples)
-        workspace.finish_example(examples)
-        if self._scores:
-            return self.squarecb(np.asarray(predicted, dtype=np.float64))
-        return normalize(predicted)
 
     def _label(self, reward: float, propensity: float) -> str:
         # SquareCB regresses the chosen action's reward without an importance weight.

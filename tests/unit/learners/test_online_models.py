@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from learners.bandit.sampling import squarecb as squarecb_costs
 from learners.features import ContextRecord
 from learners.online_models import (
     OnlineOutcomeModels,
     action_crosses,
     category_bucket,
-    squarecb,
 )
 from router.settings import load_settings
 from tests.support import TEST_KEYRING
@@ -24,6 +24,11 @@ def record(task_type: str = "backend", language: str = "python",
                          objective="balanced", description_words=40, requirements=2,
                          technical_terms=3, complexity=complexity, rag_examples=None,
                          rag_similarity=None, rag_quality=None, hour=10, weekday=2)
+
+
+def squarecb(rewards: list[float], gamma: float) -> list[float]:
+    """SquareCB over predicted rewards (the rule takes costs, their negatives)."""
+    return squarecb_costs(-np.asarray(rewards, dtype=np.float64), gamma)
 
 
 def test_squarecb_gives_the_greedy_action_the_rest_and_others_by_their_gap() -> None:
@@ -66,9 +71,8 @@ def test_any_number_of_task_types_languages_and_agents_keeps_the_weights_bounded
             complexity=5.0, rag_examples=None, rag_similarity=None, rag_quality=None, hour=10,
             weekday=2,
         )
-        models.learn(unique, catalog.actions[i % len(catalog.actions)], 0.5, i % 2 == 0,
-                     quality=7.0, time_ratio=1.2)
-    for model in (models.reward, models.success, models.quality, models.time):
+        models.learn(unique, catalog.actions[i % len(catalog.actions)], 0.5, i % 2 == 0)
+    for model in (models.reward, models.success):
         assert 0 < len(model._weights) <= bound
 
 
@@ -130,19 +134,6 @@ def test_the_policy_predicts_success_with_river_once_it_has_learned_enough() -> 
     assert restored.predict(catalog, action.index, 10.0, record("backend")) == backend
     for p in (policy, restored):
         p.close()
-
-
-def test_quality_and_time_models_learn_their_targets() -> None:
-    catalog = load_settings("configs/default.toml", {}).catalog
-    action = catalog.actions[0]
-    models = OnlineOutcomeModels()
-    for _ in range(2000):
-        models.learn(record("backend"), action, 0.5, True, quality=8.0, time_ratio=2.0)
-        models.learn(record("frontend"), action, 0.5, True, quality=4.0, time_ratio=0.5)
-    assert models.predict_quality(record("backend"), action) == pytest.approx(8.0, abs=0.5)
-    assert models.predict_quality(record("frontend"), action) == pytest.approx(4.0, abs=0.5)
-    assert models.predict_time_ratio(record("backend"), action) == pytest.approx(2.0, rel=0.15)
-    assert models.predict_time_ratio(record("frontend"), action) == pytest.approx(0.5, rel=0.15)
 
 
 def test_a_snapshot_restores_only_into_a_policy_with_the_same_bounds() -> None:
