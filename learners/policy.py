@@ -86,7 +86,7 @@ class OnlinePolicy:
         self._bandit = VWBandit(settings=settings)
         drift_text = msgspec.json.encode(self.drift_settings).decode()
         text = (f"{FEATURE_VERSION}|{self._bandit.arguments}|{drift_text}"
-                f"|{settings.history_keys}|{settings.river_buckets}")
+                f"|{settings.history_keys}|{settings.river_buckets}|{settings.standardise_features}")
         self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         self._stats = OutcomeStats()
         self._history = HistoryStats(settings.history_keys)
@@ -95,7 +95,7 @@ class OnlinePolicy:
         # [bandit] stack_river: SquareCB over a ridge stack of VW's and River's predicted
         # rewards, starting from "VW alone" (README "Learning quality and drift").
         self._stacker = Stacker(prior=(0.0, 1.0, 0.0)) if settings.stack_river else None
-        self._scaler = FeatureScaler()
+        self._scaler = FeatureScaler() if settings.standardise_features else None
         self._learned = 0
 
     @property
@@ -151,6 +151,8 @@ class OnlinePolicy:
 
     def _shared(self, features: ContextFeatures) -> str:
         """The VW shared line of a context, numeric caller features standardised."""
+        if self._scaler is None:
+            return format_shared(features.namespaces)
         return format_shared(self._scaler.transform(features.namespaces))
 
     def _stacking(self, record: ContextRecord | None) -> bool:
@@ -242,7 +244,8 @@ class OnlinePolicy:
             # (README "Which prediction of P(approved) to serve").
             self._river.learn(event.record, action, event.reward,
                               event.verdict is Verdict.APPROVED)
-        self._scaler.learn_one(event.features.namespaces)
+        if self._scaler is not None:
+            self._scaler.learn_one(event.features.namespaces)
         self._learned += 1
         self._refresh_lines()
         return raised
@@ -266,7 +269,8 @@ class OnlinePolicy:
             river=pickle.dumps(self._river, protocol=pickle.HIGHEST_PROTOCOL),
             stacker=b"" if self._stacker is None
             else pickle.dumps(self._stacker, protocol=pickle.HIGHEST_PROTOCOL),
-            scaler=pickle.dumps(self._scaler, protocol=pickle.HIGHEST_PROTOCOL),
+            scaler=b"" if self._scaler is None
+            else pickle.dumps(self._scaler, protocol=pickle.HIGHEST_PROTOCOL),
         )
         return keyring.seal(msgspec.msgpack.encode(snap))
 
@@ -292,8 +296,9 @@ class OnlinePolicy:
             or not isinstance(history, HistoryStats)
             or not isinstance(monitor, DriftMonitor)
             or not isinstance(river, OnlineOutcomeModels)
-            or not isinstance(scaler, FeatureScaler)
         ):
+            return False
+        if (self._scaler is not None) != isinstance(scaler, FeatureScaler):
             return False
         self._bandit.close()
         self._bandit = bandit

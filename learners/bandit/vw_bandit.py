@@ -101,6 +101,8 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Bounds of the open-vocabulary state folded with the bandit (learners.history,
     # learners.online_models): keys kept per kind of history aggregate, and hash buckets of task
     # types, languages and agents in River's crosses.
+    # Numeric caller features standardised online before VW sees them (learners/scaling.py).
+    standardise_features: bool = True
     history_keys: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000
     river_buckets: Annotated[int, Meta(ge=1, le=1_000_000)] = 256
 

@@ -50,3 +50,55 @@ def test_names_are_bounded_and_state_round_trips() -> None:
     copy = pickle.loads(pickle.dumps(scaler))
     probe = {"free": {"g": 2.0, "f99": 3.0}}
     assert copy.transform(probe) == scaler.transform(probe)
+
+
+def test_the_policy_checkpoints_its_scaler_and_learns_better_with_it() -> None:
+    import msgspec
+
+    from learners.bandit.vw_bandit import BanditSettings
+    from learners.context import DecisionContext, Task
+    from learners.features import extract_features
+    from learners.policy import LearnEvent, OnlinePolicy
+    from learners.reward import Verdict
+    from router.settings import load_settings
+    from tests.support import TEST_KEYRING
+
+    catalog = load_settings("configs/default.toml", {}).catalog
+    # Two actions of different models (the free features cross the model namespace).
+    first, second = (next(a.index for a in catalog.actions if a.model.name == m.name)
+                     for m in catalog.models[:2])
+    allowed = [first, second]
+
+    def features(size: float) -> object:
+        return extract_features(DecisionContext(
+            task=Task(type="backend", language="python", description="Add an endpoint"),
+            features={"size": size}))
+
+    settings = BanditSettings()
+    policy = OnlinePolicy(settings=settings, catalogs={catalog.fingerprint: catalog})
+    rng = np.random.default_rng(1)
+    for seq in range(1, 201):
+        size = float(rng.normal(500.0, 20.0))
+        good = 0 if size > 500.0 else 1  # which action is right depends on the number
+        chosen = int(rng.integers(2))
+        reward = 1.0 if chosen == good else 0.0
+        policy.learn(LearnEvent(
+            seq=seq, catalog_fingerprint=catalog.fingerprint, features=features(size),
+            allowed=allowed, chosen_position=chosen, propensity=0.5, reward=reward,
+            verdict=Verdict.APPROVED if reward else Verdict.REJECTED, quality=None,
+            generation_time_s=None, prior_time_s=10.0))
+    probe = features(540.0)
+    restored = OnlinePolicy(settings=settings, catalogs={catalog.fingerprint: catalog})
+    assert restored.restore(policy.snapshot(TEST_KEYRING), TEST_KEYRING)
+    assert restored.probabilities(probe, catalog, allowed) == policy.probabilities(
+        probe, catalog, allowed)
+    raw = OnlinePolicy(settings=msgspec.structs.replace(settings, standardise_features=False),
+                       catalogs={catalog.fingerprint: catalog})
+    assert not raw.restore(policy.snapshot(TEST_KEYRING), TEST_KEYRING)  # another learner
+    # Standardised, the size decides: a large size favours action 0, a small one action 1.
+    large = policy.probabilities(features(540.0), catalog, allowed)
+    small = policy.probabilities(features(460.0), catalog, allowed)
+    assert large[0] > large[1]
+    assert small[1] > small[0]
+    for p in (policy, restored, raw):
+        p.close()
