@@ -70,9 +70,7 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     exploration: Exploration = "squarecb"
     epsilon: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.05
-    gamma_scale: Annotated[float, Meta(gt=0.0)] = 200.0
-    # SquareCB's γ grows with √(allowed actions) too: γ = gamma_scale · √(K·t).
-    gamma_per_action: bool = False
+    gamma_scale: Annotated[float, Meta(gt=0.0)] = 20.0
     bag_size: Annotated[int, Meta(ge=2, le=64)] = 5
     cover_size: Annotated[int, Meta(ge=1, le=64)] = 5
     softmax_lambda: Annotated[float, Meta(gt=0.0)] = 10.0
@@ -117,7 +115,9 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             )
 
 
-GAMMA_EXPONENT = 0.5  # SquareCB's γ = gamma_scale · t^0.5 after t learned outcomes (VW's)
+# SquareCB's γ = gamma_scale · √(K·t) with K allowed actions after t learned outcomes: VW's
+# t^0.5 schedule, and √K as in Foster & Rakhlin's γ = √(K·T/…) (docs/learning.md, Exploration).
+GAMMA_EXPONENT = 0.5
 # A namespace without features: contributes nothing, whatever the interactions.
 EMPTY_LINE = "|Z"
 EMPTY_SHARED = f"shared {EMPTY_LINE}"
@@ -256,8 +256,7 @@ class VWBandit:
         """VW's command line, plus the exploration applied here to its costs."""
         if self._scores:
             return (f"{self._arguments} | squarecb gamma_scale={self.settings.gamma_scale} "
-                    f"gamma_exponent={GAMMA_EXPONENT} "
-                    f"gamma_per_action={self.settings.gamma_per_action} "
+                    f"gamma=scale*sqrt(K*t^{2 * GAMMA_EXPONENT:g}) "
                     f"factorised={self._factorised} "
                     f"stack_river={self.settings.stack_river}")
         return self._arguments
@@ -342,9 +341,8 @@ class VWBandit:
 
     def squarecb(self, costs: NDArray[np.float64]) -> list[float]:
         """SquareCB's probabilities over ``costs`` with this bandit's γ schedule."""
-        gamma = self.settings.gamma_scale * float(self._learned) ** GAMMA_EXPONENT
-        if self.settings.gamma_per_action:
-            gamma *= float(costs.size) ** 0.5
+        gamma = (self.settings.gamma_scale * float(self._learned) ** GAMMA_EXPONENT
+                 * float(costs.size) ** 0.5)
         return squarecb(costs, gamma)  # positive and summing to 1 by construction
 
     def _parsed_examples(self, actions: ActionLines) -> _ParsedActions:

@@ -298,18 +298,21 @@ def test_factorised_costs_equal_the_costs_of_whole_action_lines() -> None:
 def test_squarecb_equals_vws_own_squarecb() -> None:
     """The probabilities equal VW's ``--cb_explore_adf --squarecb`` learning the same outcomes,
     as long as the chosen action is never the example's last line (VW 9.11 keeps the
-    importance weight of that one line only; this bandit drops it for every line)."""
+    importance weight of that one line only; this bandit drops it for every line). VW's γ scale
+    is this bandit's times √K (K allowed actions): every request here allows K of them."""
     settings = BanditSettings()
     ours = VWBandit(settings=settings)
     table = ActionLines(RICH)
-    interactions = " ".join(f"-q {pair}" for pair in settings.interactions)
-    theirs = Workspace(f"--cb_explore_adf --squarecb --gamma_scale {settings.gamma_scale} "
-                       f"--quiet -b {settings.bits} -l {settings.learning_rate} {interactions}")
-    rng = random.Random(4)
     everything = list(range(len(RICH.actions)))
+    k = len(everything) // 2 + 1
+    interactions = " ".join(f"-q {pair}" for pair in settings.interactions)
+    theirs = Workspace(f"--cb_explore_adf --squarecb --gamma_scale "
+                       f"{settings.gamma_scale * k ** 0.5} --quiet -b {settings.bits} "
+                       f"-l {settings.learning_rate} {interactions}")
+    rng = random.Random(4)
     for step in range(300):
         shared = _context(rng)
-        subset = sorted(rng.sample(everything, rng.randrange(2, len(everything) + 1)))
+        subset = sorted(rng.sample(everything, k))
         probabilities = ours.probabilities(shared, table, subset)
         lines = table.select(subset)
         if step:  # the first prediction is all ties: VW sorts them its own way
