@@ -25,9 +25,10 @@ from learners.reward import Verdict
 from learners.sealed import Keyring
 from learners.stacking import FloatArray, Stacker
 
-FEATURE_VERSION = "6"  # 3: drift_alarm model feature; 4: River outcome models in the state;
+FEATURE_VERSION = "7"  # 3: drift_alarm model feature; 4: River outcome models in the state;
 # 5: SquareCB over cb_adf costs, learned without importance weights (and the optional stacker);
-# 6: River crosses over hashed task types, languages and agents; bounded, msgpack history
+# 6: River crosses over hashed task types, languages and agents; bounded, msgpack history;
+# 7: indicator action features only (no price, latency, temperature or prompt-size magnitudes)
 RIVER_MIN_OUTCOMES = 50  # River's P(approved) replaces the per-action rates from here on
 POLICY_NAME = "vw-cb-explore-adf"
 

@@ -335,9 +335,19 @@ class VWBandit:
         return parsed.context_free
 
     def squarecb(self, costs: NDArray[np.float64]) -> list[float]:
-        """SquareCB's probabilities over ``costs`` with this bandit's γ schedule."""
+        """SquareCB's probabilities over ``costs`` with this bandit's γ schedule.
+
+        A predicted reward above ``max_reward`` counts as ``max_reward``: no action can do
+        better than the best reward, so two actions predicted at or above it have no gap.
+        Without the cap, an action approved until its prediction reached ``max_reward`` lost
+        probability at each further approval to an action the linear model put above the
+        reward range (γ grows with every outcome, their gap did not shrink; docs/learning.md,
+        "Action features"). Only the top is capped: an approval raises the approved action's
+        prediction at least as much as any other's, and a cap at the bottom could hide that
+        rise (an action predicted below ``min_reward`` would stay there while others rose)."""
         gamma = self.settings.gamma_scale * float(self._learned) ** GAMMA_EXPONENT
-        return squarecb(costs, gamma)  # positive and summing to 1 by construction
+        capped = np.maximum(costs, -self.settings.max_reward)  # cost = -reward
+        return squarecb(capped, gamma)  # positive and summing to 1 by construction
 
     def _parsed_examples(self, actions: ActionLines) -> _ParsedActions:
         parsed = self._parsed.get(actions.key)
