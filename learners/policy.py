@@ -157,6 +157,14 @@ class OnlinePolicy:
         river = self._river.predict_rewards(record, [catalog.actions[i] for i in allowed])
         return np.column_stack([np.ones(len(allowed)), -costs, np.asarray(river)])
 
+    def predicted_rewards(self, features: ContextFeatures, catalog: Catalog,
+                          allowed: Sequence[int]) -> list[float]:
+        """VW's predicted reward of each allowed action (SquareCB only: the other explorations
+        predict probabilities), before the cap at ``max_reward`` that SquareCB applies."""
+        table = self._lines[catalog.fingerprint]
+        costs = self._bandit.costs(format_shared(features.namespaces), table, allowed)
+        return [-cost for cost in costs.tolist()]
+
     def action_lines(self, catalog: Catalog, allowed: Sequence[int]) -> list[str]:
         """The VW text of the allowed actions as this policy formats them now."""
         return self._lines[catalog.fingerprint].select(allowed)
