@@ -56,11 +56,10 @@ Exploration = Literal["epsilon", "squarecb", "cover", "bag", "softmax", "regcbop
 # VW's update rule: "default" is adaptive + normalized + invariant. RegCB's confidence bounds
 # come from the base learner's sensitivity; under the default rule RegCB-opt keeps the first
 # action it draws, under "adaptive" or "sgd" it explores (tests/unit/learners/test_bandit.py).
-UpdateRule = Literal["default", "adaptive", "adaptive-invariant", "normalized-invariant", "sgd"]
+UpdateRule = Literal["default", "adaptive", "normalized-invariant", "sgd"]
 _UPDATE_FLAGS: dict[str, str] = {
     "default": "",
     "adaptive": "--adaptive",
-    "adaptive-invariant": "--adaptive --invariant",
     "normalized-invariant": "--normalized --invariant",
     "sgd": "--sgd",
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -31,10 +32,9 @@ WORDS = ("api", "cache", "parser", "users", "report", "async", "schema", "fix", 
 
 prices = st.floats(min_value=0.0, max_value=100.0, allow_nan=False)
 models = st.builds(
-    lambda i, p_in, p_out, latency, tier: ModelSpec(
-        name=f"model-{i}", input_price_per_mtok=p_in, output_price_per_mtok=p_out,
+    lambda p_in, p_out, latency, tier: ModelSpec(
+        name="m", input_price_per_mtok=p_in, output_price_per_mtok=p_out,
         typical_latency_s=latency, tier=tier),
-    st.integers(0, 0),  # renumbered below: names must be unique
     prices, prices, st.floats(min_value=0.1, max_value=120.0),
     st.sampled_from(["", "small", "mid", "frontier", "code"]),
 )
@@ -54,14 +54,11 @@ def catalogs(draw: st.DrawFn) -> Catalog:
     temperatures = draw(st.lists(st.sampled_from([0.0, 0.2, 0.5, 0.8, 1.0]), min_size=1,
                                  max_size=3, unique=True))
     return Catalog(
-        models=[ModelSpec(name=f"model-{i}", input_price_per_mtok=m.input_price_per_mtok,
-                          output_price_per_mtok=m.output_price_per_mtok,
-                          typical_latency_s=m.typical_latency_s, tier=m.tier)
-                for i, m in enumerate(specs)],
+        # Names must be unique: one per position.
+        models=[msgspec.structs.replace(m, name=f"model-{i}") for i, m in enumerate(specs)],
         # The first template serves every language, so every context has an allowed action.
-        templates=[TemplateSpec(name=f"tpl-{j}", languages=[] if j == 0 else t.languages,
-                                prompt_tokens=t.prompt_tokens, output_factor=t.output_factor,
-                                style=t.style)
+        templates=[msgspec.structs.replace(t, name=f"tpl-{j}",
+                                           languages=[] if j == 0 else t.languages)
                    for j, t in enumerate(forms)],
         temperatures=temperatures,
     )
@@ -168,7 +165,8 @@ def test_an_approval_never_makes_the_approved_action_less_likely(
             verdict = Verdict.APPROVED if step.approved else Verdict.REJECTED
             before = policy.probabilities(probe.features, catalog, probe.allowed, probe.record)
             # VW skips the update (scales included) when the prediction equals the label.
-            predicted = policy.predicted_rewards(probe.features, catalog, [probe.allowed[position]])[0]
+            predicted = policy.predicted_rewards(probe.features, catalog,
+                                                 [probe.allowed[position]])[0]
             updates = abs(predicted - reward_of(verdict)) > 0.0
             new_scale = updates and scales.discovers(probe, action)
             _learn(policy, catalog, probe, position, before[position], verdict)

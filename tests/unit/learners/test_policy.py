@@ -26,7 +26,7 @@ def test_approved_action_is_the_most_probable_after_a_few_approvals(approvals: i
     ``small-fast|0|plain`` put it at 0.0012 and a never-tried ``frontier-large`` action at 0.81.)
     """
     task = Task(type="backend", language="python",
-                description="Add a REST endpoint that lists the users of a project")
+                description="Add a REST endpoint that lists users")
     features, record = describe_context(DecisionContext(task=task),
                                         datetime(2026, 1, 1, tzinfo=UTC))
     allowed = list(CATALOG.indices_for_language("python"))
