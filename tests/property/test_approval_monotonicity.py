@@ -107,8 +107,9 @@ class Scales:
     the prediction before the shrink. That changes the predicted reward of every action with
     the weight, the approved one included, by amounts unrelated to the approval: an approval
     of an action predicted at 0.977 left it at 0.765 when the context's description was three
-    times as long as any learned before (docs/learning.md, "Action features"). The property
-    below is checked on every approval that discovers no new scale."""
+    times as long as any learned before (docs/learning.md, "Action features"). An outcome VW
+    does not update on (its clipped prediction equals the label) records no scale. The
+    property below is checked on every approval that discovers no new scale."""
 
     def __init__(self) -> None:
         self._largest: dict[tuple[str, str], float] = {}
@@ -164,10 +165,11 @@ def test_an_approval_never_makes_the_approved_action_less_likely(
             action = catalog.actions[probe.allowed[position]]
             verdict = Verdict.APPROVED if step.approved else Verdict.REJECTED
             before = policy.probabilities(probe.features, catalog, probe.allowed, probe.record)
-            # VW skips the update (scales included) when the prediction equals the label.
+            # VW skips the update (scales included) when its prediction, clipped to the range
+            # of the labels it has seen (here rewards 0 and 1), equals the label.
             predicted = policy.predicted_rewards(probe.features, catalog,
                                                  [probe.allowed[position]])[0]
-            updates = abs(predicted - reward_of(verdict)) > 0.0
+            updates = min(max(predicted, 0.0), 1.0) != reward_of(verdict)
             new_scale = updates and scales.discovers(probe, action)
             _learn(policy, catalog, probe, position, before[position], verdict)
             if updates:
