@@ -117,9 +117,10 @@ class Scales:
     def _pairs(self, probe: Probe, action: Action) -> list[tuple[tuple[str, str], float]]:
         tokens = [token for namespace in action_namespaces(action)
                   for token in namespace.split()[1:]]
+        # Indicators count too: a free feature sent as true and later as 98 is one weight.
         return [((name, token), abs(value))
                 for features in probe.features.namespaces.values()
-                for name, value in features.items() if value != 1.0
+                for name, value in features.items()
                 for token in ("", *tokens)]
 
     def discovers(self, probe: Probe, action: Action) -> bool:
