@@ -8,7 +8,7 @@ SquareCB (the default) runs as VW's ``cb_adf`` regression (``mtr``, VW's cost re
 for the chosen action) with the SquareCB rule applied here to its predicted costs. That is
 what VW's ``--cb_explore_adf --squarecb`` computes (the same regression, learned without
 importance weights, and the same rule; tests/unit/learners/test_bandit.py compares the
-two), with two differences:
+two), with three differences:
 
 - VW 9.11's ``--squarecb`` drops the importance weight of every labelled line but the last
   of an example (its loop stops one line early); here no line is weighted, as SquareCB
@@ -19,6 +19,7 @@ two), with two differences:
   (about 18) instead of one per allowed action (about 140), and the context-free terms are
   scored once after each learn. The sum is exact (the linear model is linear in each term);
   :func:`slot_factorisable` checks that the configured interactions allow it.
+- predicted rewards above ``max_reward`` count as ``max_reward`` (:meth:`VWBandit.squarecb`).
 
 The other explorations (ε-greedy, cover, bag, softmax, RegCB-optimistic) run as VW's
 ``cb_explore_adf`` over every allowed action's line.
