@@ -15,8 +15,6 @@ periodically on the policy's own log, combined into one choice.
 
 from __future__ import annotations
 
-import math
-
 import msgspec
 import numpy as np
 
@@ -28,7 +26,7 @@ from learners.batch.settings import TrainSettings
 from learners.batch.training import TrainingError, train_models
 from learners.catalog import Catalog
 from learners.history import HistoryStats
-from learners.online_models import OnlineOutcomeModels, squarecb
+from learners.online_models import OnlineOutcomeModels
 from learners.reward import RewardProfile, Verdict
 from learners.stacking import Stacker
 from offline.dataset import history_from_rows
@@ -117,7 +115,6 @@ class StackedContender:
                  river: bool, batch: OwnLogBatch | None) -> None:
         self.name = name
         self.catalog = catalog
-        self.gamma_scale = settings.gamma_scale
         self.bandit = VWBandit(settings=settings)
         self.lines = ActionLines(catalog)
         self.river = OnlineOutcomeModels() if river else None
@@ -145,8 +142,8 @@ class StackedContender:
     def choose(self, step: Step, seed: int) -> tuple[int, float]:
         with_batch, columns = self.columns(step)
         predicted = self.stackers[with_batch].predict(columns)
-        gamma = self.gamma_scale * math.sqrt(self.bandit.learned)  # the service's schedule
-        probabilities = squarecb(predicted.tolist(), gamma)
+        # The service's rule: its γ schedule and its cap at max_reward (cost = -reward).
+        probabilities = self.bandit.squarecb(-np.asarray(predicted, dtype=np.float64))
         position = draw_index(probabilities, seed_from_id(f"{DRAWS}-{seed}-{step.index}"))
         self._columns[step.index] = (with_batch, columns[position])
         return position, probabilities[position]
