@@ -26,10 +26,11 @@ from learners.scaling import FeatureScaler
 from learners.sealed import Keyring
 from learners.stacking import FloatArray, Stacker
 
-FEATURE_VERSION = "7"  # 3: drift_alarm model feature; 4: River outcome models in the state;
+FEATURE_VERSION = "8"  # 3: drift_alarm model feature; 4: River outcome models in the state;
 # 5: SquareCB over cb_adf costs, learned without importance weights (and the optional stacker);
 # 6: River crosses over hashed task types, languages and agents; bounded, msgpack history;
-# 7: numeric caller features standardised online (learners/scaling.py)
+# 7: numeric caller features standardised online (learners/scaling.py); 8: indicator action
+# features only (no price, latency, temperature or prompt-size magnitudes), SquareCB's γ by √K
 RIVER_MIN_OUTCOMES = 50  # River's P(approved) replaces the per-action rates from here on
 POLICY_NAME = "vw-cb-explore-adf"
 
@@ -165,6 +166,14 @@ class OnlinePolicy:
         costs = self._bandit.costs(shared, self._lines[catalog.fingerprint], allowed)
         river = self._river.predict_rewards(record, [catalog.actions[i] for i in allowed])
         return np.column_stack([np.ones(len(allowed)), -costs, np.asarray(river)])
+
+    def predicted_rewards(self, features: ContextFeatures, catalog: Catalog,
+                          allowed: Sequence[int]) -> list[float]:
+        """VW's predicted reward of each allowed action (SquareCB only: the other explorations
+        predict probabilities), before the cap at ``max_reward`` that SquareCB applies."""
+        table = self._lines[catalog.fingerprint]
+        costs = self._bandit.costs(self._shared(features), table, allowed)
+        return [-cost for cost in costs.tolist()]
 
     def predict(
         self,

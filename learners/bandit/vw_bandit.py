@@ -8,7 +8,7 @@ SquareCB (the default) runs as VW's ``cb_adf`` regression (``mtr``, VW's cost re
 for the chosen action) with the SquareCB rule applied here to its predicted costs. That is
 what VW's ``--cb_explore_adf --squarecb`` computes (the same regression, learned without
 importance weights, and the same rule; tests/unit/learners/test_bandit.py compares the
-two), with two differences:
+two), with three differences:
 
 - VW 9.11's ``--squarecb`` drops the importance weight of every labelled line but the last
   of an example (its loop stops one line early); here no line is weighted, as SquareCB
@@ -19,6 +19,7 @@ two), with two differences:
   (about 18) instead of one per allowed action (about 140), and the context-free terms are
   scored once after each learn. The sum is exact (the linear model is linear in each term);
   :func:`slot_factorisable` checks that the configured interactions allow it.
+- predicted rewards above ``max_reward`` count as ``max_reward`` (:meth:`VWBandit.squarecb`).
 
 The other explorations (ε-greedy, cover, bag, softmax, RegCB-optimistic) run as VW's
 ``cb_explore_adf`` over every allowed action's line.
@@ -340,10 +341,20 @@ class VWBandit:
         return parsed.context_free
 
     def squarecb(self, costs: NDArray[np.float64]) -> list[float]:
-        """SquareCB's probabilities over ``costs`` with this bandit's γ schedule."""
+        """SquareCB's probabilities over ``costs`` with this bandit's γ schedule.
+
+        A predicted reward above ``max_reward`` counts as ``max_reward``: no action can do
+        better than the best reward, so two actions predicted at or above it have no gap.
+        Without the cap, an action approved until its prediction reached ``max_reward`` lost
+        probability at each further approval to an action the linear model put above the
+        reward range (γ grows with every outcome, their gap did not shrink; docs/learning.md,
+        "Action features"). Only the top is capped: an approval raises the approved action's
+        prediction at least as much as any other's, and a cap at the bottom could hide that
+        rise (an action predicted below ``min_reward`` would stay there while others rose)."""
         gamma = (self.settings.gamma_scale * float(self._learned) ** GAMMA_EXPONENT
                  * float(costs.size) ** 0.5)
-        return squarecb(costs, gamma)  # positive and summing to 1 by construction
+        capped = np.maximum(costs, -self.settings.max_reward)  # cost = -reward
+        return squarecb(capped, gamma)  # positive and summing to 1 by construction
 
     def _parsed_examples(self, actions: ActionLines) -> _ParsedActions:
         parsed = self._parsed.get(actions.key)

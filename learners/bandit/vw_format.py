@@ -6,8 +6,6 @@ Only this module and :mod:`learners.bandit.vw_bandit` know VW's conventions: nam
 
 from __future__ import annotations
 
-import math
-
 from learners.catalog import Action
 from learners.features import Namespaces, sanitize
 
@@ -47,32 +45,29 @@ def format_action(action: Action, drifting: bool = False) -> str:
 
 def action_namespaces(action: Action, drifting: bool = False) -> tuple[str, str, str]:
     """The model, temperature and template namespaces of :func:`format_action`'s line, each
-    as VW text (the bandit scores them separately: :mod:`learners.bandit.vw_bandit`)."""
+    as VW text (the bandit scores them separately: :mod:`learners.bandit.vw_bandit`).
+
+    Every action feature is an indicator (value 1) that means the same for every action that
+    has it: a name, a tier, a style. No magnitude (price, latency, temperature, prompt size):
+    a linear model extrapolates a magnitude, so one cheap model's approvals would raise the
+    score of every pricier model more than its own. With indicators, learning a reward for
+    action ``a`` moves another action's score only through the features it shares with ``a``,
+    by at most as much as ``a``'s own (docs/learning.md, "Action features")."""
     model = action.model
     template = action.template
-    model_features = [
-        f"m={sanitize(model.name)}",
-        f"log_in_price:{math.log1p(model.input_price_per_mtok):.6g}",
-        f"log_out_price:{math.log1p(model.output_price_per_mtok):.6g}",
-        f"log_latency:{math.log1p(model.typical_latency_s):.6g}",
-    ]
+    model_features = [f"m={sanitize(model.name)}"]
     if model.tier:
         model_features.append(f"tier={sanitize(model.tier)}")
     if drifting:
         model_features.append("drift_alarm")
-    temperature = [f"t={action.temperature:g}", f"temp:{action.temperature:.6g}"]
-    template_features = [
-        f"tpl={sanitize(template.name)}",
-        f"prompt_k:{template.prompt_tokens / 1000:.6g}",
-        f"out_factor:{template.output_factor:.6g}",
-    ]
+    template_features = [f"tpl={sanitize(template.name)}"]
     if template.style:
         template_features.append(f"style={sanitize(template.style)}")
     if template.languages:
         template_features.append("lang_specific")
     return (
         f"|M {' '.join(model_features)}",
-        f"|P {' '.join(temperature)}",
+        f"|P t={action.temperature:g}",
         f"|L {' '.join(template_features)}",
     )
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from vowpalwabbit import Workspace
 
-from learners.bandit.sampling import draw_index, normalize, seed_from_id
+from learners.bandit.sampling import draw_index, normalize, seed_from_id, squarecb
 from learners.bandit.vw_bandit import (
     ActionLines,
     BanditSettings,
@@ -298,8 +298,9 @@ def test_factorised_costs_equal_the_costs_of_whole_action_lines() -> None:
 def test_squarecb_equals_vws_own_squarecb() -> None:
     """The probabilities equal VW's ``--cb_explore_adf --squarecb`` learning the same outcomes,
     as long as the chosen action is never the example's last line (VW 9.11 keeps the
-    importance weight of that one line only; this bandit drops it for every line). VW's γ scale
-    is this bandit's times √K (K allowed actions): every request here allows K of them."""
+    importance weight of that one line only; this bandit drops it for every line), except that
+    this bandit reads predicted rewards above ``max_reward`` as ``max_reward``. VW's γ scale is
+    this bandit's times √K (K allowed actions): every request here allows K of them."""
     settings = BanditSettings()
     ours = VWBandit(settings=settings)
     table = ActionLines(RICH)
@@ -310,13 +311,19 @@ def test_squarecb_equals_vws_own_squarecb() -> None:
                        f"{settings.gamma_scale * k ** 0.5} --quiet -b {settings.bits} "
                        f"-l {settings.learning_rate} {interactions}")
     rng = random.Random(4)
+    capped = 0
     for step in range(300):
         shared = _context(rng)
         subset = sorted(rng.sample(everything, k))
         probabilities = ours.probabilities(shared, table, subset)
+        costs = ours.costs(shared, table, subset)
+        gamma = settings.gamma_scale * ours.learned ** 0.5 * k ** 0.5
+        assert probabilities == squarecb(np.maximum(costs, -settings.max_reward), gamma)
+        capped += bool((costs < -settings.max_reward).any())
         lines = table.select(subset)
         if step:  # the first prediction is all ties: VW sorts them its own way
-            assert probabilities == pytest.approx(theirs.predict([shared, *lines]), abs=1e-5)
+            assert squarecb(costs, gamma) == pytest.approx(theirs.predict([shared, *lines]),
+                                                           abs=1e-5)
         chosen = draw_index(probabilities[:-1], rng.getrandbits(64))
         reward = _reward(shared, subset[chosen])
         ours.learn_actions(shared, table, subset, chosen, reward, probabilities[chosen])
@@ -324,6 +331,7 @@ def test_squarecb_equals_vws_own_squarecb() -> None:
         labelled[chosen] = f"{format_label(reward, probabilities[chosen])} {lines[chosen]}"
         theirs.learn([shared, *labelled])
     assert max(ours.probabilities(SHARED, table, everything)) > 0.2
+    assert capped > 0  # some steps predicted a reward above max_reward
     theirs.finish()
 
 

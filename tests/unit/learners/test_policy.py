@@ -1,0 +1,56 @@
+"""The online policy's served decisions after a few outcomes (issue 17, item 5)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.vw_format import action_namespaces
+from learners.context import DecisionContext, Task
+from learners.features import describe_context
+from learners.policy import LearnEvent, OnlinePolicy
+from learners.reward import DEFAULT_PROFILES, Outcome, Verdict, compute_reward
+from router.settings import load_settings
+
+CATALOG = load_settings(None, {}).catalog
+APPROVED = "small-fast|0|plain"
+
+
+@pytest.mark.parametrize("approvals", [3, 6])
+def test_approved_action_is_the_most_probable_after_a_few_approvals(approvals: int) -> None:
+    """On a fresh policy, approvals of one cheap action make it the most probable action in
+    that context: no never-tried action (pricier, slower, with a longer prompt) overtakes it.
+    (With price, latency and prompt size as numeric action features, three approvals of
+    ``small-fast|0|plain`` put it at 0.0012 and a never-tried ``frontier-large`` action at 0.81.)
+    """
+    task = Task(type="backend", language="python",
+                description="Add a REST endpoint that lists users")
+    features, record = describe_context(DecisionContext(task=task),
+                                        datetime(2026, 1, 1, tzinfo=UTC))
+    allowed = list(CATALOG.indices_for_language("python"))
+    ids = [CATALOG.actions[i].id for i in allowed]
+    position = ids.index(APPROVED)
+    reward = compute_reward(Outcome(verdict=Verdict.APPROVED), DEFAULT_PROFILES["balanced"])
+    policy = OnlinePolicy(settings=BanditSettings(), catalogs={CATALOG.fingerprint: CATALOG})
+    for seq in range(1, approvals + 1):
+        probabilities = policy.probabilities(features, CATALOG, allowed, record)
+        policy.learn(LearnEvent(
+            seq=seq, catalog_fingerprint=CATALOG.fingerprint, features=features,
+            allowed=allowed, chosen_position=position, propensity=probabilities[position],
+            reward=reward, verdict=Verdict.APPROVED, quality=None, generation_time_s=None,
+            prior_time_s=10.0, record=record))
+    probabilities = policy.probabilities(features, CATALOG, allowed, record)
+    policy.close()
+    runner_up = max(p for i, p in enumerate(probabilities) if i != position)
+    assert probabilities[position] > 0.5 > runner_up, (probabilities[position], runner_up)
+
+
+def test_action_features_are_indicators_only() -> None:
+    """Every action feature is a name without a value (VW's value 1): no price, latency,
+    temperature or prompt size enters as a magnitude a linear model could extrapolate."""
+    for action in CATALOG.actions:
+        for namespace in action_namespaces(action, drifting=True):
+            for feature in namespace.split()[1:]:
+                assert ":" not in feature, (action.id, feature)
