@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
 
 from learners.bandit.sampling import draw_index, seed_from_id
 from learners.catalog import Catalog
+from learners.decision import LoggedDecision, LoggedOutcome, StoredFeatures, learn_event
 from learners.features import ContextFeatures
 from learners.policy import LearnEvent
 from learners.reward import Verdict
@@ -27,6 +29,8 @@ IntArray = npt.NDArray[np.int64]
 # A score at or above this counts as approved for the policy's outcome statistics (most scores
 # are 0/1; the reward itself uses the exact score).
 APPROVED_AT = 0.5
+# Replayed prompts have no decision time; the learners here do not read it (no history).
+DECIDED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,8 @@ class Workload:
 
 
 class _EventMaker:
-    """LearnEvents of one catalog, numbered in the order they are learned."""
+    """LearnEvents of one catalog, numbered in the order they are learned, built by the
+    decision core (:func:`learners.decision.learn_event`) from what a decision logs."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -61,19 +66,18 @@ class _EventMaker:
               reward: float) -> LearnEvent:
         self.seq += 1
         action = self.catalog.actions[chosen]
-        return LearnEvent(
-            seq=self.seq,
+        decision = LoggedDecision(
+            tenant_id="", decided_at=DECIDED_AT, project_id=None, task_type=None,
             catalog_fingerprint=self.catalog.fingerprint,
-            features=features,
-            allowed=self.allowed,
-            chosen_position=chosen,
-            propensity=propensity,
-            reward=reward,
+            features=StoredFeatures(namespaces=features.namespaces,
+                                    complexity=features.complexity,
+                                    prior_time_s=action.model.typical_latency_s),
+            allowed=self.allowed, chosen_position=chosen, chosen_action=action.id,
+            propensity=propensity)
+        outcome = LoggedOutcome(
             verdict=Verdict.APPROVED if score >= APPROVED_AT else Verdict.REJECTED,
-            quality=10.0 * min(max(score, 0.0), 1.0),
-            generation_time_s=None,
-            prior_time_s=action.model.typical_latency_s,
-        )
+            reward=reward, quality=10.0 * min(max(score, 0.0), 1.0))
+        return learn_event(decision, outcome, seq=self.seq)
 
 
 def warm_start(policy: RoutingPolicy, catalog: Catalog, history: Workload, lam: float,
