@@ -17,7 +17,7 @@ from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit
 from learners.bandit.vw_format import format_shared
 from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings, DriftAlarm, DriftMonitor
-from learners.features import ContextFeatures, ContextRecord
+from learners.features import ContextFeatures, ContextRecord, Namespaces
 from learners.history import HistoryStats, OutcomeFacts
 from learners.online_models import OnlineOutcomeModels
 from learners.online_stats import ActionPrediction, OutcomeStats
@@ -150,11 +150,16 @@ class OnlinePolicy:
         columns = self._stack_columns(shared, catalog, allowed, record)
         return self._bandit.squarecb(-self._stacker.predict(columns))
 
-    def _shared(self, features: ContextFeatures) -> str:
-        """The VW shared line of a context, numeric caller features standardised."""
+    def bandit_namespaces(self, features: ContextFeatures) -> Namespaces:
+        """A context's namespaces as the bandit sees them: numeric caller features
+        standardised (``[bandit] standardise_features``)."""
         if self._scaler is None:
-            return format_shared(features.namespaces)
-        return format_shared(self._scaler.transform(features.namespaces))
+            return features.namespaces
+        return self._scaler.transform(features.namespaces)
+
+    def _shared(self, features: ContextFeatures) -> str:
+        """The VW shared line of a context."""
+        return format_shared(self.bandit_namespaces(features))
 
     def _stacking(self, record: ContextRecord | None) -> bool:
         return (self._stacker is not None and record is not None

@@ -8,10 +8,18 @@ not (docs/learning.md, "Numeric features").
 
 :class:`FeatureScaler` keeps, per numeric feature of the ``free`` namespace (the request's
 ``features`` entries that are not categories, as :func:`learners.features.extract_features`
-names them), the mean and variance over the outcomes learned so far, an absent feature counting
-as 0 (extract_features drops zeros). :meth:`FeatureScaler.transform` replaces each such
-feature by ``(value - mean) / sd``, absent ones included once they have been seen. It is part
-of the learner state, a fold over outcomes like the bandit.
+names them), the mean and variance over the first ``WARMUP`` outcomes learned since the feature
+first appeared, an absent feature counting as 0 (extract_features drops zeros); from then on the
+feature's transformation is fixed. :meth:`FeatureScaler.transform` replaces each such feature by
+``(value - mean) / sd`` (only ``value - mean`` while there is no variance yet), absent ones
+included once they have been seen. It is part of the learner state, a fold over outcomes like
+the bandit.
+
+Why fixed after a warm-up: a transformation that kept moving would change how every context is
+represented at every outcome, so an approval could lower the approved action's probability in
+its own context through the shift of the context's features alone (tests/property/
+test_approval_monotonicity.py). On the suite's classification sets the first 30 outcomes
+estimate the scale about as well as all of them.
 """
 
 from __future__ import annotations
@@ -22,12 +30,13 @@ from collections import OrderedDict
 from learners.features import Namespaces
 
 FREE = "free"
-MIN_OBSERVATIONS = 2  # a feature's first outcomes leave it unscaled (no variance yet)
+WARMUP = 30  # outcomes whose values fix a feature's mean and sd
+MIN_OBSERVATIONS = 2  # before this many, a feature is only centred (no variance yet)
 
 
 class FeatureScaler:
-    """Running mean and variance of each numeric ``free`` feature (at most ``max_features``
-    names: the most recently seen)."""
+    """Mean and variance of each numeric ``free`` feature over its first ``WARMUP`` outcomes
+    (at most ``max_features`` names: the most recently seen)."""
 
     def __init__(self, *, max_features: int = 256) -> None:
         self.max_features = max_features
@@ -46,23 +55,22 @@ class FeatureScaler:
             if "=" in name:
                 continue  # a category indicator
             first, total, squares = moments.get(name, (self._count, 0.0, 0.0))
-            moments[name] = (first, total + value, squares + value * value)
+            if self._count - first < WARMUP:
+                moments[name] = (first, total + value, squares + value * value)
             moments.move_to_end(name)
         while len(moments) > self.max_features:
             moments.popitem(last=False)
 
     def _current(self) -> dict[str, tuple[float, float]]:
-        """(mean, sd) of every feature with enough outcomes and some variance."""
+        """(mean, sd) of every feature seen (sd 1 while it has no variance)."""
         if self._scales is None:
             scales = {}
             for name, (first, total, squares) in self._moments.items():
-                n = self._count - first + 1
-                if n < MIN_OBSERVATIONS:
-                    continue
+                n = min(self._count - first + 1, WARMUP)
                 mean = total / n
                 variance = squares / n - mean * mean
-                if variance > 1e-12:
-                    scales[name] = (mean, math.sqrt(variance))
+                sd = math.sqrt(variance) if n >= MIN_OBSERVATIONS and variance > 1e-12 else 1.0
+                scales[name] = (mean, sd)
             self._scales = scales
         return self._scales
 

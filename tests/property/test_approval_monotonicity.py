@@ -20,7 +20,7 @@ from learners.bandit.vw_bandit import BanditSettings
 from learners.bandit.vw_format import action_namespaces
 from learners.catalog import Action, Catalog, ModelSpec, TemplateSpec
 from learners.context import DecisionContext, Task
-from learners.features import ContextFeatures, ContextRecord, describe_context
+from learners.features import ContextFeatures, ContextRecord, Namespaces, describe_context
 from learners.policy import LearnEvent, OnlinePolicy
 from learners.reward import DEFAULT_PROFILES, Outcome, Verdict, compute_reward
 
@@ -109,27 +109,33 @@ class Scales:
     of an action predicted at 0.977 left it at 0.765 when the context's description was three
     times as long as any learned before (docs/learning.md, "Action features"). An outcome VW
     does not update on (its clipped prediction equals the label) records no scale. The
-    property below is checked on every approval that discovers no new scale."""
+    property below is checked on every approval that discovers no new scale.
+
+    The other exemption: an approval during the warm-up of one of the context's numeric
+    features (learners/scaling.py: a feature's mean and sd are fixed by its first 30 outcomes)
+    changes how the context itself is represented to the bandit; the context is then not the
+    same one before and after, and the approval is not checked."""
 
     def __init__(self) -> None:
         self._largest: dict[tuple[str, str], float] = {}
 
-    def _pairs(self, probe: Probe, action: Action) -> list[tuple[tuple[str, str], float]]:
+    def _pairs(self, seen: Namespaces, action: Action) -> list[tuple[tuple[str, str], float]]:
         tokens = [token for namespace in action_namespaces(action)
                   for token in namespace.split()[1:]]
         # Indicators count too: a free feature sent as true and later as 98 is one weight.
         return [((name, token), abs(value))
-                for features in probe.features.namespaces.values()
+                for features in seen.values()
                 for name, value in features.items()
                 for token in ("", *tokens)]
 
-    def discovers(self, probe: Probe, action: Action) -> bool:
-        """Whether learning ``action`` in ``probe`` meets a weight at a new, larger scale."""
+    def discovers(self, seen: Namespaces, action: Action) -> bool:
+        """Whether learning ``action`` in a context VW sees as ``seen`` meets a weight at a
+        new, larger scale."""
         return any(0.0 < self._largest.get(key, 0.0) < value
-                   for key, value in self._pairs(probe, action))
+                   for key, value in self._pairs(seen, action))
 
-    def learn(self, probe: Probe, action: Action) -> None:
-        for key, value in self._pairs(probe, action):
+    def learn(self, seen: Namespaces, action: Action) -> None:
+        for key, value in self._pairs(seen, action):
             self._largest[key] = max(self._largest.get(key, 0.0), value)
 
 
@@ -171,11 +177,13 @@ def test_an_approval_never_makes_the_approved_action_less_likely(
             predicted = policy.predicted_rewards(probe.features, catalog,
                                                  [probe.allowed[position]])[0]
             updates = min(max(predicted, 0.0), 1.0) != reward_of(verdict)
-            new_scale = updates and scales.discovers(probe, action)
+            seen = policy.bandit_namespaces(probe.features)
+            new_scale = updates and scales.discovers(seen, action)
             _learn(policy, catalog, probe, position, before[position], verdict)
             if updates:
-                scales.learn(probe, action)
-            if step.approved and not new_scale:
+                scales.learn(seen, action)
+            warming_up = policy.bandit_namespaces(probe.features) != seen
+            if step.approved and not new_scale and not warming_up:
                 checked += 1
                 after = policy.probabilities(probe.features, catalog, probe.allowed,
                                              probe.record)

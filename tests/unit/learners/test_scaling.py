@@ -7,17 +7,21 @@ import pickle
 
 import numpy as np
 
-from learners.scaling import FeatureScaler
+from learners.scaling import WARMUP, FeatureScaler
 
 
-def test_numeric_features_are_standardised_by_the_outcomes_seen_so_far() -> None:
+def test_numeric_features_are_standardised_by_their_first_outcomes_then_fixed() -> None:
     scaler = FeatureScaler()
     values = np.random.default_rng(0).normal(100.0, 5.0, 500)
-    for v in values:
+    probe = {"free": {"size": 110.0, "colour=red": 1.0}, "task": {"x": 3.0}}
+    for v in values[:WARMUP]:
         scaler.learn_one({"free": {"size": float(v), "colour=red": 1.0}})
-    out = scaler.transform({"free": {"size": 110.0, "colour=red": 1.0}, "task": {"x": 3.0}})
-    expected = (110.0 - values.mean()) / values.std()
-    assert math.isclose(out["free"]["size"], expected, abs_tol=1e-5)
+    out = scaler.transform(probe)
+    first = values[:WARMUP]
+    assert math.isclose(out["free"]["size"], (110.0 - first.mean()) / first.std(), abs_tol=1e-5)
+    for v in values[WARMUP:]:  # later outcomes no longer move how a context is represented
+        scaler.learn_one({"free": {"size": float(v) + 50.0}})
+    assert scaler.transform(probe) == out
     assert out["free"]["colour=red"] == 1.0  # categories are indicators, left alone
     assert out["task"] == {"x": 3.0}  # only the caller's free features are scaled
 
@@ -29,6 +33,12 @@ def test_an_absent_numeric_feature_counts_as_zero() -> None:
         scaler.learn_one({"free": {"n": v}} if v else {"free": {}})
     out = scaler.transform({"free": {}})
     assert math.isclose(out["free"]["n"], -1.0, abs_tol=1e-9)  # mean 1, sd 1
+
+
+def test_a_feature_without_variance_yet_is_only_centred() -> None:
+    scaler = FeatureScaler()
+    scaler.learn_one({"free": {"n": 7.0}})
+    assert scaler.transform({"free": {"n": 9.0}}) == {"free": {"n": 2.0}}
 
 
 def test_transform_never_mutates_its_input_and_a_fresh_scaler_is_the_identity() -> None:
