@@ -21,7 +21,7 @@ from offline.replay.log import LogError
 
 if TYPE_CHECKING:
     from router.storage.policy_store import ShadowDecision
-    from router.storage.replay_log import LoggedDecision
+    from router.storage.replay_log import ReplayDecision
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class RowContext:
     shadows: Mapping[str, ShadowDecision] | None = None
     tenant_id: str = ""  # whose decision: its tenant's learner state decides it (bandit)
     # From the event log: the stored decision and outcome (its learn event, outcome number).
-    logged: LoggedDecision | None = None
+    logged: ReplayDecision | None = None
 
 
 def new_fold(catalog: Catalog) -> HistoryFold:

@@ -18,7 +18,7 @@ from learners.catalog import Catalog
 from offline.history_file import CHUNK_ROWS
 from offline.replay.context import RowContext
 from offline.replay.log import ActionSpace, LogChunk, LogError
-from router.storage.replay_log import LoggedDecision, ReplayWindow, logged_decisions
+from router.storage.replay_log import ReplayDecision, ReplayWindow, logged_decisions
 
 
 class DatabaseLog:
@@ -59,7 +59,7 @@ class DatabaseLog:
             row += len(page)
             after = (page[-1].created_at, page[-1].id)
 
-    def _chunk(self, page: list[LoggedDecision], first_row: int) -> LogChunk:
+    def _chunk(self, page: list[ReplayDecision], first_row: int) -> LogChunk:
         n, width = len(page), len(self._space)
         logged = np.zeros((n, width))
         allowed = np.zeros((n, width), dtype=bool)

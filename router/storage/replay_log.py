@@ -14,8 +14,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from learners.decision import LoggedDecision as LearnerDecision
-from learners.decision import LoggedOutcome, StoredFeatures, learn_event
+from learners.decision import LoggedDecision, LoggedOutcome, StoredFeatures, learn_event
 from learners.policy import LearnEvent
 from learners.reward import Verdict
 from router.errors import StorageUnavailableError
@@ -32,7 +31,9 @@ class ReplayWindow(msgspec.Struct, frozen=True):
     tenant_id: str | None = None
 
 
-class LoggedDecision(msgspec.Struct, frozen=True):
+class ReplayDecision(msgspec.Struct, frozen=True):
+    """A decision with its outcome as replay reads it from the event log."""
+
     id: str
     tenant_id: str
     created_at: datetime
@@ -58,7 +59,7 @@ class LoggedDecision(msgspec.Struct, frozen=True):
     def learn_event(self) -> LearnEvent:
         """The event the online learners fold for this decision's outcome
         (:func:`learners.decision.learn_event`, as the service's fold builds it)."""
-        decision = LearnerDecision(
+        decision = LoggedDecision(
             tenant_id=self.tenant_id, decided_at=self.created_at, project_id=self.project_id,
             task_type=self.task_type, catalog_fingerprint=self.catalog_fingerprint,
             features=self.features, allowed=list(self.allowed),
@@ -82,7 +83,7 @@ _COLUMNS = (
 async def logged_decisions(
     engine: AsyncEngine, window: ReplayWindow, *, after: tuple[datetime, str] | None,
     limit: int,
-) -> list[LoggedDecision]:
+) -> list[ReplayDecision]:
     """Up to ``limit`` decisions with an outcome in ``window``, ordered by (time, id), strictly
     after the (time, id) key ``after``."""
     conditions: list[Any] = []
@@ -108,7 +109,7 @@ async def logged_decisions(
         values = row._asdict()
         values["created_at"] = as_utc(values["created_at"])
         values["features"] = msgspec.convert(values["features"], StoredFeatures)
-        out.append(msgspec.convert(values, LoggedDecision))
+        out.append(msgspec.convert(values, ReplayDecision))
     return out
 
 
