@@ -22,7 +22,7 @@ from learners.history import HistoryStats, OutcomeFacts
 from learners.online_models import OnlineOutcomeModels
 from learners.online_stats import ActionPrediction, OutcomeStats
 from learners.reward import Verdict
-from learners.scaling import FeatureScaler
+from learners.scaling import FeatureScaler, ScalerState
 from learners.sealed import Keyring
 from learners.stacking import FloatArray, Stacker
 
@@ -284,7 +284,7 @@ class OnlinePolicy:
             stacker=b"" if self._stacker is None
             else pickle.dumps(self._stacker, protocol=pickle.HIGHEST_PROTOCOL),
             scaler=b"" if self._scaler is None
-            else pickle.dumps(self._scaler, protocol=pickle.HIGHEST_PROTOCOL),
+            else msgspec.msgpack.encode(self._scaler.state()),
         )
         return keyring.seal(msgspec.msgpack.encode(snap))
 
@@ -302,7 +302,8 @@ class OnlinePolicy:
         monitor = pickle.loads(snap.drift) if snap.drift else None
         river = pickle.loads(snap.river) if snap.river else None
         stacker = pickle.loads(snap.stacker) if snap.stacker else None
-        scaler = pickle.loads(snap.scaler) if snap.scaler else None
+        scaler = (FeatureScaler.from_state(msgspec.msgpack.decode(snap.scaler, type=ScalerState))
+                  if snap.scaler else None)
         if (self._stacker is not None) != isinstance(stacker, Stacker):
             return False
         if (

@@ -27,11 +27,21 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
+import msgspec
+
 from learners.features import Namespaces
 
 FREE = "free"
 WARMUP = 30  # outcomes whose values fix a feature's mean and sd
 MIN_OBSERVATIONS = 2  # before this many, a feature is only centred (no variance yet)
+
+
+class ScalerState(msgspec.Struct, frozen=True, array_like=True):
+    """A :class:`FeatureScaler`'s learned state, as checkpoints hold it (msgpack, no pickle)."""
+
+    max_features: int
+    count: int
+    moments: list[tuple[str, int, float, float]]  # name, first outcome, sum, sum of squares
 
 
 class FeatureScaler:
@@ -60,6 +70,19 @@ class FeatureScaler:
             moments.move_to_end(name)
         while len(moments) > self.max_features:
             moments.popitem(last=False)
+
+    def state(self) -> ScalerState:
+        return ScalerState(max_features=self.max_features, count=self._count,
+                           moments=[(name, *m) for name, m in self._moments.items()])
+
+    @classmethod
+    def from_state(cls, state: ScalerState) -> FeatureScaler:
+        scaler = cls(max_features=state.max_features)
+        scaler._count = state.count
+        scaler._moments = OrderedDict((name, (first, total, squares))
+                                      for name, first, total, squares in state.moments)
+        scaler._scales = None
+        return scaler
 
     def _current(self) -> dict[str, tuple[float, float]]:
         """(mean, sd) of every feature seen (sd 1 while it has no variance)."""

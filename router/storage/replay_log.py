@@ -80,12 +80,8 @@ _COLUMNS = (
 )
 
 
-async def logged_decisions(
-    engine: AsyncEngine, window: ReplayWindow, *, after: tuple[datetime, str] | None,
-    limit: int,
-) -> list[ReplayDecision]:
-    """Up to ``limit`` decisions with an outcome in ``window``, ordered by (time, id), strictly
-    after the (time, id) key ``after``."""
+def window_conditions(window: ReplayWindow) -> list[Any]:
+    """The SQL conditions that select the decisions of ``window``."""
     conditions: list[Any] = []
     if window.since is not None:
         conditions.append(Decision.created_at >= window.since)
@@ -93,6 +89,16 @@ async def logged_decisions(
         conditions.append(Decision.created_at < window.until)
     if window.tenant_id is not None:
         conditions.append(Decision.tenant_id == window.tenant_id)
+    return conditions
+
+
+async def logged_decisions(
+    engine: AsyncEngine, window: ReplayWindow, *, after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[ReplayDecision]:
+    """Up to ``limit`` decisions with an outcome in ``window``, ordered by (time, id), strictly
+    after the (time, id) key ``after``."""
+    conditions = window_conditions(window)
     if after is not None:
         at, key = after
         conditions.append(or_(Decision.created_at > at,
@@ -115,17 +121,14 @@ async def logged_decisions(
 
 async def first_outcome_seq(engine: AsyncEngine, window: ReplayWindow) -> int | None:
     """The lowest outcome sequence number among the decisions of ``window`` (None: none)."""
-    conditions: list[Any] = []
-    if window.since is not None:
-        conditions.append(Decision.created_at >= window.since)
-    if window.until is not None:
-        conditions.append(Decision.created_at < window.until)
-    if window.tenant_id is not None:
-        conditions.append(Decision.tenant_id == window.tenant_id)
+    conditions = window_conditions(window)
     query = (select(func.min(Outcome.seq)).join(Decision, Outcome.decision_id == Decision.id)
              .where(*conditions))
-    async with engine.connect() as conn:
-        first = await conn.scalar(query)
+    try:
+        async with engine.connect() as conn:
+            first = await conn.scalar(query)
+    except (OperationalError, DBAPIError) as exc:
+        raise StorageUnavailableError("the event log is unavailable") from exc
     return None if first is None else int(first)
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import pickle
 
+import msgspec
 import numpy as np
 
-from learners.scaling import WARMUP, FeatureScaler
+from learners.scaling import WARMUP, FeatureScaler, ScalerState
 
 
 def test_numeric_features_are_standardised_by_their_first_outcomes_then_fixed() -> None:
@@ -57,14 +57,13 @@ def test_names_are_bounded_and_state_round_trips() -> None:
     for i in range(100):
         scaler.learn_one({"free": {f"f{i}": 1.0 + i, "g": float(i % 3)}})
     assert len(scaler._moments) == 8
-    copy = pickle.loads(pickle.dumps(scaler))
+    copy = FeatureScaler.from_state(msgspec.msgpack.decode(
+        msgspec.msgpack.encode(scaler.state()), type=ScalerState))
     probe = {"free": {"g": 2.0, "f99": 3.0}}
     assert copy.transform(probe) == scaler.transform(probe)
 
 
 def test_the_policy_checkpoints_its_scaler_and_learns_better_with_it() -> None:
-    import msgspec
-
     from learners.bandit.vw_bandit import BanditSettings
     from learners.context import DecisionContext, Task
     from learners.features import extract_features
