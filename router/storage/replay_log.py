@@ -14,13 +14,12 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from learners.decision import LoggedDecision, LoggedOutcome, StoredFeatures, learn_event
+from learners.decision import StoredFeatures
 from learners.policy import LearnEvent
-from learners.reward import Verdict
 from router.errors import StorageUnavailableError
 from router.storage.models import Checkpoint, Decision, Outcome
 from router.storage.policy_store import ShadowDecision
-from router.storage.repository import as_utc
+from router.storage.repository import as_utc, learn_event_of
 
 
 class ReplayWindow(msgspec.Struct, frozen=True):
@@ -59,16 +58,7 @@ class ReplayDecision(msgspec.Struct, frozen=True):
     def learn_event(self) -> LearnEvent:
         """The event the online learners fold for this decision's outcome
         (:func:`learners.decision.learn_event`, as the service's fold builds it)."""
-        decision = LoggedDecision(
-            tenant_id=self.tenant_id, decided_at=self.created_at, project_id=self.project_id,
-            task_type=self.task_type, catalog_fingerprint=self.catalog_fingerprint,
-            features=self.features, allowed=list(self.allowed),
-            chosen_position=self.chosen_position, chosen_action=self.chosen_action,
-            propensity=self.propensity)
-        outcome = LoggedOutcome(verdict=Verdict(self.verdict), reward=self.reward,
-                                quality=self.quality, generation_time_s=self.generation_time_s,
-                                cost_usd=self.cost_usd)
-        return learn_event(decision, outcome, seq=self.seq)
+        return learn_event_of(self)
 
 
 _COLUMNS = (

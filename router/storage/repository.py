@@ -62,18 +62,32 @@ class DecisionRecord(msgspec.Struct, frozen=True):
 
     def logged(self) -> LoggedDecision:
         """What learning needs of this decision (:func:`learners.decision.learn_event`)."""
-        return LoggedDecision(
-            tenant_id=self.tenant_id,
-            decided_at=as_utc(self.created_at),
-            project_id=self.project_id,
-            task_type=self.task_type,
-            catalog_fingerprint=self.catalog_fingerprint,
-            features=self.stored_features(),
-            allowed=self.allowed,
-            chosen_position=self.chosen_position,
-            chosen_action=self.chosen_action,
-            propensity=self.propensity,
-        )
+        return logged_decision_of(self)
+
+
+def logged_decision_of(row: Any) -> LoggedDecision:
+    """The logged decision of anything holding the event log's decision columns (a result
+    row, a :class:`DecisionRecord`): what :func:`learners.decision.learn_event` joins."""
+    return LoggedDecision(
+        tenant_id=row.tenant_id,
+        decided_at=as_utc(row.created_at),
+        project_id=row.project_id,
+        task_type=row.task_type,
+        catalog_fingerprint=row.catalog_fingerprint,
+        features=msgspec.convert(row.features, StoredFeatures),
+        allowed=list(row.allowed),
+        chosen_position=row.chosen_position,
+        chosen_action=row.chosen_action,
+        propensity=row.propensity,
+    )
+
+
+def learn_event_of(row: Any) -> LearnEvent:
+    """The learn event of anything holding a decision's and its outcome's columns."""
+    outcome = LoggedOutcome(verdict=Verdict(row.verdict), reward=row.reward,
+                            quality=row.quality, generation_time_s=row.generation_time_s,
+                            cost_usd=row.cost_usd)
+    return learn_event(logged_decision_of(row), outcome, seq=row.seq)
 
 
 class OutcomeRecord(msgspec.Struct, frozen=True):
@@ -509,31 +523,7 @@ class EventLog:
         )
         async with self._transaction() as conn:
             rows = (await conn.execute(query)).all()
-        return [
-            learn_event(
-                LoggedDecision(
-                    tenant_id=row.tenant_id,
-                    decided_at=as_utc(row.created_at),
-                    project_id=row.project_id,
-                    task_type=row.task_type,
-                    catalog_fingerprint=row.catalog_fingerprint,
-                    features=msgspec.convert(row.features, StoredFeatures),
-                    allowed=list(row.allowed),
-                    chosen_position=row.chosen_position,
-                    chosen_action=row.chosen_action,
-                    propensity=row.propensity,
-                ),
-                LoggedOutcome(
-                    verdict=Verdict(row.verdict),
-                    reward=row.reward,
-                    quality=row.quality,
-                    generation_time_s=row.generation_time_s,
-                    cost_usd=row.cost_usd,
-                ),
-                seq=row.seq,
-            )
-            for row in rows
-        ]
+        return [learn_event_of(row) for row in rows]
 
     async def dataset_counts(self, tenant_id: str | None) -> DatasetCounts:
         """Counts and averages over decisions with outcomes (``tenant_id`` None: all)."""
