@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from learners.batch.training import History, TrainingResult
 from learners.catalog import Catalog
 from learners.sealed import Keyring
 from offline.realdata.data import RealData
+from offline.replay.log import ActionSpace, LogChunk, LogSource, LogSummary
+from offline.replay.policies import TargetProbabilities, chosen_of
 from router.settings import Settings, load_settings
 
 TEST_SECRET = "test-server-secret-0123456789abcdef"
@@ -100,3 +103,27 @@ def sample_code_prompts(code: RealData, *, train: int = 60, test: int = 30) -> R
     keep[rng.choice(np.flatnonzero(splits == "train"), train, replace=False)] = True
     keep[rng.choice(np.flatnonzero(splits == "test"), test, replace=False)] = True
     return code.select(keep)
+
+
+class MatrixPolicy:
+    """Per-row probabilities given as a matrix aligned with the log."""
+
+    def __init__(self, name: str, matrix: np.ndarray, ids: Sequence[str]) -> None:
+        self.name, self.matrix, self.ids = name, matrix, list(ids)
+        self._row = 0
+
+    def actions(self) -> Sequence[str]:
+        return self.ids
+
+    def prepare(self, space: ActionSpace, summary: LogSummary, source: LogSource) -> None:
+        self._columns = space.index(np.asarray(self.ids, dtype=object))
+
+    def start(self) -> None:
+        self._row = 0
+
+    def probabilities(self, chunk: LogChunk, space: ActionSpace) -> TargetProbabilities:
+        block = self.matrix[self._row:self._row + len(chunk)]
+        self._row += len(chunk)
+        matrix = np.zeros((len(chunk), len(space)))
+        matrix[:, self._columns] = block
+        return TargetProbabilities(matrix=matrix, chosen=chosen_of(matrix, chunk))

@@ -10,7 +10,7 @@ evaluates a different target policy.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,9 +19,9 @@ import pytest
 from learners.catalog import Catalog
 from offline.replay.estimators import EstimatorOptions
 from offline.replay.evaluate import evaluate
-from offline.replay.log import ActionSpace, LogChunk, LogSource, LogSummary
-from offline.replay.policies import TargetProbabilities, chosen_of
+from offline.replay.log import LogChunk
 from offline.world import World
+from tests.support import MatrixPolicy
 from tests.unit.offline.conftest import load_default_catalog
 
 pytestmark = pytest.mark.slow
@@ -90,30 +90,6 @@ class ArrayLog:
             yield LogChunk(rows=np.arange(start + 1, start + n + 1), actions=self.actions[part],
                            propensity=self.propensity[part], reward=self.reward[part],
                            timestamp=np.full(n, np.nan))
-
-
-class MatrixPolicy:
-    """Per-row probabilities given as a matrix aligned with the log."""
-
-    def __init__(self, name: str, matrix: np.ndarray, ids: Sequence[str]) -> None:
-        self.name, self.matrix, self.ids = name, matrix, list(ids)
-        self._row = 0
-
-    def actions(self) -> Sequence[str]:
-        return self.ids
-
-    def prepare(self, space: ActionSpace, summary: LogSummary, source: LogSource) -> None:
-        self._columns = space.index(np.asarray(self.ids, dtype=object))
-
-    def start(self) -> None:
-        self._row = 0
-
-    def probabilities(self, chunk: LogChunk, space: ActionSpace) -> TargetProbabilities:
-        block = self.matrix[self._row:self._row + len(chunk)]
-        self._row += len(chunk)
-        matrix = np.zeros((len(chunk), len(space)))
-        matrix[:, self._columns] = block
-        return TargetProbabilities(matrix=matrix, chosen=chosen_of(matrix, chunk))
 
 
 def simulate_log(truth: Truth, seed: int, logging: np.ndarray | None = None,

@@ -10,7 +10,7 @@ actions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -18,8 +18,9 @@ import pytest
 from learners.catalog import format_action_id
 from offline.replay.estimators import EstimatorOptions
 from offline.replay.evaluate import evaluate
-from offline.replay.log import ActionSpace, LogChunk, LogSource, LogSummary
-from offline.replay.policies import TargetProbabilities, UniformPolicy, chosen_of
+from offline.replay.log import LogChunk
+from offline.replay.policies import UniformPolicy
+from tests.support import MatrixPolicy
 
 pytestmark = pytest.mark.slow
 
@@ -52,28 +53,6 @@ class VectorLog:
                 propensity=logged[np.arange(n), self.chosen[part]], reward=self.reward[part],
                 timestamp=np.full(n, np.nan), logged=logged if self.vectors else None,
                 allowed=np.ones_like(logged, dtype=bool))
-
-
-class MatrixPolicy:
-    def __init__(self, name: str, matrix: np.ndarray, ids: Sequence[str]) -> None:
-        self.name, self.matrix, self.ids = name, matrix, list(ids)
-        self._row = 0
-
-    def actions(self) -> Sequence[str]:
-        return self.ids
-
-    def prepare(self, space: ActionSpace, summary: LogSummary, source: LogSource) -> None:
-        self._columns = space.index(np.asarray(self.ids, dtype=object))
-
-    def start(self) -> None:
-        self._row = 0
-
-    def probabilities(self, chunk: LogChunk, space: ActionSpace) -> TargetProbabilities:
-        block = self.matrix[self._row:self._row + len(chunk)]
-        self._row += len(chunk)
-        matrix = np.zeros((len(chunk), len(space)))
-        matrix[:, self._columns] = block
-        return TargetProbabilities(matrix=matrix, chosen=chosen_of(matrix, chunk))
 
 
 def skewed_world(seed: int) -> tuple[list[str], np.ndarray]:
