@@ -36,6 +36,7 @@ def decision_context(row: HistoryRow) -> DecisionContext:
                   framework=row.framework, requirements=list(row.requirements)),
         caller=CallerContext(project_id=row.project_id, user_id=row.user_id, agent=row.agent,
                              rag=rag),
+        features=dict(row.features),
         objective=row.objective,
     )
 
