@@ -82,7 +82,10 @@ async def _cli(*argv: str) -> int:
 
 
 async def _replay(url: str, out: Path, fixed: str) -> dict[str, Any]:
-    policies = ["--policy", "logged", "--policy", "uniform", "--policy", f"fixed:{fixed}"]
+    # bandit: progressive validation from a fresh learner over the logged features, which
+    # import recomputes from the rows.
+    policies = ["--policy", "logged", "--policy", "uniform", "--policy", f"fixed:{fixed}",
+                "--policy", "bandit"]
     assert await _cli("replay", "--database-url", url, *policies, "--bootstrap", "50",
                       "--json", str(out), "--quiet") == 0
     report: dict[str, Any] = json.loads(await asyncio.to_thread(out.read_text))
