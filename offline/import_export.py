@@ -4,7 +4,9 @@ Import loads a history file (:mod:`offline.history_file`) into the event log as 
 outcomes, so that the batch models train on it and the online learners fold it in (the running
 service's tail picks the outcomes up). Each row is keyed by the SHA-256 of its content: importing
 the same file twice adds nothing. Features are computed by the serving pipeline; the history
-features of an imported row come from the file's earlier rows (outcomes known before it). Rows
+features of an imported row come from the file's earlier rows (outcomes known before it, of
+the row's own tenant unless ``[learning] share_across_tenants``), summarised per configured
+model and template: what the service would have logged. Rows
 without a ``propensity`` are taken as logged uniformly over the catalog actions allowed for
 their language (1 / n). Rows with ``allowed`` (and ``probabilities``) keep those allowed
 actions (and the logged probability vector, from which a missing propensity is taken), as
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
 import sys
 from collections import Counter
@@ -101,7 +104,7 @@ def _values(row: HistoryRow, history: History, position: int, catalog: Catalog,
     features = extract_features(context)
     model, temperature, template = row.action_parts()
     action = _known(catalog, format_action_id(model, temperature, template))
-    allowed, probabilities, position, propensity = _logged_choice(row, action, catalog)
+    allowed, probabilities, chosen, propensity = _logged_choice(row, action, catalog)
     rag = row.rag_examples or 0
     estimate = estimate_action_cost(action, context.task, features.complexity, rag)
     example = history.examples[position]
@@ -118,9 +121,8 @@ def _values(row: HistoryRow, history: History, position: int, catalog: Catalog,
             namespaces=features.namespaces, complexity=features.complexity,
             prior_time_s=estimate.latency_s, record=example.context, history=example.history)),
         "allowed": allowed, "probabilities": probabilities, "chosen_action": action.id,
-        "chosen_position": position, "propensity": propensity,
-        "explored": bool(probabilities)
-        and position != probabilities.index(max(probabilities)),
+        "chosen_position": chosen, "propensity": propensity,
+        "explored": bool(probabilities) and chosen != probabilities.index(max(probabilities)),
         "policy_name": POLICY, "policy_version": POLICY,
         "model_versions": {"batch": None, "online": None}, "learner_seq": 0,
         "response": {"model": action.model.name, "temperature": action.temperature,
@@ -165,7 +167,9 @@ async def _import(engine: AsyncEngine, settings: Settings, path: str, bar: Bar) 
     _check_actions(rows, catalog)
     rows.sort(key=lambda r: r.decided_at())
     bar.stage("router import: history features", None)
-    history = await asyncio.to_thread(history_from_rows, rows, [catalog])
+    history = await asyncio.to_thread(
+        functools.partial(history_from_rows, rows, [catalog], summarised=catalog,
+                          shared=settings.learning.share_across_tenants))
     digests = [content_hash(r) for r in rows]
     log = EventLog(engine)
     await log.ensure_catalog(catalog)

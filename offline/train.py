@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 from typing import Any
@@ -47,7 +48,10 @@ async def load_file_history(engine: AsyncEngine, settings: Settings, path: str,
         rows.extend(chunk)
         if progress is not None:
             progress.advance(len(chunk))
-    return await asyncio.to_thread(history_from_rows, rows, list(catalogs.values()))
+    # Each tenant's history features count its own outcomes, as the service logs them.
+    return await asyncio.to_thread(functools.partial(
+        history_from_rows, rows, list(catalogs.values()),
+        shared=settings.learning.share_across_tenants))
 
 
 def format_report(report: TrainReport) -> str:

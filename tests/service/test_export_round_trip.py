@@ -58,7 +58,8 @@ async def _rows(url: str) -> list[tuple[Any, ...]]:
             rows = await conn.execute(
                 select(Decision.created_at, Decision.tenant_id, Decision.allowed,
                        Decision.probabilities, Decision.chosen_action, Decision.propensity,
-                       Decision.request["features"], Outcome.verdict, Outcome.reward,
+                       Decision.request["features"], Decision.features, Decision.explored,
+                       Outcome.verdict, Outcome.reward,
                        Outcome.quality, Outcome.code, Outcome.created_at)
                 .join(Outcome, Outcome.decision_id == Decision.id)
                 .order_by(Decision.created_at))
