@@ -57,13 +57,14 @@ _COLUMNS = (
 )
 
 
-def history_row(row: Any, catalogs: dict[str, Catalog]) -> HistoryRow:
-    """One selected decision with its outcome as a history-file row."""
+def history_row(row: Any, action_ids: dict[str, tuple[str, ...]]) -> HistoryRow:
+    """One selected decision with its outcome as a history-file row; ``action_ids``: each
+    catalog's action ids by fingerprint (:func:`catalog_action_ids`)."""
     request = msgspec.convert(row.request, LoggedRequest)
     task, caller = request.task, request.context
     rag = caller.rag
-    catalog = catalogs.get(row.catalog_fingerprint)
-    if catalog is None:
+    ids = action_ids.get(row.catalog_fingerprint)
+    if ids is None:
         raise HistoryFileError(f"decision {row.id}: unknown catalog {row.catalog_fingerprint}")
     return HistoryRow(
         timestamp=as_utc(row.created_at), task_type=task.type, language=task.language,
@@ -75,12 +76,19 @@ def history_row(row: Any, catalogs: dict[str, Catalog]) -> HistoryRow:
         rag_avg_quality=None if rag is None else rag.avg_quality,
         features=dict(request.features), objective=row.objective, tenant=row.tenant_id,
         decision_id=request.source_decision_id or row.id, propensity=row.propensity,
-        allowed=[catalog.actions[k].id for k in row.allowed],
-        probabilities=[float(p) for p in row.probabilities],
+        allowed=[ids[k] for k in row.allowed],
+        probabilities=list(row.probabilities),
         quality=row.quality, generation_time_s=row.generation_time_s, cost_usd=row.cost_usd,
         tokens=row.tokens, regenerations=row.regenerations, code=row.code,
         complexity=row.complexity, reward=row.reward,
         feedback_timestamp=as_utc(row.feedback_at))
+
+
+def catalog_action_ids(catalogs: dict[str, Catalog]) -> dict[str, tuple[str, ...]]:
+    """Each catalog's action ids in index order, by fingerprint (an id is formatted on each
+    access, and a row lists every allowed action)."""
+    return {fingerprint: tuple(action.id for action in catalog.actions)
+            for fingerprint, catalog in catalogs.items()}
 
 
 async def exported_pages(engine: AsyncEngine, catalogs: dict[str, Catalog],
@@ -88,6 +96,7 @@ async def exported_pages(engine: AsyncEngine, catalogs: dict[str, Catalog],
                          ) -> AsyncIterator[list[HistoryRow]]:
     """Every decision with an outcome (of ``tenant_id``, or all) as history rows, in decision
     order, ``page_rows`` at a time (keyset pagination: one short query per page)."""
+    action_ids = catalog_action_ids(catalogs)
     after: tuple[datetime, str] | None = None
     while True:
         conditions: list[Any] = []
@@ -104,7 +113,7 @@ async def exported_pages(engine: AsyncEngine, catalogs: dict[str, Catalog],
             rows = (await conn.execute(query)).all()
         if not rows:
             return
-        yield [history_row(row, catalogs) for row in rows]
+        yield [history_row(row, action_ids) for row in rows]
         after = (rows[-1].created_at, rows[-1].id)
 
 
