@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import json
 import math
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, TextIO
 
 import msgspec
 from msgspec import Meta
@@ -324,6 +323,7 @@ class HistoryWriter:
         if self.suffix not in FORMATS:
             raise HistoryFileError(f"{path}: unknown format {self.suffix!r}; use one of {FORMATS}")
         self._handle: BinaryIO | None = None
+        self._text: TextIO | None = None
         self._parquet: Any = None
         self._csv: Any = None
 
@@ -332,19 +332,18 @@ class HistoryWriter:
             import pyarrow.parquet as pq
 
             self._parquet = pq.ParquetWriter(self.path, _parquet_schema())
-            return self
-        self._handle = self.path.open("wb")
-        if self.suffix == ".csv":
-            self._csv = csv.writer(io.TextIOWrapper(self._handle, encoding="utf-8", newline="",
-                                                    write_through=True))
+        elif self.suffix == ".csv":
+            self._text = self.path.open("w", encoding="utf-8", newline="")
+            self._csv = csv.writer(self._text)
             self._csv.writerow(HistoryRow.__struct_fields__)
+        else:
+            self._handle = self.path.open("wb")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
-        if self._handle is not None:
-            self._handle.close()
+        for handle in (self._parquet, self._text, self._handle):
+            if handle is not None:
+                handle.close()
 
     def write(self, rows: Iterable[HistoryRow]) -> None:
         rows = list(rows)

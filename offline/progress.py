@@ -52,7 +52,7 @@ class Bar:
 
     def log(self, message: str) -> None:
         """A line above the bar (on stderr, like the bar): a stage's result worth keeping."""
-        self._progress.console.print(message, highlight=False, markup=False)
+        self._progress.console.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
 @contextlib.contextmanager
