@@ -55,6 +55,7 @@ from offline.loadgen import (
     percentile,
     run_load,
 )
+from offline.progress import progress_bar
 
 ROUTE_RATIO_TARGET = 0.25
 ROUTE_P99_TARGET_MS = 20.0
@@ -302,19 +303,26 @@ def measure_alternating(specs: dict[str, LoadSpec], rounds: int, warmup_s: float
     """Each spec's load in ``rounds`` alternating rounds of ``spec.duration_s / rounds`` s,
     after ``warmup_s`` s of unmeasured load each; every round's result, per label."""
     labels = list(specs)
-    if warmup_s > 0:
-        for label in labels:
-            _progress(f"{label}: warm-up {warmup_s:g} s")
-            _load(label, msgspec.structs.replace(specs[label], duration_s=warmup_s), generator)
     results: dict[str, list[LoadResult]] = {label: [] for label in labels}
-    for index in range(rounds):
-        for label in round_order(index, labels):
-            spec = specs[label]
-            part = msgspec.structs.replace(spec, duration_s=spec.duration_s / rounds)
-            result = _load(label, part, generator)
-            results[label].append(result)
-            _progress(f"{label} round {index + 1}/{rounds}: {result.requests_per_s:.0f} req/s, "
-                      f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms")
+    loads = len(labels) * (rounds + (warmup_s > 0))
+    with progress_bar("bench", loads) as bar:
+        if warmup_s > 0:
+            for label in labels:
+                bar.describe(f"bench: {label} warm-up {warmup_s:g} s")
+                _load(label, msgspec.structs.replace(specs[label], duration_s=warmup_s),
+                      generator)
+                bar.advance()
+        for index in range(rounds):
+            for label in round_order(index, labels):
+                bar.describe(f"bench: {label} round {index + 1}/{rounds}")
+                spec = specs[label]
+                part = msgspec.structs.replace(spec, duration_s=spec.duration_s / rounds)
+                result = _load(label, part, generator)
+                results[label].append(result)
+                bar.log(f"bench: {label} round {index + 1}/{rounds}: "
+                        f"{result.requests_per_s:.0f} req/s, p50 {result.p50_ms:.2f} ms, "
+                        f"p99 {result.p99_ms:.2f} ms")
+                bar.advance()
     return results
 
 

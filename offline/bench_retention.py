@@ -22,6 +22,7 @@ import msgspec
 
 from learners.reward import Verdict
 from offline.bench import generate_route_bodies
+from offline.progress import Bar, progress_bar
 from router.settings import RetentionSettings, load_settings
 
 CODE = "def handler(request):\n    return {'status': 'ok', 'items': [1, 2, 3]}\n" * 16
@@ -36,7 +37,8 @@ class SizeReport(msgspec.Struct, frozen=True):
     seconds: float
 
 
-async def measure(directory: Path, decisions: int, rounds: int, retention: bool) -> SizeReport:
+async def measure(directory: Path, decisions: int, rounds: int, retention: bool,
+                  progress: Bar) -> SizeReport:
     from router.app import create_app
     from router.schemas import FeedbackRequest, RouteRequest
     from router.services.routing import RoutingService
@@ -72,7 +74,7 @@ async def measure(directory: Path, decisions: int, rounds: int, retention: bool)
                     await run_retention(engine, retention_settings,
                                         now=previous + timedelta(days=1))
                 previous = round_start
-                print(f"  round {r + 1}/{rounds} done", flush=True)
+                progress.advance()
     finally:
         await engine.dispose()
     seconds = time.perf_counter() - started
@@ -93,9 +95,10 @@ def main() -> None:
     reports = []
     with tempfile.TemporaryDirectory() as directory:
         for retention in (False, True):
-            print(f"{'with' if retention else 'without'} retention:", flush=True)
-            reports.append(asyncio.run(measure(Path(directory), args.decisions, args.rounds,
-                                               retention)))
+            label = f"{'with' if retention else 'without'} retention: rounds"
+            with progress_bar(label, args.rounds) as bar:
+                reports.append(asyncio.run(measure(Path(directory), args.decisions, args.rounds,
+                                                   retention, bar)))
     print(f"{'retention':<10}{'decisions':>10}{'db MB':>9}{'left':>8}{'archive MB':>12}"
           f"{'bytes/decision':>16}{'s':>7}")
     for r in reports:

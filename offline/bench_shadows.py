@@ -18,6 +18,7 @@ import time
 import msgspec
 
 from offline.bench import generate_route_bodies
+from offline.progress import progress_bar
 from router.settings import Settings, load_settings
 
 CANDIDATES = ({"EXPLORATION": "epsilon", "EPSILON": "0.1"},
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     bodies = generate_route_bodies(2000, args.seed)
     results: dict[int, tuple[list[float], list[float]]] = {0: ([], []), args.shadows: ([], [])}
-    with tempfile.TemporaryDirectory(prefix="router-bench-shadows-") as tmp:
+    with (tempfile.TemporaryDirectory(prefix="router-bench-shadows-") as tmp,
+          progress_bar("bench-shadows", args.blocks * len(results)) as bar):
         for block in range(args.blocks):
             for count, (samples, p50s) in results.items():
                 settings = load_settings(args.config, {
@@ -80,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
                 block_samples = asyncio.run(route_latencies(settings, bodies, args.route_n))
                 samples += block_samples
                 p50s.append(statistics.median(block_samples))
-                print(f"bench-shadows: block {block + 1}/{args.blocks}, {count} shadows: p50 "
-                      f"{p50s[-1]:.3f} ms", file=sys.stderr, flush=True)
+                bar.log(f"bench-shadows: block {block + 1}/{args.blocks}, {count} shadows: p50 "
+                        f"{p50s[-1]:.3f} ms")
+                bar.advance()
     print(f"command: router bench-shadows --route-n {args.route_n} --blocks {args.blocks} "
           f"--shadows {args.shadows} --seed {args.seed}")
     print(f"{'RoutingService.route':<28}{'calls':>8}{'p50 ms':>10}{'p99 ms':>10}")

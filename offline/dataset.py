@@ -36,6 +36,7 @@ def decision_context(row: HistoryRow) -> DecisionContext:
                   framework=row.framework, requirements=list(row.requirements)),
         caller=CallerContext(project_id=row.project_id, user_id=row.user_id, agent=row.agent,
                              rag=rag),
+        features=dict(row.features),
         objective=row.objective,
     )
 
@@ -64,12 +65,17 @@ class HistoryFold:
     outcomes known (``HistoryRow.known_at``) strictly before its decision.
 
     ``models`` and ``templates`` name the per-model and per-template summaries to report.
+    ``shared=False`` keeps one history per tenant, as the service does when tenants do not share
+    learning (``[learning] share_across_tenants``): a row's summaries then count only its own
+    tenant's outcomes.
     """
 
-    def __init__(self, models: Sequence[str], templates: Sequence[str]) -> None:
+    def __init__(self, models: Sequence[str], templates: Sequence[str], *,
+                 shared: bool = True) -> None:
         self.models = tuple(models)
         self.templates = tuple(templates)
-        self._stats = HistoryStats()
+        self.shared = shared
+        self._stats: dict[str, HistoryStats] = {}
         self._pending: list[tuple[datetime, int, OutcomeFacts]] = []
         self._seen = 0
         self._last: datetime | None = None
@@ -83,15 +89,17 @@ class HistoryFold:
         self._last = at
         pending = self._pending
         while pending and pending[0][0] < at:
-            self._stats.learn_one(heapq.heappop(pending)[2])
+            facts = heapq.heappop(pending)[2]
+            self._tenant_stats(facts.tenant_id).learn_one(facts)
+        stats = self._tenant_stats(row.tenant)
         context = decision_context(row)
         record = context_record(context, at)
-        history = self._stats.features(
+        history = stats.features(
             tenant_id=row.tenant, task_type=record.task_type, language=record.language,
             project_id=row.project_id, agent=record.agent, models=self.models,
             templates=self.templates, at=at,
         )
-        self._stats.observe_decision(row.tenant, row.project_id, at)
+        stats.observe_decision(row.tenant, row.project_id, at)
         model, _, template = row.action_parts()
         facts = OutcomeFacts(
             tenant_id=row.tenant, decided_at=at, task_type=record.task_type,
@@ -103,14 +111,28 @@ class HistoryFold:
         self._seen += 1
         return context, record, history
 
+    def _tenant_stats(self, tenant_id: str) -> HistoryStats:
+        key = "" if self.shared else tenant_id
+        stats = self._stats.get(key)
+        if stats is None:
+            stats = self._stats[key] = HistoryStats()
+        return stats
 
-def history_from_rows(rows: Iterable[HistoryRow], catalogs: Iterable[Catalog]) -> History:
+
+def history_from_rows(rows: Iterable[HistoryRow], catalogs: Iterable[Catalog], *,
+                      summarised: Catalog | None = None, shared: bool = True) -> History:
     """Replay ``rows`` in decision-time order; each row's history holds only outcomes known
-    strictly before its decision."""
+    strictly before its decision (of its own tenant unless ``shared``: :class:`HistoryFold`).
+    The per-model and per-template summaries are those of ``summarised``'s models and
+    templates, as the service logs them (default: the models and templates the rows name)."""
     ordered = sorted(rows, key=lambda r: r.decided_at())
     catalog_list = list(catalogs)
-    fold = HistoryFold(models=sorted({r.action_parts()[0] for r in ordered}),
-                       templates=sorted({r.action_parts()[2] for r in ordered}))
+    if summarised is not None:
+        models, templates = summarised.model_order, summarised.template_order
+    else:
+        models = tuple(sorted({r.action_parts()[0] for r in ordered}))
+        templates = tuple(sorted({r.action_parts()[2] for r in ordered}))
+    fold = HistoryFold(models=models, templates=templates, shared=shared)
     examples: list[TrainingExample] = []
     labels: list[OutcomeLabels] = []
     times: list[datetime] = []

@@ -10,7 +10,11 @@ schema follows DESIGN.md's offline log format plus outcome fields (docs/learning
   ``template``;
 - optional context: ``framework``, ``requirements`` (list; in CSV a JSON list or ``;``-separated),
   ``project_id``, ``user_id``, ``agent``, ``rag_examples``, ``rag_avg_similarity``,
-  ``rag_avg_quality``, ``objective``, ``tenant``, ``decision_id``, ``propensity``;
+  ``rag_avg_quality``, ``features`` (the route request's free-form features, an object; in
+  CSV and Parquet its JSON text), ``objective``, ``tenant``, ``decision_id``, ``propensity``;
+- optional logging policy: ``allowed`` (the action ids the decision could choose from) and
+  ``probabilities`` (the logged probability of each, in the same order; in CSV JSON lists), so
+  that replay knows the logging policy's whole vector (``router export`` writes both);
 - optional outcome: ``quality`` (0–10), ``generation_time_s``, ``cost_usd``, ``tokens``,
   ``regenerations``, ``code``, ``complexity`` (0–10 rating), ``reward`` (0–1),
   ``feedback_timestamp`` (when the outcome became known; default: ``timestamp`` plus
@@ -22,25 +26,30 @@ row number and the field.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, TextIO
 
 import msgspec
 from msgspec import Meta
 
-from learners.catalog import ACTION_SEPARATOR
-from learners.context import MAX_DESCRIPTION_CHARS
+from learners.catalog import ACTION_SEPARATOR, format_action_id
+from learners.context import MAX_DESCRIPTION_CHARS, Features
 from learners.reward import Verdict
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 CHUNK_ROWS = 50_000
 FORMATS = (".jsonl", ".json", ".csv", ".parquet")
+# Columns whose CSV (and, for ``features``, Parquet) cells hold JSON text.
+_JSON_COLUMNS = ("allowed", "probabilities", "features")
 
 
 class HistoryFileError(ValueError):
@@ -65,10 +74,13 @@ class HistoryRow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_d
     rag_examples: Annotated[int, Meta(ge=0)] | None = None
     rag_avg_similarity: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
     rag_avg_quality: Annotated[float, Meta(ge=0.0, le=10.0)] | None = None
+    features: Features = {}
     objective: str = "balanced"
     tenant: str = "default"
     decision_id: str | None = None
     propensity: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
+    allowed: list[str] = []
+    probabilities: list[Annotated[float, Meta(ge=0.0, le=1.0)]] = []
     quality: Annotated[float, Meta(ge=0.0, le=10.0)] | None = None
     generation_time_s: Annotated[float, Meta(ge=0.0)] | None = None
     cost_usd: Annotated[float, Meta(ge=0.0)] | None = None
@@ -102,6 +114,17 @@ class HistoryRow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_d
             raise ValueError("action: give 'action' or all of 'model', 'temperature', 'template'")
         return self.model, self.temperature, self.template
 
+    def check_logged_vector(self, action_id: str) -> None:
+        """``allowed`` holds the chosen action (``action_id``) and ``probabilities``, when
+        given, one value per allowed action."""
+        if self.probabilities and not self.allowed:
+            raise ValueError("probabilities: given without 'allowed'")
+        if self.allowed and action_id not in self.allowed:
+            raise ValueError(f"allowed: lacks the chosen action {action_id!r}")
+        if self.probabilities and len(self.probabilities) != len(self.allowed):
+            raise ValueError(f"probabilities: {len(self.probabilities)} values for "
+                             f"{len(self.allowed)} allowed actions")
+
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -111,7 +134,7 @@ def parse_row(raw: dict[str, Any], where: str) -> HistoryRow:
     """One record as a :class:`HistoryRow`; :class:`HistoryFileError` names ``where``."""
     try:
         row = msgspec.convert(raw, HistoryRow, strict=False)
-        row.action_parts()
+        row.check_logged_vector(format_action_id(*row.action_parts()))
     except (msgspec.ValidationError, ValueError) as exc:
         raise HistoryFileError(f"{where}: {exc}") from exc
     return row
@@ -126,7 +149,11 @@ def _clean_tabular(record: dict[str, Any]) -> dict[str, Any]:
             continue
         if hasattr(value, "tolist"):  # NumPy arrays and scalars from Parquet list columns
             value = value.tolist()
-        if key == "requirements" and isinstance(value, str):
+        if key in _JSON_COLUMNS and isinstance(value, str):
+            # Left as text when it is no JSON: the row's check then names the field.
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        elif key == "requirements" and isinstance(value, str):
             text = value.strip()
             value = json.loads(text) if text.startswith("[") else [
                 part.strip() for part in text.split(";") if part.strip()]
@@ -244,7 +271,8 @@ def _csv_chunks(path: Path, chunk_rows: int, columns: list[str] | None) -> Itera
     start = 2  # row 1 is the header
     usecols = None if columns is None else (lambda name: name in columns)
     try:
-        reader = pd.read_csv(path, chunksize=chunk_rows, dtype={"requirements": "string"},
+        # Text columns stay text (an id or a description may look like a number).
+        reader = pd.read_csv(path, chunksize=chunk_rows, dtype=dict.fromkeys(_TEXT, "string"),
                              usecols=usecols)
         for frame in reader:
             yield RawChunk(path=path, rows=list(range(start, start + len(frame))), frame=frame)
@@ -278,25 +306,93 @@ def read_history(path: str | Path) -> Iterator[list[HistoryRow]]:
         yield [parse_row(record, chunk.where(i)) for i, record in enumerate(records)]
 
 
-def write_history(path: str | Path, rows: list[HistoryRow]) -> None:
+def write_history(path: str | Path, rows: Iterable[HistoryRow]) -> None:
     """Write ``rows`` as JSONL, CSV or Parquet (by extension)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        encoder = msgspec.json.Encoder()
-        with path.open("wb") as handle:
-            for row in rows:
-                handle.write(encoder.encode(row) + b"\n")
-        return
-    import pandas as pd
+    with HistoryWriter(path) as writer:
+        writer.write(rows)
 
-    frame = pd.DataFrame([msgspec.to_builtins(r) for r in rows])
-    if suffix == ".csv":
-        if "requirements" in frame:
-            frame["requirements"] = frame["requirements"].map(
-                lambda v: json.dumps(v) if isinstance(v, list) else v)
-        frame.to_csv(path, index=False)
-    elif suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        raise HistoryFileError(f"{path}: unknown format {suffix!r}; use one of {FORMATS}")
+
+class HistoryWriter:
+    """Writes history rows to one JSONL, CSV or Parquet file (by extension), a batch at a time,
+    so that a long log is written without holding it in memory. CSV and Parquet files have
+    every :class:`HistoryRow` column, empty where a row has no value."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.suffix = self.path.suffix.lower()
+        if self.suffix not in FORMATS:
+            raise HistoryFileError(f"{path}: unknown format {self.suffix!r}; use one of {FORMATS}")
+        self._handle: BinaryIO | None = None
+        self._text: TextIO | None = None
+        self._parquet: Any = None
+        self._csv: Any = None
+
+    def __enter__(self) -> HistoryWriter:
+        if self.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            self._parquet = pq.ParquetWriter(self.path, _parquet_schema())
+        elif self.suffix == ".csv":
+            self._text = self.path.open("w", encoding="utf-8", newline="")
+            self._csv = csv.writer(self._text)
+            self._csv.writerow(HistoryRow.__struct_fields__)
+        else:
+            self._handle = self.path.open("wb")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in (self._parquet, self._text, self._handle):
+            if handle is not None:
+                handle.close()
+
+    def write(self, rows: Iterable[HistoryRow]) -> None:
+        rows = list(rows)
+        if self.suffix in (".jsonl", ".json"):
+            assert self._handle is not None
+            self._handle.write(b"".join(_JSON.encode(row) + b"\n" for row in rows))
+        elif self.suffix == ".csv":
+            self._csv.writerows(_tabular(row, csv_cells=True) for row in rows)
+        elif rows:
+            import pyarrow as pa
+
+            columns = list(zip(*(_tabular(row, csv_cells=False) for row in rows), strict=True))
+            self._parquet.write_table(pa.Table.from_arrays(
+                [list(c) for c in columns], schema=_parquet_schema()))
+
+
+_JSON = msgspec.json.Encoder()
+_NUMBERS = ("temperature", "rag_avg_similarity", "rag_avg_quality", "propensity", "quality",
+            "generation_time_s", "cost_usd", "complexity", "reward")
+_INTEGERS = ("rag_examples", "tokens", "regenerations")
+_TEXT = tuple(name for name in HistoryRow.__struct_fields__
+              if name not in _NUMBERS and name not in _INTEGERS)
+
+
+def _parquet_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    types = {"requirements": pa.list_(pa.string()), "allowed": pa.list_(pa.string()),
+             "probabilities": pa.list_(pa.float64())}
+    types |= dict.fromkeys(_NUMBERS, pa.float64()) | dict.fromkeys(_INTEGERS, pa.int64())
+    return pa.schema([(name, types.get(name, pa.string()))
+                      for name in HistoryRow.__struct_fields__])
+
+
+def _tabular(row: HistoryRow, *, csv_cells: bool) -> list[Any]:
+    """``row``'s cells in column order: times as ISO 8601 text, ``features`` as JSON text
+    (empty: missing), and in CSV the lists as JSON text and missing values as empty cells."""
+    cells: list[Any] = []
+    for name in HistoryRow.__struct_fields__:
+        value = getattr(row, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Verdict):
+            value = value.value
+        elif name == "features":
+            value = _JSON.encode(value).decode() if value else None
+        elif isinstance(value, list) and csv_cells:
+            value = json.dumps(value) if value or name == "requirements" else None
+        if csv_cells:
+            value = "" if value is None else repr(value) if isinstance(value, float) else value
+        cells.append(value)
+    return cells

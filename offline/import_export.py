@@ -1,28 +1,28 @@
-"""``router import FILE`` and ``router export``.
+"""``router import FILE``.
 
 Import loads a history file (:mod:`offline.history_file`) into the event log as decisions with
 outcomes, so that the batch models train on it and the online learners fold it in (the running
 service's tail picks the outcomes up). Each row is keyed by the SHA-256 of its content: importing
 the same file twice adds nothing. Features are computed by the serving pipeline; the history
-features of an imported row come from the file's earlier rows (outcomes known before it). Rows
+features of an imported row come from the file's earlier rows (outcomes known before it, of
+the row's own tenant unless ``[learning] share_across_tenants``), summarised per configured
+model and template: what the service would have logged. Rows
 without a ``propensity`` are taken as logged uniformly over the catalog actions allowed for
-their language (1 / n); the full probability vector of imported rows is unknown (logged empty).
-The action must be in the configured catalog, so that the bandit can learn from it.
-
-Export writes the training table (one row per decision with an outcome: context, history and
-action columns, and the labels) as CSV, Parquet or JSONL, and prints the dataset statistics —
-the same figures as ``GET /v1/stats``.
+their language (1 / n). Rows with ``allowed`` (and ``probabilities``) keep those allowed
+actions (and the logged probability vector, from which a missing propensity is taken), as
+``router export`` writes them; without, the vector is unknown (logged empty). The action and
+the allowed actions must be in the configured catalog, so that the bandit can learn from them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -30,7 +30,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from learners.batch.training import History
-from learners.catalog import Catalog, format_action_id
+from learners.catalog import Action, Catalog, format_action_id
 from learners.decision import StoredFeatures
 from learners.estimates import estimate_action_cost
 from learners.features import extract_features
@@ -38,11 +38,11 @@ from learners.reward import Outcome as RewardOutcome
 from learners.reward import compute_reward
 from offline.dataset import decision_context, history_from_rows, row_labels
 from offline.history_file import HistoryFileError, HistoryRow, read_history
+from offline.progress import Bar, progress_bar
 from offline.train import add_common_options, open_engine, settings_from_args
 from router.settings import Settings, SettingsError
-from router.storage.history import history_from_log
 from router.storage.models import Decision, Outcome, Tenant
-from router.storage.repository import DatasetCounts, EventLog
+from router.storage.repository import EventLog
 
 BATCH_ROWS = 1000
 POLICY = "imported"
@@ -62,9 +62,9 @@ def _check_actions(rows: Sequence[HistoryRow], catalog: Catalog) -> None:
     unknown: dict[str, int] = {}
     for row in rows:
         model, temperature, template = row.action_parts()
-        action_id = format_action_id(model, temperature, template)
-        if catalog.get(action_id) is None:
-            unknown[action_id] = unknown.get(action_id, 0) + 1
+        for action_id in {format_action_id(model, temperature, template), *row.allowed}:
+            if catalog.get(action_id) is None:
+                unknown[action_id] = unknown.get(action_id, 0) + 1
     if unknown:
         listed = ", ".join(f"{a} ({n} rows)" for a, n in sorted(unknown.items())[:10])
         raise HistoryFileError(
@@ -72,17 +72,39 @@ def _check_actions(rows: Sequence[HistoryRow], catalog: Catalog) -> None:
             " — add their models/templates to the config or drop the rows")
 
 
+def _logged_choice(row: HistoryRow, action: Action, catalog: Catalog
+                   ) -> tuple[list[int], list[float], int, float]:
+    """(allowed catalog indices, logged probabilities, chosen position, propensity)."""
+    if row.allowed:
+        allowed = [_known(catalog, action_id).index for action_id in row.allowed]
+    else:
+        allowed = list(catalog.indices_for_language(row.language))
+        if action.index not in allowed:
+            allowed.append(action.index)
+    position = allowed.index(action.index)
+    probabilities = list(row.probabilities)
+    if row.propensity is not None:
+        propensity = row.propensity
+    elif probabilities:
+        propensity = probabilities[position]
+    else:
+        propensity = 1.0 / len(allowed)
+    return allowed, probabilities, position, propensity
+
+
+def _known(catalog: Catalog, action_id: str) -> Action:
+    action = catalog.get(action_id)
+    assert action is not None  # checked by _check_actions
+    return action
+
+
 def _values(row: HistoryRow, history: History, position: int, catalog: Catalog,
             settings: Settings, digest: str) -> tuple[dict[str, Any], dict[str, Any]]:
     context = decision_context(row)
     features = extract_features(context)
     model, temperature, template = row.action_parts()
-    action = catalog.get(format_action_id(model, temperature, template))
-    assert action is not None  # checked by _check_actions
-    allowed = list(catalog.indices_for_language(row.language))
-    if action.index not in allowed:
-        allowed.append(action.index)
-    propensity = row.propensity if row.propensity is not None else 1.0 / len(allowed)
+    action = _known(catalog, format_action_id(model, temperature, template))
+    allowed, probabilities, chosen, propensity = _logged_choice(row, action, catalog)
     rag = row.rag_examples or 0
     estimate = estimate_action_cost(action, context.task, features.complexity, rag)
     example = history.examples[position]
@@ -93,14 +115,15 @@ def _values(row: HistoryRow, history: History, position: int, catalog: Catalog,
         "catalog_fingerprint": catalog.fingerprint, "objective": row.objective,
         "request": {"task": msgspec.to_builtins(context.task),
                     "context": msgspec.to_builtins(context.caller),
-                    "features": {}, "objective": row.objective,
+                    "features": row.features, "objective": row.objective,
                     "source_decision_id": row.decision_id},
         "features": msgspec.to_builtins(StoredFeatures(
             namespaces=features.namespaces, complexity=features.complexity,
             prior_time_s=estimate.latency_s, record=example.context, history=example.history)),
-        "allowed": allowed, "probabilities": [], "chosen_action": action.id,
-        "chosen_position": allowed.index(action.index), "propensity": propensity,
-        "explored": False, "policy_name": POLICY, "policy_version": POLICY,
+        "allowed": allowed, "probabilities": probabilities, "chosen_action": action.id,
+        "chosen_position": chosen, "propensity": propensity,
+        "explored": bool(probabilities) and chosen != probabilities.index(max(probabilities)),
+        "policy_name": POLICY, "policy_version": POLICY,
         "model_versions": {"batch": None, "online": None}, "learner_seq": 0,
         "response": {"model": action.model.name, "temperature": action.temperature,
                      "template": action.template.name, "propensity": propensity},
@@ -131,13 +154,22 @@ def _values(row: HistoryRow, history: History, position: int, catalog: Catalog,
 
 
 async def import_history(engine: AsyncEngine, settings: Settings, path: str) -> ImportReport:
+    with progress_bar("router import: reading") as bar:
+        return await _import(engine, settings, path, bar)
+
+
+async def _import(engine: AsyncEngine, settings: Settings, path: str, bar: Bar) -> ImportReport:
     catalog = settings.catalog
     rows: list[HistoryRow] = []
     for chunk in read_history(path):
         rows.extend(chunk)
+        bar.advance(len(chunk))
     _check_actions(rows, catalog)
     rows.sort(key=lambda r: r.decided_at())
-    history = await asyncio.to_thread(history_from_rows, rows, [catalog])
+    bar.stage("router import: history features", None)
+    history = await asyncio.to_thread(
+        functools.partial(history_from_rows, rows, [catalog], summarised=catalog,
+                          shared=settings.learning.share_across_tenants))
     digests = [content_hash(r) for r in rows]
     log = EventLog(engine)
     await log.ensure_catalog(catalog)
@@ -150,15 +182,23 @@ async def import_history(engine: AsyncEngine, settings: Settings, path: str) -> 
             known.update(str(h) for h in found)
         tenants = set((await conn.scalars(select(Tenant.id))).all())
     fresh = [i for i, d in enumerate(digests) if d not in known]
-    pairs = [_values(rows[i], history, i, catalog, settings, digests[i]) for i in fresh]
+    bar.stage("router import: decisions", len(fresh))
+    pairs = []
+    for i in fresh:
+        pairs.append(_values(rows[i], history, i, catalog, settings, digests[i]))
+        bar.advance()
     outcomes = sorted((o for _, o in pairs), key=lambda o: o["created_at"])
+    bar.stage("router import: writing", 2 * len(pairs))
     async with engine.begin() as conn:
         for tenant in sorted({r.tenant for r in rows} - tenants):
             await conn.execute(insert(Tenant).values(id=tenant, created_at=rows[0].decided_at()))
         for start in range(0, len(pairs), BATCH_ROWS):
-            await conn.execute(insert(Decision), [d for d, _ in pairs[start:start + BATCH_ROWS]])
+            decisions = [d for d, _ in pairs[start:start + BATCH_ROWS]]
+            await conn.execute(insert(Decision), decisions)
+            bar.advance(len(decisions))
         for start in range(0, len(outcomes), BATCH_ROWS):
             await conn.execute(insert(Outcome), outcomes[start:start + BATCH_ROWS])
+            bar.advance(len(outcomes[start:start + BATCH_ROWS]))
         # The tenants' decision counts (GET /v1/stats) include the imported decisions.
         for tenant, n in sorted(Counter(rows[i].tenant for i in fresh).items()):
             await conn.execute(update(Tenant).where(Tenant.id == tenant)
@@ -166,73 +206,8 @@ async def import_history(engine: AsyncEngine, settings: Settings, path: str) -> 
     return ImportReport(rows=len(rows), imported=len(pairs), duplicates=len(rows) - len(pairs))
 
 
-def format_stats(counts: DatasetCounts) -> str:
-    def block(title: str, values: dict[str, int]) -> list[str]:
-        return [f"{title}:", *(f"  {k:<24}{v:>10}" for k, v in sorted(values.items()))]
-
-    def number(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.4f}"
-
-    lines = [f"decisions: {counts.decisions}", f"with outcomes: {counts.outcomes}"]
-    lines += block("by task type", counts.by_task_type)
-    lines += block("by outcome", counts.by_outcome)
-    lines += block("by model", counts.by_model)
-    lines += ["averages:", f"  success rate            {number(counts.success_rate)}",
-              f"  reward                  {number(counts.reward)}",
-              f"  quality                 {number(counts.quality)}",
-              f"  generation time (s)     {number(counts.generation_time_s)}",
-              f"  cost (USD)              {number(counts.cost_usd)}"]
-    return "\n".join(lines)
-
-
-def training_table(history: History) -> list[dict[str, Any]]:
-    """One flat record per decision: context, history summaries, action, labels."""
-    table = []
-    for example, labels, at in zip(history.examples, history.labels, history.times, strict=True):
-        h = example.history
-        record: dict[str, Any] = {"timestamp": at.isoformat(),
-                                  **msgspec.to_builtins(example.context),
-                                  "project_age_days": h.project_age_days}
-        for name, summary in (("similar", h.similar), ("project", h.project),
-                              ("agent", h.agent)):
-            record[f"{name}_success"] = summary.success
-            record[f"{name}_quality"] = summary.quality
-            record[f"{name}_n"] = summary.n
-        model = h.models.get(example.action.model)
-        template = h.templates.get(example.action.template)
-        record.update(msgspec.to_builtins(example.action))
-        record["model_success"] = model.success if model else None
-        record["template_success"] = template.success if template else None
-        record.update({"outcome": labels.verdict.value, "success": labels.success,
-                       "quality": labels.quality, "generation_time_s": labels.generation_time_s,
-                       "complexity": labels.complexity, "reward": labels.reward})
-        table.append(record)
-    return table
-
-
-def write_table(path: str, table: list[dict[str, Any]]) -> None:
-    import pandas as pd
-
-    frame = pd.DataFrame(table)
-    suffix = Path(path).suffix.lower()
-    if suffix == ".csv":
-        frame.to_csv(path, index=False)
-    elif suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    elif suffix in (".jsonl", ".json"):
-        frame.to_json(path, orient="records", lines=True)
-    else:
-        raise HistoryFileError(f"{path}: use .csv, .parquet or .jsonl")
-
-
 def configure_import_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="history file (.jsonl, .csv or .parquet)")
-    add_common_options(parser)
-
-
-def configure_export_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", help="write the training table here (.csv/.parquet/.jsonl)")
-    parser.add_argument("--tenant", help="only this tenant's decisions (statistics)")
     add_common_options(parser)
 
 
@@ -252,31 +227,4 @@ def run_import(args: argparse.Namespace) -> int:
         return 2
     print(f"{report.rows} rows read, {report.imported} imported, "
           f"{report.duplicates} already in the log")
-    return 0
-
-
-def run_export(args: argparse.Namespace) -> int:
-    async def main() -> tuple[DatasetCounts, History]:
-        settings = settings_from_args(args)
-        engine = await open_engine(settings)
-        try:
-            counts = await EventLog(engine).dataset_counts(args.tenant)
-            history = History([], [], [])
-            if args.out:
-                catalogs = await EventLog(engine).load_catalogs()
-                history = await history_from_log(engine, catalogs)
-            return counts, history
-        finally:
-            await engine.dispose()
-
-    try:
-        counts, history = asyncio.run(main())
-        if args.out:
-            write_table(args.out, training_table(history))
-    except (SettingsError, HistoryFileError) as exc:
-        print(f"router export: {exc}", file=sys.stderr)
-        return 2
-    print(format_stats(counts))
-    if args.out:
-        print(f"training table: {len(history)} rows written to {args.out}")
     return 0

@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from learners.catalog import Action, Catalog, format_action_id
 from learners.reward import RewardProfile
+from offline.progress import Bar, progress_bar
 from offline.world import SimOutcome, SimTask, World
 
 FloatArray = npt.NDArray[np.float64]
@@ -126,7 +127,7 @@ class SimulationReport(msgspec.Struct, frozen=True):
 
 async def simulate(
     client: httpx.AsyncClient, world: World, *, n: int, seed: int, profile: RewardProfile,
-    feedback_delay: int = 0, concurrency: int = 1, progress: bool = False,
+    feedback_delay: int = 0, concurrency: int = 1, progress: Bar | None = None,
     request_prefix: str | None = None, objective: str = "balanced",
 ) -> SimulationReport:
     """Run ``n`` route/feedback rounds against the router behind ``client``.
@@ -134,6 +135,7 @@ async def simulate(
     Each step uses its own generator seeded from (seed, step), so results do not depend on
     ``concurrency`` (the number of route calls in flight at once). A feedback is posted after
     0 to ``feedback_delay`` later decisions (uniform); all pending ones are posted at the end.
+    ``progress`` is advanced by one per decision.
     ``request_prefix`` makes request ids unique; by default it includes a random token, so
     repeated runs against one service never reuse a decision.
     """
@@ -173,10 +175,12 @@ async def simulate(
         ready = sorted(p for p in pending if p[0] <= last)
         pending = [p for p in pending if p[0] > last]
         await _post_feedback(client, [p[2] for p in ready], concurrency)
-        if progress and (last + 1) // every != start // every:
-            recent = slice(max(0, last + 1 - every), last + 1)
-            print(f"simulate: {last + 1}/{n} decisions, recent router {router[recent].mean():.3f} "
-                  f"oracle {oracle[recent].mean():.3f}", file=sys.stderr, flush=True)
+        if progress is not None:
+            if (last + 1) // every != start // every:
+                recent = slice(max(0, last + 1 - every), last + 1)
+                progress.describe(f"simulate: recent router {router[recent].mean():.3f}, "
+                                  f"oracle {oracle[recent].mean():.3f}")
+            progress.advance(len(steps))
     await _post_feedback(client, [p[2] for p in sorted(pending)], concurrency)
     means = per_action.mean(axis=0)
     best = int(np.argmax(means))
@@ -328,10 +332,11 @@ async def _run(args: argparse.Namespace) -> int:
 
 async def _simulate(client: httpx.AsyncClient, world: World, args: argparse.Namespace,
                     profile: RewardProfile, request_prefix: str | None = None) -> SimulationReport:
-    return await simulate(client, world, n=args.n, seed=args.seed, profile=profile,
-                          feedback_delay=args.feedback_delay, concurrency=args.concurrency,
-                          progress=True, request_prefix=request_prefix,
-                          objective=args.profile)
+    with progress_bar("simulate", args.n) as bar:
+        return await simulate(client, world, n=args.n, seed=args.seed, profile=profile,
+                              feedback_delay=args.feedback_delay, concurrency=args.concurrency,
+                              progress=bar, request_prefix=request_prefix,
+                              objective=args.profile)
 
 
 __all__ = ["FeedbackBody", "SimTask", "SimulationError", "SimulationReport", "configure_parser",

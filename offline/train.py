@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 from typing import Any
@@ -21,10 +22,12 @@ from learners.batch.training import (
 from learners.sealed import Keyring, SealError
 from offline.dataset import history_from_rows
 from offline.history_file import HistoryFileError, HistoryRow, read_history
+from offline.progress import Bar, progress_bar
 from router.server_secret import load_keyring
 from router.services.promotion import (
     TrainReport,
     known_catalogs,
+    load_log_history,
     promote_version,
     train_and_register,
 )
@@ -37,17 +40,18 @@ from router.storage.registry import (
 )
 
 
-def _progress(message: str) -> None:
-    print(f"router train: {message}", file=sys.stderr, flush=True)
-
-
-async def load_file_history(engine: AsyncEngine, settings: Settings, path: str) -> History:
+async def load_file_history(engine: AsyncEngine, settings: Settings, path: str,
+                            progress: Bar | None = None) -> History:
     catalogs = await known_catalogs(engine, settings)
     rows: list[HistoryRow] = []
     for chunk in read_history(path):
         rows.extend(chunk)
-    _progress(f"{len(rows)} rows read from {path}")
-    return await asyncio.to_thread(history_from_rows, rows, list(catalogs.values()))
+        if progress is not None:
+            progress.advance(len(chunk))
+    # Each tenant's history features count its own outcomes, as the service logs them.
+    return await asyncio.to_thread(functools.partial(
+        history_from_rows, rows, list(catalogs.values()),
+        shared=settings.learning.share_across_tenants))
 
 
 def format_report(report: TrainReport) -> str:
@@ -127,12 +131,17 @@ def run_train(args: argparse.Namespace) -> int:
         engine = await open_engine(settings)
         try:
             keyring = load_keyring(settings)
-            if args.history is None:
-                return await train_and_register(engine, settings, keyring)
-            path = args.history
-            return await train_and_register(
-                engine, settings, keyring, load=lambda: load_file_history(engine, settings, path),
-                source=path)
+            with progress_bar("router train: reading the history") as bar:
+
+                async def load() -> History:
+                    # Training itself reports no progress: the bar then shows the elapsed time.
+                    history = await (load_log_history(engine, settings) if args.history is None
+                                     else load_file_history(engine, settings, args.history, bar))
+                    bar.stage(f"router train: five models on {len(history)} decisions", None)
+                    return history
+
+                return await train_and_register(engine, settings, keyring, load=load,
+                                                source=args.history or "the event log")
         finally:
             await engine.dispose()
 

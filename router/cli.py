@@ -120,9 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     import_export.configure_import_parser(imp)
     imp.set_defaults(handler=import_export.run_import)
 
-    exp = commands.add_parser("export", help="dataset statistics and the training table")
-    import_export.configure_export_parser(exp)
-    exp.set_defaults(handler=import_export.run_export)
+    from offline import export
+
+    exp = commands.add_parser("export", help="dataset statistics; the log as a history file")
+    export.configure_parser(exp)
+    exp.set_defaults(handler=export.run)
 
     from offline.replay import cli as replay
 

@@ -22,7 +22,6 @@ and the zero-router hull's accuracy at the row's cost.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -32,6 +31,7 @@ import numpy as np
 
 from learners.bandit.vw_bandit import BanditSettings
 from learners.catalog import Catalog
+from offline.progress import Bar
 from offline.realdata.batch_routers import BatchRouter, PromptInputs, batch_routers
 from offline.realdata.crossval import choose_lambda, grouped_folds, out_of_fold_success
 from offline.realdata.data import RealData, Subset, build_catalog, estimate_costs
@@ -126,6 +126,7 @@ class BenchmarkSpec:
     embed: Embed | None = None  # prompt texts → embeddings (the ``realdata`` extra)
     folds: int = 5  # cross-validation folds (λ by CV; the cv protocol)
     batch: tuple[str, ...] | None = None  # batch routers by name (None: every one that can run)
+    progress: Bar | None = None  # advanced once per finished run
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,11 @@ def prompt_inputs(data: RealData, workload: Workload, spec: BenchmarkSpec) -> Pr
                         embeddings=None if spec.embed is None else spec.embed(data.prompts))
 
 
-def progress(message: str) -> None:
-    print(f"bench-real: {message}", file=sys.stderr, flush=True)
+def progress(spec: BenchmarkSpec, message: str) -> None:
+    """A finished run: ``message`` on a line of its own (stderr) and the bar one step on."""
+    if spec.progress is not None:
+        spec.progress.log(f"bench-real: {message}")
+        spec.progress.advance()
 
 
 def reference_rows(frame: Frame, models: list[str], lam: float) -> list[PolicyRow]:
@@ -256,7 +260,7 @@ def _online_rows(frame: Frame, catalog: Catalog, spec: BenchmarkSpec, lam: float
                 if close is not None:
                     close()
                 runs.append(choices)
-                progress(f"λ={lam:g} {name}{suffix} seed {seed}: "
+                progress(spec, f"λ={lam:g} {name}{suffix} seed {seed}: "
                           f"accuracy {frame.point(choices).accuracy:.3f}")
             label = f"{name}{suffix}" + (" (warm-started)" if history is not None else "")
             rows.append(frame.routed(label, lam, runs))
@@ -313,7 +317,7 @@ def run_warm(data: RealData, spec: BenchmarkSpec) -> ProtocolResult:
         predictions[router.name] = model.predict_success(test_inputs)
         cv_rows.append(lambda_by_cv_row(frame, router, predictions[router.name],
                                         history_inputs, history, spec))
-        progress(f"batch {router.name} trained on {len(history)} prompts; "
+        progress(spec, f"batch {router.name} trained on {len(history)} prompts; "
                   f"{cv_rows[-1].policy}")
     tables = []
     for lam in spec.lambdas:

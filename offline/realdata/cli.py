@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 import msgspec
 
+from offline.progress import progress_bar
 from offline.realdata.batch_routers import BATCH_ROUTERS, UnknownRouterError, batch_routers
 from offline.realdata.benchmark import BenchmarkSpec, ProtocolResult, run_online, run_warm
 from offline.realdata.cv_protocol import run_crossval
@@ -118,12 +120,14 @@ def run(args: argparse.Namespace) -> int:
                          embed=embed, folds=args.folds,
                          batch=None if args.batch is None else tuple(args.batch))
     results: list[ProtocolResult] = []
-    if args.protocol in ("online", "both"):
-        results.append(run_online(data, spec))
-    if args.protocol in ("warm", "both"):
-        results.append(run_warm(data, spec))
-    if args.protocol == "cv":
-        results.append(run_crossval(data, spec))
+    with progress_bar("bench-real") as bar:
+        spec = dataclasses.replace(spec, progress=bar)
+        if args.protocol in ("online", "both"):
+            results.append(run_online(data, spec))
+        if args.protocol in ("warm", "both"):
+            results.append(run_warm(data, spec))
+        if args.protocol == "cv":
+            results.append(run_crossval(data, spec))
     text = "\n\n".join(
         [f"data: {data_dir} ({len(data)} prompts, subset {args.subset}); cost = (prompt chars/4 "
          f"input + {args.output_tokens} output tokens) × models.json prices"

@@ -69,7 +69,7 @@ def run_crossval(data: RealData, spec: BenchmarkSpec) -> ProtocolResult:
                 by_cv[held_out] = choose_by_value(success[held_out], workload.costs[held_out],
                                                   lam)
             runs[router.name][None].append(by_cv)
-            progress(f"cv seed {seed}: {router.name} done")
+            progress(spec, f"cv seed {seed}: {router.name} done")
     tables = []
     for lam in spec.lambdas:
         rows = [frame.routed(f"batch {r.name}", lam, runs[r.name][lam]) for r in routers]

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from offline.progress import progress_bar
+
 
 def action_name(index: int) -> str:
     return f"a{index:03d}"
@@ -146,9 +148,12 @@ def run(args: argparse.Namespace) -> int:
           f"{path.stat().st_size / 1e6:.1f} MB Parquet)")
     print(f"{'measurement':<44}{'chunk':>9}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>13}"
           f"{'ratio':>8}")
-    for chunk_rows in args.chunk_rows or [25_000, 100_000]:
-        reference = _child("reference", path, chunk_rows, args.actions, args.bootstrap)
-        replay = _child("replay", path, chunk_rows, args.actions, args.bootstrap)
+    sizes = args.chunk_rows or [25_000, 100_000]
+    for number, chunk_rows in enumerate(sizes, start=1):
+        with progress_bar(f"bench-replay: chunk size {number}/{len(sizes)}", 2) as bar:
+            reference = _child("reference", path, chunk_rows, args.actions, args.bootstrap)
+            bar.advance()
+            replay = _child("replay", path, chunk_rows, args.actions, args.bootstrap)
         print(f"{'plain NumPy pass (reference)':<44}{chunk_rows:>9,}"
               f"{reference['seconds']:>10.2f}{rows / reference['seconds']:>12,.0f}"
               f"{reference['peak_rss_mb']:>13.0f}{1.0:>8.1f}")

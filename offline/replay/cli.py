@@ -15,12 +15,13 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from offline.progress import progress_bar
 from offline.replay.errors import ReplayError
 from offline.replay.estimators import EstimatorOptions
-from offline.replay.evaluate import ReplayReport, evaluate
+from offline.replay.evaluate import Progress, ReplayReport, evaluate
 from offline.replay.log import FileLog, LogSource
 from offline.replay.policies import TargetPolicy
-from offline.replay.report import ProgressLine, format_table, write_json
+from offline.replay.report import format_table, write_json
 from offline.replay.targets import TargetSpec, needs_context, parse_target
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="read LOG as a history file (docs/learning.md) with the "
                         "config's catalog: uniform then means uniform over each row's allowed "
                         "actions (implied by bandit, batch-greedy and vw:*)")
-    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def parse_time(text: str | None, option: str) -> datetime | None:
@@ -101,7 +102,8 @@ def options_from_args(args: argparse.Namespace, settings: Settings | None = None
 
 def run(args: argparse.Namespace) -> int:
     try:
-        report = asyncio.run(_main(args))
+        with progress_bar("router replay", enabled=not args.quiet) as bar:
+            report = asyncio.run(_main(args, bar.report))
     except ReplayError as exc:
         print(f"router replay: {exc}", file=sys.stderr)
         return 2
@@ -129,13 +131,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _main(args: argparse.Namespace) -> ReplayReport:
+async def _main(args: argparse.Namespace, progress: Progress) -> ReplayReport:
     import os
 
     from offline.train import settings_from_args
 
     specs = [parse_target(text) for text in (args.policies or ["logged", "uniform"])]
-    progress = None if args.quiet else ProgressLine("router replay")
     if args.log is not None and not args.context and not needs_context(specs):
         # A log file needs no config; one named gives the reward range.
         configured = args.config or os.environ.get("ROUTER_CONFIG")
@@ -147,7 +148,7 @@ async def _main(args: argparse.Namespace) -> ReplayReport:
 
 
 async def _with_database(args: argparse.Namespace, specs: list[TargetSpec],
-                         progress: ProgressLine | None) -> ReplayReport:
+                         progress: Progress) -> ReplayReport:
     from offline.replay.event_log import DatabaseLog
     from offline.replay.targets import build_targets, split_for_training
     from offline.train import open_engine, settings_from_args

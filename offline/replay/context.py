@@ -16,7 +16,7 @@ from learners.catalog import Catalog
 from learners.features import ContextFeatures, ContextRecord, extract_features
 from learners.history import HistoryFeatures
 from offline.dataset import HistoryFold
-from offline.history_file import HistoryFileError, RawChunk, parse_row
+from offline.history_file import HistoryFileError, HistoryRow, RawChunk, parse_row
 from offline.replay.log import LogError
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def file_contexts(raw: RawChunk, fold: HistoryFold, catalog: Catalog) -> list[Ro
                            f"file's context columns)") from exc
         except ValueError as exc:
             raise LogError(f"{where}: {exc}") from exc
-        allowed = catalog.indices_for_language(row.language)
+        allowed = _allowed(row, catalog, where)
         if not allowed:
             raise LogError(f"{where}: the catalog allows no action for language "
                            f"{row.language!r}")
@@ -65,3 +65,17 @@ def file_contexts(raw: RawChunk, fold: HistoryFold, catalog: Catalog) -> list[Ro
                               features=extract_features(context, record=context_rec),
                               record=context_rec, history=history, tenant_id=row.tenant))
     return out
+
+
+def _allowed(row: HistoryRow, catalog: Catalog, where: str) -> Sequence[int]:
+    """The row's ``allowed`` actions (as ``router export`` writes them), else those the
+    catalog allows for its language."""
+    if not row.allowed:
+        return catalog.indices_for_language(row.language)
+    indices = []
+    for action_id in row.allowed:
+        action = catalog.get(action_id)
+        if action is None:
+            raise LogError(f"{where}: allowed action {action_id!r} is not in the catalog")
+        indices.append(action.index)
+    return indices

@@ -1,10 +1,6 @@
-"""Replay results as a terminal table and as JSON (``--json``), and a stderr progress line."""
+"""Replay results as a terminal table and as JSON (``--json``)."""
 
 from __future__ import annotations
-
-import sys
-import time
-from typing import TextIO
 
 import msgspec
 
@@ -87,41 +83,3 @@ def write_json(report: ReplayReport, path: str) -> None:
     data = msgspec.json.encode(report)
     with open(path, "wb") as handle:
         handle.write(msgspec.json.format(data))
-
-
-class ProgressLine:
-    """A one-line stderr progress indicator, redrawn at most every ``interval_s``."""
-
-    def __init__(self, prefix: str, stream: TextIO | None = None,
-                 interval_s: float = 0.5) -> None:
-        self.prefix = prefix
-        self.stream = stream or sys.stderr
-        self.interval_s = interval_s
-        self._last = 0.0
-        self._stage = ""
-        self._started = time.monotonic()
-        self._tty = self.stream.isatty()
-
-    def __call__(self, stage: str, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        finished = total is not None and done >= total
-        if stage != self._stage:
-            if self._stage and self._tty:
-                self.stream.write("\n")
-            self._stage = stage
-            self._started = now
-        elif now - self._last < self.interval_s and not finished:
-            return
-        self._last = now
-        elapsed = now - self._started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        if total:
-            text = f"{self.prefix}: {stage} {done:,}/{total:,} rows ({done / total:.0%}, " \
-                   f"{rate:,.0f} rows/s)"
-        else:
-            text = f"{self.prefix}: {stage} {done:,} rows ({rate:,.0f} rows/s)"
-        if self._tty:
-            self.stream.write("\r" + text + ("\n" if finished else ""))
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()

@@ -92,25 +92,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_all(tasks: Sequence[tuple[str, int]], variants: list[RouterVariant], scale: float,
              jobs: int) -> list[JobResult]:
-    from rich.console import Console
-    from rich.progress import Progress
+    from offline.progress import progress_bar
 
     results: list[JobResult] = []
     # On stderr: stdout holds only the report.
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        bar = progress.add_task("bench-suite", total=len(tasks))
+    with progress_bar("bench-suite", len(tasks)) as bar:
         if jobs == 1:
             for env, seed in tasks:
-                progress.update(bar, description=f"{env} seed {seed}")
+                bar.describe(f"{env} seed {seed}")
                 results.append(_job(env, seed, variants, scale))
-                progress.advance(bar)
+                bar.advance()
             return results
         # spawn: each worker builds its own VW workspaces and environments from scratch.
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(_job, env, seed, variants, scale) for env, seed in tasks]
             for future in as_completed(futures):
                 result = future.result()
-                progress.update(bar, description=f"{result.env} seed {result.seed}")
+                bar.describe(f"{result.env} seed {result.seed}")
                 results.append(result)
-                progress.advance(bar)
+                bar.advance()
     return results

@@ -127,6 +127,24 @@ def test_an_outcome_known_exactly_at_a_decision_is_not_yet_history(catalog: Cata
                                                         Verdict.APPROVED]
 
 
+def test_without_sharing_a_tenant_history_counts_only_its_own_outcomes(
+        catalog: Catalog) -> None:
+    action = catalog.actions[0]
+    rows = [HistoryRow(timestamp=T0 + timedelta(minutes=i), task_type="backend",
+                       language="python", description="Add an endpoint", tenant=tenant,
+                       outcome=Verdict.APPROVED, action=action.id, generation_time_s=1.0)
+            for i, tenant in enumerate(["a", "a", "b", "a"])]
+    sealed = history_from_rows(rows, [catalog], shared=False)
+    assert [e.history.models[action.model.name].n for e in sealed.examples] == [0, 1, 0, 2]
+    assert [e.history.similar.n for e in sealed.examples] == [0, 1, 0, 2]
+    shared = history_from_rows(rows, [catalog])
+    assert [e.history.models[action.model.name].n for e in shared.examples] == [0, 1, 2, 3]
+    # Summaries name the given catalog's models and templates, as the service logs them.
+    named = history_from_rows(rows, [catalog], summarised=catalog).examples[0].history
+    assert tuple(named.models) == catalog.model_order
+    assert tuple(named.templates) == catalog.template_order
+
+
 def test_default_feedback_time_is_decision_plus_generation_time() -> None:
     row = HistoryRow(timestamp=T0.replace(tzinfo=None), task_type="x", language="y",
                      description="z", outcome=Verdict.APPROVED, action="m|0.2|t",
@@ -143,7 +161,10 @@ def sample_rows(rows: list[HistoryRow]) -> list[HistoryRow]:
         "and a second line", outcome=Verdict.REJECTED, model="m", temperature=0.7, template="t",
         requirements=["a; b", "c, d", "[not json]"], framework=None, quality=0.0,
         rag_examples=0, feedback_timestamp=T0 + timedelta(minutes=5))
-    return [*rows[:60], extra, msgspec.structs.replace(extra, requirements=[])]
+    logged = msgspec.structs.replace(
+        extra, features={"files": 3.0, "urgent": True, "team": "db, core"},
+        allowed=["m|0.7|t", "m|0.2|t"], probabilities=[0.25, 0.75], propensity=0.25)
+    return [*rows[:60], extra, msgspec.structs.replace(extra, requirements=[]), logged]
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
@@ -175,6 +196,10 @@ GOOD: dict[str, object] = {"timestamp": "2026-02-02T12:00:00Z", "task_type": "ba
         ({"action": "a|warm|b"}, "action"),
         ({"timestamp": "yesterday"}, "timestamp"),
         ({"surprise": 1}, "surprise"),
+        ({"allowed": ["x|0.2|t"]}, "allowed"),
+        ({"allowed": ["m|0.2|t"], "probabilities": [0.5, 0.5]}, "probabilities"),
+        ({"probabilities": [1.0]}, "probabilities"),
+        ({"features": {"a": [1]}}, "features"),
     ],
 )
 def test_a_bad_row_is_named_by_row_number_and_field(

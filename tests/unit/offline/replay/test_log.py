@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pandas as pd
 import pytest
 
+from learners.catalog import Catalog
+from learners.reward import Verdict
+from offline.history_file import HistoryRow, write_history
 from offline.replay.evaluate import evaluate
 from offline.replay.log import FileLog, LogError, scan_log
 from offline.replay.policies import ProbabilityFilePolicy, UniformPolicy
@@ -108,3 +113,19 @@ def test_unknown_format_and_empty_log(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(LogError, match="no rows"):
         evaluate(FileLog(empty), [UniformPolicy()])
+
+
+def test_a_history_file_read_with_context_keeps_each_row_s_allowed_actions(
+        catalog: Catalog, tmp_path: Path) -> None:
+    python = catalog.indices_for_language("python")
+    narrowed = [catalog.actions[k].id for k in python[:2]]
+    base = HistoryRow(timestamp=datetime(2026, 2, 2, tzinfo=UTC), task_type="backend",
+                      language="python", description="Add an endpoint",
+                      outcome=Verdict.APPROVED, action=narrowed[1], reward=1.0,
+                      propensity=0.5)
+    path = tmp_path / "export.jsonl"
+    write_history(path, [msgspec.structs.replace(base, allowed=narrowed,
+                                                 probabilities=[0.5, 0.5]), base])
+    (chunk,) = FileLog(str(path), catalog=catalog).chunks()
+    assert chunk.contexts is not None
+    assert [list(c.allowed) for c in chunk.contexts] == [list(python[:2]), list(python)]
