@@ -39,10 +39,16 @@ from learners.reward import compute_reward
 from offline.dataset import decision_context, history_from_rows, row_labels
 from offline.history_file import HistoryFileError, HistoryRow, read_history
 from offline.train import add_common_options, open_engine, settings_from_args
-from router.settings import Settings, SettingsError
-from router.storage.history import history_from_log
-from router.storage.models import Decision, Outcome, Tenant
-from router.storage.repository import DatasetCounts, EventLog
+from router.public import (
+    DatasetCounts,
+    Decision,
+    EventLog,
+    Outcome,
+    Settings,
+    SettingsError,
+    Tenant,
+    history_from_log,
+)
 
 BATCH_ROWS = 1000
 POLICY = "imported"

@@ -281,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from router.settings import load_settings  # lazy: the CLI, not the library, needs router
+    from router.public import load_settings  # lazy: the CLI, not the library, needs router
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns progress
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
@@ -312,7 +312,7 @@ async def _run(args: argparse.Namespace) -> int:
         else:
             from litestar.testing import AsyncTestClient
 
-            from router.app import create_app
+            from router.public import create_app
 
             async with AsyncTestClient(create_app(settings)) as test_client:
                 test_client.headers.update(headers)

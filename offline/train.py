@@ -21,19 +21,20 @@ from learners.batch.training import (
 from learners.sealed import Keyring, SealError
 from offline.dataset import history_from_rows
 from offline.history_file import HistoryFileError, HistoryRow, read_history
-from router.server_secret import load_keyring
-from router.services.promotion import (
-    TrainReport,
-    known_catalogs,
-    promote_version,
-    train_and_register,
-)
-from router.settings import Settings, SettingsError, load_settings
-from router.storage.database import create_engine, migrate
-from router.storage.registry import (
+from router.public import (
     ModelRegistry,
     RegistryError,
+    Settings,
+    SettingsError,
+    TrainReport,
     VersionInfo,
+    create_engine,
+    known_catalogs,
+    load_keyring,
+    load_settings,
+    migrate,
+    promote_version,
+    train_and_register,
 )
 
 

@@ -4,7 +4,7 @@ the throughput of PostgreSQL with 2% duplicate feedback against none.
 Every run is bounded in requests and seconds and sends traffic to 127.0.0.1 only; PostgreSQL runs
 use a fresh database they create and drop. Usage (from the repository root)::
 
-    PYTHONPATH=. python benchmarks/chaos.py [kill|outage|throughput|all] [--duration 15]
+    python -m offline.bench.chaos [kill|outage|throughput|all] [--duration 15]
 
 Results are printed as one JSON object per run (docs/operations.md "Failure behaviour").
 """

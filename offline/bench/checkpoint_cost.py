@@ -5,7 +5,7 @@ worst case: every structure grows to its bound), then times the sealed
 ``OnlinePolicy.snapshot()``, which the service runs on its event loop, and prints its size and
 the process's RSS::
 
-    python benchmarks/checkpoint_cost.py --outcomes 30000
+    python -m offline.bench.checkpoint_cost --outcomes 30000
 
 No network, no files; a few seconds per 10,000 outcomes.
 """
@@ -26,7 +26,7 @@ from learners.history import OutcomeFacts
 from learners.policy import LearnEvent, OnlinePolicy
 from learners.reward import Verdict
 from learners.sealed import Keyring
-from router.settings import load_settings
+from router.public import load_settings
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -3,7 +3,7 @@
 ``POST /echo`` decodes a body into the same msgspec Struct as ``POST /v1/route`` (the router's
 ``RouteRequest``, with its limits and unknown fields rejected) and returns it, so it costs what
 the framework, the server and JSON decoding and encoding cost and nothing else.
-``python -m offline.echo_app`` serves it with the server ``router serve`` uses (uvicorn with
+``python -m offline.bench.echo_app`` serves it with the server ``router serve`` uses (uvicorn with
 router/server.py's protocol and the default ``[server]`` limits, one worker, access log off).
 """
 
@@ -16,7 +16,7 @@ import msgspec
 from litestar import Litestar, get, post
 from litestar.params import JSONBody
 
-from router.schemas import RouteRequest
+from router.public import RouteRequest
 
 
 class EchoReady(msgspec.Struct, frozen=True):
@@ -40,11 +40,10 @@ def create_echo_app() -> Litestar:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the echo app like ``router serve`` serves the router."""
-    from router.server import create_server_config, run_server
-    from router.settings import ServerSettings
+    from router.public import ServerSettings, create_server_config, run_server
 
     parser = argparse.ArgumentParser(
-        prog="python -m offline.echo_app", description="serve the benchmark echo app"
+        prog="python -m offline.bench.echo_app", description="serve the benchmark echo app"
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
@@ -54,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server = ServerSettings(log_level=args.log_level)
     config = create_server_config(
-        "offline.echo_app:create_echo_app", server, host=args.host, port=args.port, workers=1
+        "offline.bench.echo_app:create_echo_app", server, host=args.host, port=args.port, workers=1
     )
     return 0 if run_server(config) else 3
 

@@ -5,8 +5,8 @@ feedback clients for ``--seconds`` seconds while a third client times ``GET /hea
 ms. ``--mode duplicate``: both clients replay one already-stored feedback (the duplicate path);
 ``--mode unique``: each post is the first feedback of its decision (the code is measured)::
 
-    python benchmarks/feedback_code_load.py --mode duplicate
-    python benchmarks/feedback_code_load.py --mode unique
+    python -m offline.bench.feedback_code_load --mode duplicate
+    python -m offline.bench.feedback_code_load --mode unique
 
 Traffic goes to 127.0.0.1 only; the service and its database are removed at the end.
 """
@@ -23,11 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 import msgspec
 
-# Run as a script: its directory is on sys.path.
-from soak_vocabulary import Decision, percentile, post, wait_ready
+from offline.bench.soak_vocabulary import Decision, percentile, post, wait_ready
 
 FUNCTION = '''
 def handler_{i}(request: dict, retries: int = 3) -> str:
@@ -74,7 +74,7 @@ async def run(port: int, args: argparse.Namespace) -> tuple[list[float], int]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         await post(reader, writer, "/v1/feedback", bodies[0])  # stored once
         writer.close()
-        source = itertools.repeat(bodies[0])
+        source: Iterator[bytes] = itertools.repeat(bodies[0])
     else:
         source = iter(bodies[1:])
     posted = 0

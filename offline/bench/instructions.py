@@ -17,7 +17,7 @@ child builds the service in-process (the config's catalog, a temporary SQLite ev
 ``RoutingService.route``; ``route`` a whole ``POST /v1/route`` through the router's ASGI app
 (Litestar's routing, body decoding, dependencies and response encoding included; no socket and
 no HTTP server: an ASGI call with the body in memory); ``echo`` the same ``POST`` through the
-``router bench`` echo app (offline/echo_app.py). ``route`` and ``echo`` counted in one machine
+``router bench`` echo app (offline/bench/echo_app.py). ``route`` and ``echo`` counted in one machine
 give the route's cost in echo requests, the instruction-count analogue of ``router bench``'s
 route/echo throughput ratio without uvicorn's HTTP parsing and the kernel's socket work (which
 each request of both pays alike, so the ratio with a server is closer to 1).
@@ -139,7 +139,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> InstructionReport:
     out = tmp / "callgrind.out"
     log_path = tmp / "valgrind.log"
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-               f"--callgrind-out-file={out}", sys.executable, "-m", "offline.bench_instructions",
+               f"--callgrind-out-file={out}", sys.executable, "-m", "offline.bench.instructions",
                "--child", str(marker), "--n", str(args.n), "--concurrency",
                str(args.concurrency), "--warmup", str(args.warmup), "--seed", str(args.seed),
                "--target", args.target]
@@ -236,12 +236,9 @@ def asgi_post(app: Any, path: str) -> Callable[[bytes], Awaitable[int]]:
 
 
 async def _child(args: argparse.Namespace) -> None:
-    from offline.bench import generate_route_bodies
-    from offline.echo_app import create_echo_app
-    from router.app import create_app
-    from router.schemas import RouteRequest
-    from router.services.routing import RoutingService
-    from router.settings import load_settings
+    from offline.bench.echo_app import create_echo_app
+    from offline.bench.throughput import generate_route_bodies
+    from router.public import RouteRequest, RoutingService, create_app, load_settings
 
     marker = Path(args.child)
     bodies = generate_route_bodies(300, args.seed)
@@ -295,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m offline.bench_instructions")
+    parser = argparse.ArgumentParser(prog="python -m offline.bench.instructions")
     configure_parser(parser)
     return run(parser.parse_args())
 

@@ -26,11 +26,11 @@ import msgspec
 from learners.batch.models import dump_models
 from learners.batch.settings import TrainSettings
 from learners.batch.training import train_models
-from offline.bench import generate_route_bodies
+from offline.bench.throughput import generate_route_bodies
 from offline.dataset import history_from_rows
 from offline.synthetic import generate_history
 from offline.world import World
-from router.settings import Settings, load_settings
+from router.public import Settings, load_settings
 
 TRAIN_TARGET_S = 120.0
 P50_TARGET_MS = 1.0
@@ -66,9 +66,7 @@ class ModelsBenchReport(msgspec.Struct, frozen=True):
 
 async def _route_latencies(settings: Settings, bodies: list[dict[str, object]], n: int,
                            register: bytes | None) -> list[float]:
-    from router.app import create_app
-    from router.schemas import RouteRequest
-    from router.services.routing import RoutingService
+    from router.public import RouteRequest, RoutingService, create_app
 
     requests = [msgspec.convert(body, RouteRequest) for body in bodies]
     samples: list[float] = []
@@ -90,8 +88,7 @@ async def _route_latencies(settings: Settings, bodies: list[dict[str, object]], 
 async def _register(settings: Settings, artifact: bytes, spec_hash: str) -> None:
     from datetime import UTC, datetime
 
-    from router.storage.database import create_engine, migrate
-    from router.storage.registry import CURRENT, ModelRegistry, NewVersion
+    from router.public import CURRENT, ModelRegistry, NewVersion, create_engine, migrate
 
     engine = create_engine(settings.storage.url)
     try:
@@ -108,7 +105,7 @@ async def _register(settings: Settings, artifact: bytes, spec_hash: str) -> None
 def _serving_steps() -> list[tuple[str, Any, str]]:
     from learners.batch.models import BatchModels
     from learners.tabular import TabularEncoder
-    from router.services.batch import BatchView
+    from router.public import BatchView
 
     return [
         ("feature matrix and template ranking", BatchView, "compute"),
@@ -172,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
                                             f"sqlite+aiosqlite:///{tmp}/plain.db"})
         batch = load_settings(args.config, {"ROUTER__STORAGE__URL":
                                             f"sqlite+aiosqlite:///{tmp}/batch.db"})
-        from router.server_secret import load_keyring
+        from router.public import load_keyring
 
         artifact = dump_models(models, load_keyring(batch))
         asyncio.run(_register(batch, artifact, models.encoder.spec_hash))

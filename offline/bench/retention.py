@@ -1,4 +1,4 @@
-"""Database size with and without retention: ``python -m offline.bench_retention``.
+"""Database size with and without retention: ``python -m offline.bench.retention``.
 
 The service (in-process, default config, SQLite file with its writer process) routes
 ``--decisions`` varied requests in ``--rounds`` equal rounds and gets feedback on 80% of them
@@ -21,8 +21,8 @@ from pathlib import Path
 import msgspec
 
 from learners.reward import Verdict
-from offline.bench import generate_route_bodies
-from router.settings import RetentionSettings, load_settings
+from offline.bench.throughput import generate_route_bodies
+from router.public import RetentionSettings, load_settings
 
 CODE = "def handler(request):\n    return {'status': 'ok', 'items': [1, 2, 3]}\n" * 16
 
@@ -37,11 +37,14 @@ class SizeReport(msgspec.Struct, frozen=True):
 
 
 async def measure(directory: Path, decisions: int, rounds: int, retention: bool) -> SizeReport:
-    from router.app import create_app
-    from router.schemas import FeedbackRequest, RouteRequest
-    from router.services.routing import RoutingService
-    from router.storage.database import create_engine
-    from router.storage.retention import run_retention
+    from router.public import (
+        FeedbackRequest,
+        RouteRequest,
+        RoutingService,
+        create_app,
+        create_engine,
+        run_retention,
+    )
 
     path = directory / f"{'with' if retention else 'without'}.db"
     url = f"sqlite+aiosqlite:///{path}"

@@ -17,8 +17,8 @@ import time
 
 import msgspec
 
-from offline.bench import generate_route_bodies
-from router.settings import Settings, load_settings
+from offline.bench.throughput import generate_route_bodies
+from router.public import Settings, load_settings
 
 CANDIDATES = ({"EXPLORATION": "epsilon", "EPSILON": "0.1"},
               {"EXPLORATION": "softmax", "SOFTMAX_LAMBDA": "5"})
@@ -45,9 +45,7 @@ def shadow_environ(count: int) -> dict[str, str]:
 
 async def route_latencies(settings: Settings, bodies: list[dict[str, object]],
                           n: int) -> list[float]:
-    from router.app import create_app
-    from router.schemas import RouteRequest
-    from router.services.routing import RoutingService
+    from router.public import RouteRequest, RoutingService, create_app
 
     requests = [msgspec.convert(body, RouteRequest) for body in bodies]
     samples: list[float] = []

@@ -8,7 +8,7 @@ makes both new on every request (the open-vocabulary attack). Prints the service
 the warm-up (``--warmup`` requests) and at the end, route latency p50/p99 after the warm-up, the
 newest checkpoint's size and the database size::
 
-    python benchmarks/soak_vocabulary.py --vocabulary unique --requests 400000
+    python -m offline.bench.soak_vocabulary --vocabulary unique --requests 400000
 
 Traffic goes to 127.0.0.1 only; the service and its database are removed at the end.
 """

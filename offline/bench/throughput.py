@@ -1,10 +1,10 @@
 """``router bench``: HTTP throughput and latency of the router against a bare echo app.
 
-One run, one load generator (:mod:`offline.loadgen`: ``wrk``, or the Python fallback), the same
-connections, warm-up and duration for every endpoint:
+One run, one load generator (:mod:`offline.bench.loadgen`: ``wrk``, or the Python fallback), the
+same connections, warm-up and duration for every endpoint:
 
-1. ``POST /echo`` of :mod:`offline.echo_app` (Litestar + msgspec and nothing else), posted the same
-   route bodies as ``/v1/route``: the reference;
+1. ``POST /echo`` of :mod:`offline.bench.echo_app` (Litestar + msgspec and nothing else), posted the
+   same route bodies as ``/v1/route``: the reference;
 2. ``POST /v1/route`` on the configured catalog (a few hundred distinct task bodies, cycled);
 3. ``POST /v1/feedback``, every post for a distinct decision created beforehand (a repeated
    feedback is the cheap duplicate path, so the run is repeated with more decisions if it ran out).
@@ -46,7 +46,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from offline.loadgen import (
+from offline.bench.loadgen import (
     Generator,
     LoadGenError,
     LoadResult,
@@ -390,11 +390,13 @@ async def measure_in_process(config: str | None, tmp: Path, bodies: Sequence[dic
     """Latency of ``RoutingService.route`` and of the pure decision, in this process."""
     from learners.context import DecisionContext
     from learners.features import extract_features
-    from router.app import create_app
-    from router.schemas import RouteRequest
-    from router.services.allowed import allowed_actions
-    from router.services.routing import RoutingService
-    from router.settings import load_settings
+    from router.public import (
+        RouteRequest,
+        RoutingService,
+        allowed_actions,
+        create_app,
+        load_settings,
+    )
 
     settings = load_settings(config, {"ROUTER__STORAGE__URL": f"sqlite+aiosqlite:///{tmp}/inproc.db"})
     requests = [msgspec.convert(body, RouteRequest) for body in bodies]
@@ -439,7 +441,7 @@ async def measure_in_process(config: str | None, tmp: Path, bodies: Sequence[dic
 
 def _generator_name(generator: Generator) -> str:
     if generator == "python":
-        return "python asyncio keep-alive fallback (python -m offline.loadgen; wrk not used)"
+        return "python asyncio keep-alive fallback (python -m offline.bench.loadgen; wrk not used)"
     wrk = shutil.which("wrk") or "wrk"
     done = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
     version = (done.stdout or done.stderr).split("[")[0].strip() or "wrk"
@@ -519,7 +521,7 @@ def _bench(args: argparse.Namespace, tmp: Path) -> BenchReport:
                         connections=args.connections)
 
     echo_port = _free_port()
-    echo_command = [sys.executable, "-m", "offline.echo_app", "--host", "127.0.0.1",
+    echo_command = [sys.executable, "-m", "offline.bench.echo_app", "--host", "127.0.0.1",
                     "--port", str(echo_port)]
     router_port = _free_port()
     router_command = [sys.executable, "-m", "router.cli", "serve", "--host", "127.0.0.1",
@@ -566,7 +568,7 @@ def run(args: argparse.Namespace) -> int:
         print("router bench: --rounds must be at least 1 and at most --duration (rounds of at "
               "least 1 s)", file=sys.stderr)
         return 2
-    from router.settings import SettingsError
+    from router.public import SettingsError
 
     if args.in_process_only:
         return _in_process_only(args)

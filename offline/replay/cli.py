@@ -24,7 +24,7 @@ from offline.replay.report import ProgressLine, format_table, write_json
 from offline.replay.targets import TargetSpec, needs_context, parse_target
 
 if TYPE_CHECKING:
-    from router.settings import Settings
+    from router.public import Settings
 
 POLICY_HELP = (
     "target policy (repeatable; default: logged and uniform): logged | uniform | "
@@ -108,9 +108,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         from learners.sealed import SealError
         from offline.history_file import HistoryFileError
-        from router.errors import StorageUnavailableError
-        from router.settings import SettingsError
-        from router.storage.registry import RegistryError
+        from router.public import RegistryError, SettingsError, StorageUnavailableError
 
         if isinstance(exc, SettingsError | RegistryError | HistoryFileError | SealError |
                       StorageUnavailableError):
@@ -149,10 +147,10 @@ async def _main(args: argparse.Namespace) -> ReplayReport:
 async def _with_database(args: argparse.Namespace, specs: list[TargetSpec],
                          progress: ProgressLine | None) -> ReplayReport:
     from offline.replay.event_log import DatabaseLog
+    from offline.replay.queries import ReplayWindow
     from offline.replay.targets import build_targets, split_for_training
     from offline.train import open_engine, settings_from_args
-    from router.storage.replay_log import ReplayWindow
-    from router.storage.repository import EventLog
+    from router.public import EventLog
 
     settings = settings_from_args(args)
     options = options_from_args(args, settings)

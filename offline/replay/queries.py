@@ -16,10 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from learners.decision import StoredFeatures
 from learners.policy import LearnEvent
-from router.errors import StorageUnavailableError
-from router.storage.models import Checkpoint, Decision, Outcome
-from router.storage.policy_store import ShadowDecision
-from router.storage.repository import as_utc, learn_event_of
+from router.public import (
+    Checkpoint,
+    Decision,
+    Outcome,
+    ShadowDecision,
+    StorageUnavailableError,
+    as_utc,
+    learn_event_of,
+)
 
 
 class ReplayWindow(msgspec.Struct, frozen=True):

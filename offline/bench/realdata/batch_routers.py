@@ -2,12 +2,12 @@
 
 Each router learns, from prompts with every model's outcome, one classifier per model and routes
 a prompt to the model with the highest ``P(success) − λ·cost``
-(:func:`offline.realdata.text_model.choose_by_value`). Representations:
+(:func:`offline.bench.realdata.text_model.choose_by_value`). Representations:
 
 - ``repo``, ``text``, ``repo+text``: the service's features and/or a TF-IDF of the prompt, with
-  logistic regression (:class:`offline.realdata.text_model.TextSuccessModel`);
+  logistic regression (:class:`offline.bench.realdata.text_model.TextSuccessModel`);
 - ``emb``, ``emb-knn``, ``emb-lgbm``: the prompt's all-MiniLM-L6-v2 embedding
-  (:mod:`offline.realdata.embeddings`) with logistic regression, cosine k-nearest neighbours
+  (:mod:`offline.bench.realdata.embeddings`) with logistic regression, cosine k-nearest neighbours
   (distance-weighted) or LightGBM;
 - ``emb+repo+text``: the mean of the ``emb`` and ``repo+text`` probabilities.
 
@@ -28,7 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
 from learners.features import ContextFeatures
-from offline.realdata.text_model import (
+from offline.bench.realdata.text_model import (
     Classifier,
     FeatureSet,
     TextSuccessModel,

@@ -7,8 +7,8 @@
   online, batch routers are trained on it. Train prompts whose text also occurs in the test split
   are dropped from the history unless ``keep_duplicates`` (the data set repeats 69 of its 100
   test code prompts in train).
-- ``cv`` (:mod:`offline.realdata.cv_protocol`): batch routers only, k-fold over every prompt of
-  the subset, folds grouped by prompt text.
+- ``cv`` (:mod:`offline.bench.realdata.cv_protocol`): batch routers only, k-fold over every
+  prompt of the subset, folds grouped by prompt text.
 
 With prompt embeddings (``BenchmarkSpec.embed``), the embedding batch routers run too, and every
 online policy runs a second time as ``NAME +emb`` with the embedding as VW context namespace
@@ -32,10 +32,10 @@ import numpy as np
 
 from learners.bandit.vw_bandit import BanditSettings
 from learners.catalog import Catalog
-from offline.realdata.batch_routers import BatchRouter, PromptInputs, batch_routers
-from offline.realdata.crossval import choose_lambda, grouped_folds, out_of_fold_success
-from offline.realdata.data import RealData, Subset, build_catalog, estimate_costs
-from offline.realdata.frontier import (
+from offline.bench.realdata.batch_routers import BatchRouter, PromptInputs, batch_routers
+from offline.bench.realdata.crossval import choose_lambda, grouped_folds, out_of_fold_success
+from offline.bench.realdata.data import RealData, Subset, build_catalog, estimate_costs
+from offline.bench.realdata.frontier import (
     FloatArray,
     IntArray,
     Point,
@@ -47,10 +47,10 @@ from offline.realdata.frontier import (
     uniform_point,
     zero_router_hull,
 )
-from offline.realdata.harness import Workload, route_online, warm_start
-from offline.realdata.policies import PolicyFactory
-from offline.realdata.prompts import prompt_features
-from offline.realdata.text_model import choose_by_value
+from offline.bench.realdata.harness import Workload, route_online, warm_start
+from offline.bench.realdata.policies import PolicyFactory
+from offline.bench.realdata.prompts import prompt_features
+from offline.bench.realdata.text_model import choose_by_value
 
 Protocol = Literal["online", "warm", "cv"]
 Kind = Literal["router", "reference"]
@@ -284,7 +284,7 @@ def lambda_by_cv_row(frame: Frame, router: BatchRouter, success: FloatArray,
                      spec: BenchmarkSpec) -> PolicyRow:
     """``router`` routing the evaluation prompts (``success``) at the λ chosen on the history
     alone: out-of-fold predictions over ``spec.folds`` text-grouped folds of the history, then
-    :func:`offline.realdata.crossval.choose_lambda` with the cost target."""
+    :func:`offline.bench.realdata.crossval.choose_lambda` with the cost target."""
     folds = grouped_folds(history_inputs.prompts, spec.folds, seed=0)
     held_out = out_of_fold_success(router.create, history_inputs, history.scores, folds)
     lam = choose_lambda(held_out, history.scores, history.costs, COST_TARGET)

@@ -9,24 +9,24 @@ from pathlib import Path
 
 import msgspec
 
-from offline.realdata.batch_routers import BATCH_ROUTERS, UnknownRouterError, batch_routers
-from offline.realdata.benchmark import BenchmarkSpec, ProtocolResult, run_online, run_warm
-from offline.realdata.cv_protocol import run_crossval
-from offline.realdata.data import (
+from offline.bench.realdata.batch_routers import BATCH_ROUTERS, UnknownRouterError, batch_routers
+from offline.bench.realdata.benchmark import BenchmarkSpec, ProtocolResult, run_online, run_warm
+from offline.bench.realdata.cv_protocol import run_crossval
+from offline.bench.realdata.data import (
     ASSUMED_OUTPUT_TOKENS,
     RealDataError,
     default_data_dir,
     load_real_data,
 )
-from offline.realdata.embeddings import (
+from offline.bench.realdata.embeddings import (
     INSTALL_HINT,
     CachedEmbedder,
     default_cache_dir,
     embedding_extra_installed,
     load_minilm,
 )
-from offline.realdata.policies import UnknownPolicyError, resolve_policy
-from offline.realdata.report import format_protocol, format_targets, save_plot
+from offline.bench.realdata.policies import UnknownPolicyError, resolve_policy
+from offline.bench.realdata.report import format_protocol, format_targets, save_plot
 
 DEFAULT_LAMBDAS = (0.0, 100.0, 300.0, 1000.0)
 
@@ -86,7 +86,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark described by ``args``; print the tables. Returns the exit status."""
-    from router.settings import SettingsError, load_settings  # lazy: only the CLI needs router
+    from router.public import SettingsError, load_settings  # lazy: only the CLI needs router
 
     if args.seeds < 1 or not args.lambdas or args.output_tokens < 0 or args.folds < 2:
         print("bench-real: --seeds must be >= 1, --lambdas non-empty, --output-tokens >= 0, "

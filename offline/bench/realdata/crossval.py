@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from offline.realdata.batch_routers import PromptInputs, SuccessModel
-from offline.realdata.text_model import choose_by_value
+from offline.bench.realdata.batch_routers import PromptInputs, SuccessModel
+from offline.bench.realdata.text_model import choose_by_value
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

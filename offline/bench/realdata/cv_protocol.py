@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from offline.realdata.batch_routers import PromptInputs, SuccessModel, batch_routers
-from offline.realdata.benchmark import (
+from offline.bench.realdata.batch_routers import PromptInputs, SuccessModel, batch_routers
+from offline.bench.realdata.benchmark import (
     COST_TARGET,
     BenchmarkSpec,
     Frame,
@@ -28,11 +28,11 @@ from offline.realdata.benchmark import (
     reference_rows,
     result_of,
 )
-from offline.realdata.crossval import choose_lambda, grouped_folds, out_of_fold_success
-from offline.realdata.data import RealData
-from offline.realdata.frontier import IntArray
-from offline.realdata.harness import Workload
-from offline.realdata.text_model import choose_by_value
+from offline.bench.realdata.crossval import choose_lambda, grouped_folds, out_of_fold_success
+from offline.bench.realdata.data import RealData
+from offline.bench.realdata.frontier import IntArray
+from offline.bench.realdata.harness import Workload
+from offline.bench.realdata.text_model import choose_by_value
 
 
 def _inner_lambdas(create: Callable[[], SuccessModel], inputs: PromptInputs,

@@ -107,7 +107,7 @@ class RealData:
 
 def default_data_dir() -> Path:
     """``../shared/data/llmrouter`` relative to the repository root."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "llmrouter"
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data" / "llmrouter"
 
 
 def load_real_data(directory: Path) -> RealData:

@@ -22,7 +22,7 @@ from learners.decision import LoggedDecision, LoggedOutcome, StoredFeatures, lea
 from learners.features import ContextFeatures
 from learners.policy import LearnEvent
 from learners.reward import Verdict
-from offline.realdata.policies import RoutingPolicy
+from offline.bench.realdata.policies import RoutingPolicy
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

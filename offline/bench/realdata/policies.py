@@ -3,7 +3,7 @@
 A policy is anything with the decide/learn interface of :class:`learners.policy.OnlinePolicy`
 (:class:`RoutingPolicy`): ``probabilities(features, catalog, allowed)`` and
 ``learn(event)``. ``--policy NAME`` takes a name of :data:`POLICIES`, an exploration variant
-of the VW policy (``vw:squarecb=200``, ``vw:regcbopt``, ...: :mod:`offline.bandit_spec`) or
+of the VW policy (``vw:squarecb=200``, ``vw:regcbopt``, ...: :mod:`offline.bench.bandit_spec`) or
 ``module:function``, a factory ``(catalog, settings, seed) -> policy``, so a new learner
 (River, hybrid, ...) is benchmarked without editing this module.
 """
@@ -20,7 +20,7 @@ from learners.bandit.vw_bandit import BanditSettings
 from learners.catalog import Catalog
 from learners.features import ContextFeatures
 from learners.policy import LearnEvent, OnlinePolicy
-from offline.bandit_spec import BanditSpecError, is_bandit_spec, parse_bandit_spec
+from offline.bench.bandit_spec import BanditSpecError, is_bandit_spec, parse_bandit_spec
 
 
 class RoutingPolicy(Protocol):

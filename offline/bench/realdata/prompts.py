@@ -12,7 +12,7 @@ import re
 
 from learners.context import MAX_DESCRIPTION_CHARS, DecisionContext, Task
 from learners.features import ContextFeatures, extract_features
-from offline.realdata.data import Subset
+from offline.bench.realdata.data import Subset
 
 CODE_TYPE = "code generation"
 _CODE = re.compile(

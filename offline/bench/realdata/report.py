@@ -1,6 +1,6 @@
 """Reporting of the real-data benchmark: terminal tables, the targets' verdict, the PNG plot.
 
-Kept apart from the computation (:mod:`offline.realdata.benchmark`); matplotlib is imported
+Kept apart from the computation (:mod:`offline.bench.realdata.benchmark`); matplotlib is imported
 only when a plot is written.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from offline.realdata.benchmark import COST_TARGET, GAP_TARGET, PolicyRow, ProtocolResult
+from offline.bench.realdata.benchmark import COST_TARGET, GAP_TARGET, PolicyRow, ProtocolResult
 
 PER_1000 = 1000.0  # costs are shown in USD per 1,000 prompts: per-prompt figures are ~1e-4
 _HEADER = (f"{'policy':<64}{'accuracy':>16}{'USD/1k prompts':>18}{'cost/ref':>10}"

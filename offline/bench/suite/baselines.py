@@ -24,7 +24,7 @@ from vowpalwabbit import Workspace
 from learners.bandit.sampling import draw_index, seed_from_id
 from learners.bandit.vw_format import CONTEXT_NAMESPACES, format_label, format_shared
 from learners.features import describe_context
-from offline.suite.environment import Environment, FloatArray, SuiteStep
+from offline.bench.suite.environment import Environment, FloatArray, SuiteStep
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 STEP = timedelta(minutes=3)

@@ -14,13 +14,13 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
-from offline.bandit_spec import BanditSpecError
-from offline.suite.registry import UnknownEnvironmentError, all_environments, find, select
-from offline.suite.report import format_summary, plot, write_json
-from offline.suite.router_contender import RouterVariant, router_variants
-from offline.suite.runner import JobResult, run_job
-from offline.suite.summary import summarise
-from router.settings import load_settings
+from offline.bench.bandit_spec import BanditSpecError
+from offline.bench.suite.registry import UnknownEnvironmentError, all_environments, find, select
+from offline.bench.suite.report import format_summary, plot, write_json
+from offline.bench.suite.router_contender import RouterVariant, router_variants
+from offline.bench.suite.runner import JobResult, run_job
+from offline.bench.suite.summary import summarise
+from router.public import load_settings
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -4,8 +4,8 @@ Every context carries a task (type, language, a description that varies in wordi
 length, sometimes a framework and requirements), a caller (project, user, agent, sometimes RAG
 signals) and free ``features``: numeric (``files_touched``, ``diff_lines``), categorical
 (``repo_tier``), boolean (``has_ci``) and, in a small share of requests, the rare flag
-``legacy_mainframe``. The worlds (:mod:`offline.suite.worlds`) compute expected rewards from the
-same attributes, kept here as arrays so that a whole stream is scored at once.
+``legacy_mainframe``. The worlds (:mod:`offline.bench.suite.worlds`) compute expected rewards
+from the same attributes, kept here as arrays so that a whole stream is scored at once.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from sklearn import datasets as sklearn_datasets
 
 from learners.catalog import Catalog, ModelSpec, TemplateSpec
 from learners.context import MAX_FEATURES, DecisionContext, Task
-from offline.suite.environment import Environment, FloatArray, Kind, SuiteStep
+from offline.bench.suite.environment import Environment, FloatArray, Kind, SuiteStep
 
 STEPS = 3_000
 TASK_TYPE = "classify"

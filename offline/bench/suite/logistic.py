@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from learners.catalog import Catalog
-from offline.suite.contexts import LANGUAGES, REPO_TIERS, TASK_TYPES, ContextDraws
+from offline.bench.suite.contexts import LANGUAGES, REPO_TIERS, TASK_TYPES, ContextDraws
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

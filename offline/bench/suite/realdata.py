@@ -8,12 +8,12 @@ prompt ``p`` yields the recorded score, less the weighted cost:
 
     reward = clip(score[p, m] − λ · cost[p, m] / cost_scale, 0, 1)
 
-where ``cost`` is the estimated USD cost of :func:`offline.realdata.data.estimate_costs` (prompt
-length and the models' prices; the data has no token counts) and ``cost_scale`` the highest mean
-cost of a single model on the subset, so that λ is the share of a unit reward the priciest
-model's average call costs. Rewards are deterministic: ``expected`` holds every model's recorded
-reward and :meth:`RealOutcomeEnvironment.reward` returns it. There is no skyline: the oracle per
-prompt is the reference.
+where ``cost`` is the estimated USD cost of :func:`offline.bench.realdata.data.estimate_costs`
+(prompt length and the models' prices; the data has no token counts) and ``cost_scale`` the
+highest mean cost of a single model on the subset, so that λ is the share of a unit reward the
+priciest model's average call costs. Rewards are deterministic: ``expected`` holds every model's
+recorded reward and :meth:`RealOutcomeEnvironment.reward` returns it. There is no skyline: the
+oracle per prompt is the reference.
 
 The request is what a real caller would send: the task family as task type (``mbpp``,
 ``gsm8k``, ...), ``python`` as language for the code families and ``text`` otherwise, the prompt
@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from learners.catalog import Catalog
 from learners.context import MAX_DESCRIPTION_CHARS, DecisionContext, Task
-from offline.realdata.data import (
+from offline.bench.realdata.data import (
     CODE_TASKS,
     RealData,
     Subset,
@@ -42,8 +42,8 @@ from offline.realdata.data import (
     estimate_costs,
     load_real_data,
 )
-from offline.realdata.frontier import hull_accuracy, single_model_points, zero_router_hull
-from offline.suite.environment import Environment, FloatArray, Kind, SuiteStep
+from offline.bench.realdata.frontier import hull_accuracy, single_model_points, zero_router_hull
+from offline.bench.suite.environment import Environment, FloatArray, Kind, SuiteStep
 
 IntArray = npt.NDArray[np.int64]
 
@@ -192,7 +192,7 @@ def summarise_pass(env: RealOutcomeEnvironment, seed: int, choices: Sequence[int
 
 def environments(directory: Path | None = None) -> list[Environment]:
     """Every subset at every cost weight, from ``directory`` (default: the shared data
-    directory next to the repository). Raises :class:`offline.realdata.data.RealDataError`
+    directory next to the repository). Raises :class:`offline.bench.realdata.data.RealDataError`
     when the data is missing. Every item is a :class:`RealOutcomeEnvironment` (for
     :func:`summarise_pass`)."""
     data = load_real_data(directory if directory is not None else default_data_dir())

@@ -1,8 +1,9 @@
 """Every environment of the suite, and the selection a command line asks for.
 
-Simulated worlds come from :mod:`offline.suite.worlds` (and :mod:`offline.suite.simulator_env`
-through it), classification sets from :mod:`offline.suite.datasets`, real-outcome replays from
-:mod:`offline.suite.realdata`. Each module exposes ``environments() -> list[Environment]``.
+Simulated worlds come from :mod:`offline.bench.suite.worlds` (and
+:mod:`offline.bench.suite.simulator_env` through it), classification sets from
+:mod:`offline.bench.suite.datasets`, real-outcome replays from
+:mod:`offline.bench.suite.realdata`. Each module exposes ``environments() -> list[Environment]``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import functools
 import importlib
 from collections.abc import Sequence
 
-from offline.suite.environment import Environment
+from offline.bench.suite.environment import Environment
 
-MODULES = ("offline.suite.worlds", "offline.suite.datasets", "offline.suite.realdata")
+MODULES = (
+    "offline.bench.suite.worlds", "offline.bench.suite.datasets", "offline.bench.suite.realdata",
+)
 
 
 class UnknownEnvironmentError(ValueError):

@@ -1,4 +1,5 @@
-"""Text tables, JSON and plots of a suite run (:class:`~offline.suite.summary.SuiteSummary`)."""
+"""Text tables, JSON and plots of a suite run
+(:class:`~offline.bench.suite.summary.SuiteSummary`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import msgspec
 
-from offline.suite.baselines import PLAIN_VW_ARGUMENTS
-from offline.suite.runner import JobResult
-from offline.suite.summary import EnvSummary, SuiteSummary
+from offline.bench.suite.baselines import PLAIN_VW_ARGUMENTS
+from offline.bench.suite.runner import JobResult
+from offline.bench.suite.summary import EnvSummary, SuiteSummary
 
 
 def _num(value: float, width: int = 8, sign: bool = False) -> str:

@@ -3,7 +3,7 @@
 Every decision goes through ``decide`` and every outcome through ``learn_event`` and
 :meth:`TenantPolicies.learn`, as ``POST /v1/route`` and ``POST /v1/feedback`` run them; only
 HTTP and the event log are left out. Variants are named by bandit specs
-(:mod:`offline.bandit_spec`): ``router`` is the configured ``[bandit]``.
+(:mod:`offline.bench.bandit_spec`): ``router`` is the configured ``[bandit]``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from learners.drift import BanditDriftSettings
 from learners.policy import OnlinePolicy
 from learners.reward import Verdict
 from learners.tenant_policies import TenantPolicies
-from offline.bandit_spec import BanditSpecError, parse_bandit_spec
-from offline.suite.baselines import decision_id, decision_time
-from offline.suite.environment import SuiteStep
+from offline.bench.bandit_spec import BanditSpecError, parse_bandit_spec
+from offline.bench.suite.baselines import decision_id, decision_time
+from offline.bench.suite.environment import SuiteStep
 
 TENANT = "suite"
 DEFAULT_NAME = "router"

@@ -1,7 +1,7 @@
 """One suite job: every contender over one environment's stream for one seed.
 
 Each contender meets the same steps and, for the same action at the same step, the same reward
-(:func:`offline.suite.baselines.draw_reward`). A step's outcome reaches the contender after
+(:func:`offline.bench.suite.baselines.draw_reward`). A step's outcome reaches the contender after
 ``step.delay`` later decisions (0: before the next one); outcomes due together are learned in
 decision order. A contender is scored by the expected reward of what it chose, so its score
 carries no reward-draw noise.
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 import numpy as np
 
-from offline.suite.baselines import (
+from offline.bench.suite.baselines import (
     EARLY,
     Contender,
     PlainVW,
@@ -26,8 +26,8 @@ from offline.suite.baselines import (
     draw_reward,
     references,
 )
-from offline.suite.environment import Environment, Kind, SuiteStep
-from offline.suite.router_contender import RouterContender, RouterVariant
+from offline.bench.suite.environment import Environment, Kind, SuiteStep
+from offline.bench.suite.router_contender import RouterContender, RouterVariant
 
 CURVE_POINTS = 20  # points of each learning curve (mean expected reward per block of steps)
 

@@ -16,9 +16,9 @@ import numpy as np
 from learners.catalog import Catalog
 from learners.context import CallerContext, DecisionContext
 from learners.reward import DEFAULT_PROFILES, Outcome, compute_reward
-from offline.suite.environment import Kind, SuiteStep
+from offline.bench.suite.environment import Kind, SuiteStep
 from offline.world import SimTask, World
-from router.settings import load_settings
+from router.public import load_settings
 
 WORLD_SEED = 11  # the hidden structure is the same for every seed of the stream
 

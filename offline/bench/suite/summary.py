@@ -1,7 +1,7 @@
 """Figures of a suite run: per-environment spreads over seeds, aggregates, issue 17's Targets.
 
-Pure arithmetic on :class:`~offline.suite.runner.JobResult` records; formatting and plotting
-live in :mod:`offline.suite.report`.
+Pure arithmetic on :class:`~offline.bench.suite.runner.JobResult` records; formatting and plotting
+live in :mod:`offline.bench.suite.report`.
 
 - normalised score of a contender on one seed: ``(score − uniform) / (ceiling − uniform)``,
   the ceiling being the environment's skyline where it has one, else the oracle;
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from offline.suite.environment import Kind
-from offline.suite.runner import JobResult
+from offline.bench.suite.environment import Kind
+from offline.bench.suite.runner import JobResult
 
 REFERENCE_ROWS = ("uniform", "best fixed", "oracle")
 PLAIN_VW = "plain-vw"

@@ -1,12 +1,12 @@
 """Simulated worlds of the learning suite: structures unlike the project's own simulator.
 
-Each world draws realistic requests (:mod:`offline.suite.contexts`), scores every catalog action
-with a seeded logistic structure (:mod:`offline.suite.logistic`) and realises a Bernoulli reward
-around the expected one. What changes between worlds is what the structure rewards: price and
-quality uncorrelated or anti-correlated, one strong model among many weak ones, a rare flag that
-flips the best model, sparse success, 2 or 300 actions, abrupt or gradual drift, delayed
-feedback. The world's structure is fixed (``STRUCTURE_SEED``); the seed of a stream draws its
-requests, delays and rewards.
+Each world draws realistic requests (:mod:`offline.bench.suite.contexts`), scores every catalog
+action with a seeded logistic structure (:mod:`offline.bench.suite.logistic`) and realises a
+Bernoulli reward around the expected one. What changes between worlds is what the structure
+rewards: price and quality uncorrelated or anti-correlated, one strong model among many weak
+ones, a rare flag that flips the best model, sparse success, 2 or 300 actions, abrupt or gradual
+drift, delayed feedback. The world's structure is fixed (``STRUCTURE_SEED``); the seed of a
+stream draws its requests, delays and rewards.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from learners.catalog import Catalog, ModelSpec, TemplateSpec
-from offline.suite.contexts import LANGUAGES, draw_contexts
-from offline.suite.environment import Environment, FloatArray, Kind, SuiteStep
-from offline.suite.logistic import Structure, draw_structure, expected_rewards
-from offline.suite.simulator_env import SimulatorEnvironment
+from offline.bench.suite.contexts import LANGUAGES, draw_contexts
+from offline.bench.suite.environment import Environment, FloatArray, Kind, SuiteStep
+from offline.bench.suite.logistic import Structure, draw_structure, expected_rewards
+from offline.bench.suite.simulator_env import SimulatorEnvironment
 
 STRUCTURE_SEED = 2026
 STEPS = 4000

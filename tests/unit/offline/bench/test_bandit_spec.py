@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from learners.bandit.vw_bandit import BanditSettings, Exploration, vw_arguments
-from offline.bandit_spec import (
+from offline.bench.bandit_spec import (
     METHOD_PARAMETERS,
     BanditSpecError,
     is_bandit_spec,

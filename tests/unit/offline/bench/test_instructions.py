@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from offline import bench_instructions
+from offline.bench import instructions as bench_instructions
 from router.cli import main
 
 ANNOTATE = """\
@@ -92,8 +92,8 @@ def test_counts_whole_echo_requests_through_the_asgi_app(
 
 
 async def test_an_asgi_post_runs_the_whole_app_and_fails_on_an_error_status() -> None:
-    from offline.bench import generate_route_bodies
-    from offline.echo_app import create_echo_app
+    from offline.bench.echo_app import create_echo_app
+    from offline.bench.throughput import generate_route_bodies
 
     app = create_echo_app()
     post = bench_instructions.asgi_post(app, "/echo")

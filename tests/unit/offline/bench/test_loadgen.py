@@ -13,7 +13,7 @@ import httpx
 import msgspec
 import pytest
 
-from offline.loadgen import LoadGenError, LoadSpec, parse_wrk_output, run_load
+from offline.bench.loadgen import LoadGenError, LoadSpec, parse_wrk_output, run_load
 
 # Real wrk 4.1.0 reports, captured against ``router serve`` and the echo app (the last one with
 # the script of ``wrk_script``, whose ``done`` adds the exhaustion line). wrk pads "1.33s ".
@@ -131,7 +131,8 @@ def _free_port() -> int:
 def echo_url() -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "offline.echo_app", "--port", str(port), "--log-level", "warning"]
+        [sys.executable, "-m", "offline.bench.echo_app", "--port", str(port),
+         "--log-level", "warning"]
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -12,8 +12,8 @@ from learners.bandit.vw_bandit import BanditSettings
 from learners.catalog import Catalog
 from learners.features import ContextFeatures
 from learners.policy import LearnEvent, OnlinePolicy
-from offline.realdata.benchmark import BenchmarkSpec, run_online, run_warm
-from offline.realdata.data import (
+from offline.bench.realdata.benchmark import BenchmarkSpec, run_online, run_warm
+from offline.bench.realdata.data import (
     ASSUMED_OUTPUT_TOKENS,
     ModelPrice,
     RealData,
@@ -22,7 +22,7 @@ from offline.realdata.data import (
     estimate_costs,
     load_real_data,
 )
-from offline.realdata.frontier import (
+from offline.bench.realdata.frontier import (
     Point,
     best_single,
     choice_point,
@@ -30,14 +30,14 @@ from offline.realdata.frontier import (
     oracle_choices,
     zero_router_hull,
 )
-from offline.realdata.harness import route_online, warm_start
-from offline.realdata.policies import UnknownPolicyError, resolve_policy
-from offline.realdata.prompts import guess_task_type, prompt_context
-from offline.realdata.report import format_protocol, format_targets, save_plot
+from offline.bench.realdata.harness import route_online, warm_start
+from offline.bench.realdata.policies import UnknownPolicyError, resolve_policy
+from offline.bench.realdata.prompts import guess_task_type, prompt_context
+from offline.bench.realdata.report import format_protocol, format_targets, save_plot
 from router.cli import main
 from tests.support import sample_code_prompts
 
-CONFIG = Path(__file__).resolve().parents[3] / "configs" / "default.toml"
+CONFIG = Path(__file__).resolve().parents[4] / "configs" / "default.toml"
 DATA = default_data_dir()
 needs_data = pytest.mark.skipif(
     not (DATA / "outcomes.jsonl.gz").is_file(), reason=f"real outcome data not found at {DATA}"
@@ -79,7 +79,7 @@ def test_loads_every_prompt_with_nine_priced_models(real: RealData) -> None:
 
 
 def test_missing_data_directory_is_reported(tmp_path: Path) -> None:
-    from offline.realdata.data import RealDataError
+    from offline.bench.realdata.data import RealDataError
 
     with pytest.raises(RealDataError, match=r"outcomes\.jsonl\.gz: no such file"):
         load_real_data(tmp_path)
@@ -166,7 +166,7 @@ class AlwaysFirst:
 
 def test_harness_learns_score_minus_lambda_cost_of_the_chosen_model() -> None:
     data = _tiny(["a" * 40, "b" * 80], [[1.0, 0.0], [0.0, 1.0]])
-    from offline.realdata.benchmark import make_workload
+    from offline.bench.realdata.benchmark import make_workload
 
     workload = make_workload(data, "code", ASSUMED_OUTPUT_TOKENS)
     policy = AlwaysFirst()
@@ -180,10 +180,10 @@ def test_harness_learns_score_minus_lambda_cost_of_the_chosen_model() -> None:
 
 
 def test_vw_policy_runs_end_to_end_by_name(code_sample: RealData) -> None:
-    from offline.realdata.benchmark import make_workload
+    from offline.bench.realdata.benchmark import make_workload
 
     factory = resolve_policy("vw")
-    assert resolve_policy("offline.realdata.policies:create_vw_policy") is not None
+    assert resolve_policy("offline.bench.realdata.policies:create_vw_policy") is not None
     with pytest.raises(UnknownPolicyError, match="unknown policy"):
         resolve_policy("no-such-policy")
     catalog = build_catalog(code_sample)
@@ -213,7 +213,7 @@ def test_an_exploration_variant_is_the_vw_policy_under_its_spec() -> None:
 
 
 def test_the_reward_range_reaches_down_to_lambda_times_the_dearest_cost() -> None:
-    from offline.realdata.benchmark import bandit_for_lambda, make_workload
+    from offline.bench.realdata.benchmark import bandit_for_lambda, make_workload
 
     workload = make_workload(_tiny(["a" * 40, "b" * 4000], [[1.0, 0.0], [0.0, 1.0]]), "code",
                              ASSUMED_OUTPUT_TOKENS)

@@ -13,32 +13,37 @@ from sklearn.feature_extraction.text import HashingVectorizer
 
 from learners.bandit.vw_bandit import BanditSettings
 from learners.bandit.vw_format import format_shared
-from offline.realdata.batch_routers import (
+from offline.bench.realdata.batch_routers import (
     BATCH_ROUTERS,
     EmbeddingSuccessModel,
     MissingEmbeddingsError,
     PromptInputs,
 )
-from offline.realdata.benchmark import (
+from offline.bench.realdata.benchmark import (
     BenchmarkSpec,
     make_workload,
     run_online,
     run_warm,
     with_embeddings,
 )
-from offline.realdata.crossval import choose_lambda, grouped_folds, out_of_fold_success
-from offline.realdata.cv_protocol import run_crossval
-from offline.realdata.data import ASSUMED_OUTPUT_TOKENS, RealData, default_data_dir, load_real_data
-from offline.realdata.embeddings import (
+from offline.bench.realdata.crossval import choose_lambda, grouped_folds, out_of_fold_success
+from offline.bench.realdata.cv_protocol import run_crossval
+from offline.bench.realdata.data import (
+    ASSUMED_OUTPUT_TOKENS,
+    RealData,
+    default_data_dir,
+    load_real_data,
+)
+from offline.bench.realdata.embeddings import (
     CachedEmbedder,
     EmbeddingsUnavailableError,
     embedding_extra_installed,
     load_minilm,
 )
-from offline.realdata.policies import resolve_policy
-from offline.realdata.prompts import prompt_features
-from offline.realdata.report import format_protocol, format_targets
-from offline.realdata.text_model import choose_by_value
+from offline.bench.realdata.policies import resolve_policy
+from offline.bench.realdata.prompts import prompt_features
+from offline.bench.realdata.report import format_protocol, format_targets
+from offline.bench.realdata.text_model import choose_by_value
 from router.cli import main
 from tests.support import sample_code_prompts
 
@@ -225,7 +230,7 @@ def test_protocols_with_embeddings_report_every_router(code_sample: RealData) ->
 
 def test_cli_names_the_batch_routers_when_one_is_unknown(
         capsys: pytest.CaptureFixture[str]) -> None:
-    config = Path(__file__).resolve().parents[3] / "configs" / "default.toml"
+    config = Path(__file__).resolve().parents[4] / "configs" / "default.toml"
     assert main(["bench-real", "--batch", "nope", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "unknown batch router nope" in err
@@ -233,8 +238,8 @@ def test_cli_names_the_batch_routers_when_one_is_unknown(
 
 
 def test_router_rows_carry_the_paired_standard_error_against_the_reference() -> None:
-    from offline.realdata.benchmark import Frame
-    from offline.realdata.harness import Workload
+    from offline.bench.realdata.benchmark import Frame
+    from offline.bench.realdata.harness import Workload
 
     scores = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])  # model 0: 0.75
     costs = np.array([[2.0, 1.0]] * 4)

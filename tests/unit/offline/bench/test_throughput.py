@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from offline import bench
-from offline.loadgen import LoadResult, LoadSpec
+from offline.bench import throughput as bench
+from offline.bench.loadgen import LoadResult, LoadSpec
 
 
 def result(url: str, requests: int, duration_s: float, p50: float, p99: float) -> LoadResult:

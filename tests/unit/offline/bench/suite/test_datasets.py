@@ -11,7 +11,7 @@ import pytest
 from sklearn import datasets as sklearn_datasets
 
 from learners.context import MAX_FEATURES, Task
-from offline.suite.datasets import (
+from offline.bench.suite.datasets import (
     STEPS,
     ClassificationEnvironment,
     environments,

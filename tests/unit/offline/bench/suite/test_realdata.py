@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from learners.context import MAX_DESCRIPTION_CHARS, Task
-from offline.realdata.data import RealData, default_data_dir, load_real_data
-from offline.suite.realdata import (
+from offline.bench.realdata.data import RealData, default_data_dir, load_real_data
+from offline.bench.suite.realdata import (
     COST_WEIGHTS,
     PASSES,
     RealOutcomeEnvironment,

@@ -9,11 +9,11 @@ import pytest
 
 from learners.catalog import Catalog
 from learners.context import DecisionContext, Task
-from offline.suite.baselines import EARLY, draw_reward, references
-from offline.suite.environment import Kind, SuiteStep
-from offline.suite.router_contender import router_variants
-from offline.suite.runner import run_contender, run_job
-from offline.suite.worlds import SyntheticWorld, delayed, make_catalog
+from offline.bench.suite.baselines import EARLY, draw_reward, references
+from offline.bench.suite.environment import Kind, SuiteStep
+from offline.bench.suite.router_contender import router_variants
+from offline.bench.suite.runner import run_contender, run_job
+from offline.bench.suite.worlds import SyntheticWorld, delayed, make_catalog
 from router.settings import load_settings
 
 

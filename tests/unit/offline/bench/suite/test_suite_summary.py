@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from offline.bandit_spec import BanditSpecError
-from offline.suite.baselines import references
-from offline.suite.cli import configure_parser, run
-from offline.suite.registry import UnknownEnvironmentError, all_environments, select
-from offline.suite.router_contender import router_variants
-from offline.suite.runner import ContenderRun, JobResult
-from offline.suite.summary import summarise
+from offline.bench.bandit_spec import BanditSpecError
+from offline.bench.suite.baselines import references
+from offline.bench.suite.cli import configure_parser, run
+from offline.bench.suite.registry import UnknownEnvironmentError, all_environments, select
+from offline.bench.suite.router_contender import router_variants
+from offline.bench.suite.runner import ContenderRun, JobResult
+from offline.bench.suite.summary import summarise
 from router.settings import load_settings
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from offline.suite.contexts import RARE_FEATURE
-from offline.suite.simulator_env import SimulatorEnvironment
-from offline.suite.worlds import (
+from offline.bench.suite.contexts import RARE_FEATURE
+from offline.bench.suite.simulator_env import SimulatorEnvironment
+from offline.bench.suite.worlds import (
     SyntheticWorld,
     abrupt_drift,
     anticorrelated,
