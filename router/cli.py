@@ -129,7 +129,6 @@ def _configure(parser: argparse.ArgumentParser, command: OfflineCommand) -> None
     except ModuleNotFoundError as exc:
         if command not in BENCHMARK_COMMANDS or exc.name != BENCHMARK_PACKAGE:
             raise
-        parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         parser.set_defaults(handler=_benchmarks_absent)
         return
     getattr(module, command.configure)(parser)
@@ -167,7 +166,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     command = next((word for word in arguments if not word.startswith("-")), None)
-    args = build_parser(command).parse_args(arguments)
+    parser = build_parser(command)
+    args, unknown = parser.parse_known_args(arguments)
+    if unknown and args.handler is not _benchmarks_absent:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     code: int = args.handler(args)
     return code
 
