@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from learners.catalog import Action, Catalog, format_action_id
 from learners.reward import RewardProfile
+from offline.plots import plots_unavailable
 from offline.world import SimOutcome, SimTask, World
 
 FloatArray = npt.NDArray[np.float64]
@@ -277,6 +278,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulation described by ``args``; print the table. Returns the exit status."""
+    if args.plot and (reason := plots_unavailable()):
+        print(f"router simulate: --plot: {reason}", file=sys.stderr)
+        return 2
     return asyncio.run(_run(args))
 
 

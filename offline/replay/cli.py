@@ -15,6 +15,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from offline.plots import plots_unavailable
 from offline.replay.errors import ReplayError
 from offline.replay.estimators import EstimatorOptions
 from offline.replay.evaluate import ReplayReport, evaluate
@@ -100,6 +101,9 @@ def options_from_args(args: argparse.Namespace, settings: Settings | None = None
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.html_path and (reason := plots_unavailable()):
+        print(f"router replay: --html: {reason}", file=sys.stderr)
+        return 2
     try:
         report = asyncio.run(_main(args))
     except ReplayError as exc:

@@ -27,6 +27,7 @@ from offline.bench.realdata.embeddings import (
 )
 from offline.bench.realdata.policies import UnknownPolicyError, resolve_policy
 from offline.bench.realdata.report import format_protocol, format_targets, save_plot
+from offline.plots import plots_unavailable
 
 DEFAULT_LAMBDAS = (0.0, 100.0, 300.0, 1000.0)
 
@@ -91,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1 or not args.lambdas or args.output_tokens < 0 or args.folds < 2:
         print("bench-real: --seeds must be >= 1, --lambdas non-empty, --output-tokens >= 0, "
               "--folds >= 2", file=sys.stderr)
+        return 2
+    if (args.plot or args.out) and (reason := plots_unavailable()):
+        print(f"bench-real: --plot/--out: {reason}", file=sys.stderr)
         return 2
     try:
         batch_routers(args.embeddings, args.batch)

@@ -20,6 +20,7 @@ from offline.bench.suite.report import format_summary, plot, write_json
 from offline.bench.suite.router_contender import RouterVariant, router_variants
 from offline.bench.suite.runner import JobResult, run_job
 from offline.bench.suite.summary import summarise
+from offline.plots import plots_unavailable
 from router.public import load_settings
 
 
@@ -62,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1 or args.jobs < 1 or not 0.0 < args.steps_scale <= 1.0:
         print("router bench-suite: --seeds and --jobs must be >= 1, --steps-scale in (0, 1]",
               file=sys.stderr)
+        return 2
+    if args.plot and (reason := plots_unavailable()):
+        print(f"router bench-suite: --plot: {reason}", file=sys.stderr)
         return 2
     settings = load_settings(args.config, {})
     try:
