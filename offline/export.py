@@ -32,9 +32,7 @@ from learners.reward import Verdict
 from offline.history_file import HistoryFileError, HistoryRow, HistoryWriter
 from offline.progress import progress_bar
 from offline.train import add_common_options, open_engine, settings_from_args
-from router.settings import SettingsError
-from router.storage.models import Decision, Outcome
-from router.storage.repository import DatasetCounts, EventLog, as_utc
+from router.public import DatasetCounts, Decision, EventLog, Outcome, SettingsError, as_utc
 
 PAGE_ROWS = 2000
 

@@ -40,9 +40,7 @@ from offline.dataset import decision_context, history_from_rows, row_labels
 from offline.history_file import HistoryFileError, HistoryRow, read_history
 from offline.progress import Bar, progress_bar
 from offline.train import add_common_options, open_engine, settings_from_args
-from router.settings import Settings, SettingsError
-from router.storage.models import Decision, Outcome, Tenant
-from router.storage.repository import EventLog
+from router.public import Decision, EventLog, Outcome, Settings, SettingsError, Tenant
 
 BATCH_ROWS = 1000
 POLICY = "imported"

@@ -38,10 +38,10 @@ from offline.replay.estimators import EstimatorOptions, Interval
 from offline.replay.evaluate import PolicyReport, ReplayReport, evaluate
 from offline.replay.policies import LoggedPolicy, TargetPolicy
 from offline.replay.targets import bandit_learner_name as bandit_fingerprint
-from router.settings import Settings
+from router.public import Settings
 
 if TYPE_CHECKING:
-    from router.storage.replay_log import ReplayWindow
+    from offline.replay.queries import ReplayWindow
 
 PROMOTED, REFUSED, FORCED = "promoted", "refused", "forced"
 MIN_ESS = 100.0
@@ -211,9 +211,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from learners.sealed import SealError
-    from router.errors import StorageUnavailableError
-    from router.settings import SettingsError
-    from router.storage.registry import RegistryError
+    from router.public import RegistryError, SettingsError, StorageUnavailableError
 
     try:
         decision = asyncio.run(_main(args))
@@ -258,11 +256,9 @@ async def promote(engine: AsyncEngine, settings: Settings, candidate: Candidate,
     from offline.replay.cli import parse_time
     from offline.replay.deciders import ShadowLoggedPolicy
     from offline.replay.event_log import DatabaseLog
+    from offline.replay.queries import ReplayWindow
     from offline.replay.targets import TargetSpec, build_targets
-    from router.storage.policy_store import NewPromotion, PolicyStore
-    from router.storage.registry import ModelRegistry
-    from router.storage.replay_log import ReplayWindow
-    from router.storage.repository import EventLog
+    from router.public import EventLog, ModelRegistry, NewPromotion, PolicyStore
 
     catalogs = await EventLog(engine).load_catalogs()
     catalogs.setdefault(settings.catalog.fingerprint, settings.catalog)

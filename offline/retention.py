@@ -10,8 +10,7 @@ import sys
 import msgspec
 
 from offline.train import add_common_options, open_engine, settings_from_args
-from router.settings import SettingsError
-from router.storage.retention import RetentionReport, run_retention
+from router.public import RetentionReport, SettingsError, run_retention
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

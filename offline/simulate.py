@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from learners.catalog import Action, Catalog, format_action_id
 from learners.reward import RewardProfile
+from offline.plots import plots_unavailable
 from offline.progress import Bar, progress_bar
 from offline.world import SimOutcome, SimTask, World
 
@@ -281,11 +282,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the simulation described by ``args``; print the table. Returns the exit status."""
+    if args.plot and (reason := plots_unavailable()):
+        print(f"router simulate: --plot: {reason}", file=sys.stderr)
+        return 2
     return asyncio.run(_run(args))
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from router.settings import load_settings  # lazy: the CLI, not the library, needs router
+    from router.public import load_settings  # lazy: the CLI, not the library, needs router
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns progress
     headers = {"X-API-Key": args.api_key} if args.api_key else {}
@@ -316,7 +320,7 @@ async def _run(args: argparse.Namespace) -> int:
         else:
             from litestar.testing import AsyncTestClient
 
-            from router.app import create_app
+            from router.public import create_app
 
             async with AsyncTestClient(create_app(settings)) as test_client:
                 test_client.headers.update(headers)

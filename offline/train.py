@@ -23,20 +23,21 @@ from learners.sealed import Keyring, SealError
 from offline.dataset import history_from_rows
 from offline.history_file import HistoryFileError, HistoryRow, read_history
 from offline.progress import Bar, progress_bar
-from router.server_secret import load_keyring
-from router.services.promotion import (
-    TrainReport,
-    known_catalogs,
-    load_log_history,
-    promote_version,
-    train_and_register,
-)
-from router.settings import Settings, SettingsError, load_settings
-from router.storage.database import create_engine, migrate
-from router.storage.registry import (
+from router.public import (
     ModelRegistry,
     RegistryError,
+    Settings,
+    SettingsError,
+    TrainReport,
     VersionInfo,
+    create_engine,
+    known_catalogs,
+    load_keyring,
+    load_log_history,
+    load_settings,
+    migrate,
+    promote_version,
+    train_and_register,
 )
 
 

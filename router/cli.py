@@ -1,17 +1,22 @@
-"""The ``router`` command: serve, simulate, bench, train, models, import, export, replay,
+"""The ``router`` command: serve, keys, simulate, train, models, import, export, replay,
 promote, retention and the benchmarks (bench, bench-instructions, bench-models, bench-replay,
 bench-real, bench-shadows, bench-suite).
 
-Offline commands import their modules lazily so that ``router serve`` loads only the service.
+An offline command's module is imported only when that command runs, so that ``router serve``
+loads only the service. The benchmarks live in ``offline/bench/``, which a source checkout has
+and the wheel leaves out: installed from the wheel, a ``router bench*`` command says so in one
+line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from router.settings import SettingsError, load_settings
 
@@ -65,7 +70,73 @@ def _serve(args: argparse.Namespace) -> int:
     return 0 if run_server(config) else 3
 
 
-def build_parser() -> argparse.ArgumentParser:
+class OfflineCommand(NamedTuple):
+    """A command whose ``configure`` and ``run`` functions live in the offline ``module``."""
+
+    name: str
+    module: str
+    help: str
+    configure: str = "configure_parser"
+    run: str = "run"
+
+
+OFFLINE_COMMANDS = (
+    OfflineCommand("simulate", "offline.simulate", "drive the router with a simulated world"),
+    OfflineCommand("train", "offline.train", "train the batch models and register a version",
+                   "configure_train_parser", "run_train"),
+    OfflineCommand("models", "offline.train",
+                   "list, promote or roll back batch-model versions",
+                   "configure_models_parser", "run_models"),
+    OfflineCommand("import", "offline.import_export", "load a history file into the event log",
+                   "configure_import_parser", "run_import"),
+    OfflineCommand("export", "offline.export",
+                   "dataset statistics; the log as a history file"),
+    OfflineCommand("replay", "offline.replay.cli",
+                   "off-policy evaluation of target policies on a log"),
+    OfflineCommand("promote", "offline.promote",
+                   "replace the served policy by a candidate that the logs show is better"),
+    OfflineCommand("retention", "offline.retention",
+                   "archive old decisions to Parquet and delete them from the log"),
+)
+BENCHMARK_PACKAGE = "offline.bench"
+BENCHMARK_COMMANDS = (
+    OfflineCommand("bench", "offline.bench.throughput", "HTTP and in-process latency benchmark"),
+    OfflineCommand("bench-instructions", "offline.bench.instructions",
+                   "CPU instructions per route decision, counted by callgrind"),
+    OfflineCommand("bench-models", "offline.bench.models",
+                   "batch-model training and serving speed"),
+    OfflineCommand("bench-shadows", "offline.bench.shadows",
+                   "route latency without and with shadows"),
+    OfflineCommand("bench-replay", "offline.bench.replay",
+                   "off-policy evaluation speed on a 1M-row log"),
+    OfflineCommand("bench-real", "offline.bench.realdata.cli",
+                   "route real prompts against real outcomes"),
+    OfflineCommand("bench-suite", "offline.bench.suite.cli",
+                   "learning quality on many environments against baselines"),
+)
+
+
+def _benchmarks_absent(args: argparse.Namespace) -> int:
+    print(f"router {args.command}: the benchmarks are not installed; they run from a source "
+          "checkout of the router (offline/bench/)", file=sys.stderr)
+    return 2
+
+
+def _configure(parser: argparse.ArgumentParser, command: OfflineCommand) -> None:
+    try:
+        module = importlib.import_module(command.module)
+    except ModuleNotFoundError as exc:
+        if command not in BENCHMARK_COMMANDS or exc.name != BENCHMARK_PACKAGE:
+            raise
+        parser.set_defaults(handler=_benchmarks_absent)
+        return
+    getattr(module, command.configure)(parser)
+    parser.set_defaults(handler=getattr(module, command.run))
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. With ``command``, only that command's arguments are
+    configured (and only its module imported); without, every command's."""
     parser = argparse.ArgumentParser(prog="router", description="Adaptive router for LLM codegen")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -77,105 +148,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker processes (default from config: 1)")
     serve.set_defaults(handler=_serve)
 
-    from router import keys_command
-
     key = commands.add_parser("keys", help="list API keys (by id) or revoke one")
-    keys_command.configure_parser(key)
-    key.set_defaults(handler=keys_command.run)
+    if command in (None, "keys"):
+        from router import keys_command
 
-    from offline import bench, simulate
+        keys_command.configure_parser(key)
+        key.set_defaults(handler=keys_command.run)
 
-    sim = commands.add_parser("simulate", help="drive the router with a simulated world")
-    simulate.configure_parser(sim)
-    sim.set_defaults(handler=simulate.run)
-
-    ben = commands.add_parser("bench", help="HTTP and in-process latency benchmark")
-    bench.configure_parser(ben)
-    ben.set_defaults(handler=bench.run)
-
-    from offline import bench_instructions
-
-    bin_ = commands.add_parser("bench-instructions",
-                               help="CPU instructions per route decision, counted by callgrind")
-    bench_instructions.configure_parser(bin_)
-    bin_.set_defaults(handler=bench_instructions.run)
-
-    from offline import bench_models, train
-
-    bmo = commands.add_parser("bench-models", help="batch-model training and serving speed")
-    bench_models.configure_parser(bmo)
-    bmo.set_defaults(handler=bench_models.run)
-
-    tra = commands.add_parser("train", help="train the batch models and register a version")
-    train.configure_train_parser(tra)
-    tra.set_defaults(handler=train.run_train)
-
-    mod = commands.add_parser("models", help="list, promote or roll back batch-model versions")
-    train.configure_models_parser(mod)
-    mod.set_defaults(handler=train.run_models)
-
-    from offline import import_export
-
-    imp = commands.add_parser("import", help="load a history file into the event log")
-    import_export.configure_import_parser(imp)
-    imp.set_defaults(handler=import_export.run_import)
-
-    from offline import export
-
-    exp = commands.add_parser("export", help="dataset statistics; the log as a history file")
-    export.configure_parser(exp)
-    exp.set_defaults(handler=export.run)
-
-    from offline.replay import cli as replay
-
-    rep = commands.add_parser("replay", help="off-policy evaluation of target policies on a log")
-    replay.configure_parser(rep)
-    rep.set_defaults(handler=replay.run)
-
-    from offline import promote
-
-    pro = commands.add_parser(
-        "promote", help="replace the served policy by a candidate that the logs show is better"
-    )
-    promote.configure_parser(pro)
-    pro.set_defaults(handler=promote.run)
-
-    from offline import retention
-
-    ret = commands.add_parser("retention",
-                              help="archive old decisions to Parquet and delete them from the log")
-    retention.configure_parser(ret)
-    ret.set_defaults(handler=retention.run)
-
-    from offline import bench_shadows
-
-    bsh = commands.add_parser("bench-shadows", help="route latency without and with shadows")
-    bench_shadows.configure_parser(bsh)
-    bsh.set_defaults(handler=bench_shadows.run)
-
-    from offline.replay import bench as replay_bench
-
-    brp = commands.add_parser("bench-replay", help="off-policy evaluation speed on a 1M-row log")
-    replay_bench.configure_parser(brp)
-    brp.set_defaults(handler=replay_bench.run)
-
-    from offline.realdata import cli as realdata_cli
-
-    real = commands.add_parser("bench-real", help="route real prompts against real outcomes")
-    realdata_cli.configure_parser(real)
-    real.set_defaults(handler=realdata_cli.run)
-
-    from offline.suite import cli as suite_cli
-
-    suite = commands.add_parser("bench-suite",
-                                help="learning quality on many environments against baselines")
-    suite_cli.configure_parser(suite)
-    suite.set_defaults(handler=suite_cli.run)
+    for offline in OFFLINE_COMMANDS + BENCHMARK_COMMANDS:
+        sub = commands.add_parser(offline.name, help=offline.help)
+        if command in (None, offline.name):
+            _configure(sub, offline)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    command = next((word for word in arguments if not word.startswith("-")), None)
+    parser = build_parser(command)
+    args, unknown = parser.parse_known_args(arguments)
+    if unknown and args.handler is not _benchmarks_absent:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     code: int = args.handler(args)
     return code
 

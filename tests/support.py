@@ -18,7 +18,7 @@ from learners.batch.settings import TrainSettings
 from learners.batch.training import History, TrainingResult
 from learners.catalog import Catalog
 from learners.sealed import Keyring
-from offline.realdata.data import RealData
+from offline.bench.realdata.data import RealData
 from offline.replay.log import ActionSpace, LogChunk, LogSource, LogSummary
 from offline.replay.policies import TargetProbabilities, chosen_of
 from router.settings import Settings, load_settings

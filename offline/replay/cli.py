@@ -15,6 +15,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from offline.plots import plots_unavailable
 from offline.progress import progress_bar
 from offline.replay.errors import ReplayError
 from offline.replay.estimators import EstimatorOptions
@@ -25,7 +26,7 @@ from offline.replay.report import format_table, write_json
 from offline.replay.targets import TargetSpec, needs_context, parse_target
 
 if TYPE_CHECKING:
-    from router.settings import Settings
+    from router.public import Settings
 
 POLICY_HELP = (
     "target policy (repeatable; default: logged and uniform): logged | uniform | "
@@ -101,6 +102,9 @@ def options_from_args(args: argparse.Namespace, settings: Settings | None = None
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.html_path and (reason := plots_unavailable()):
+        print(f"router replay: --html: {reason}", file=sys.stderr)
+        return 2
     try:
         with progress_bar("router replay", enabled=not args.quiet) as bar:
             report = asyncio.run(_main(args, bar.report))
@@ -110,9 +114,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         from learners.sealed import SealError
         from offline.history_file import HistoryFileError
-        from router.errors import StorageUnavailableError
-        from router.settings import SettingsError
-        from router.storage.registry import RegistryError
+        from router.public import RegistryError, SettingsError, StorageUnavailableError
 
         if isinstance(exc, SettingsError | RegistryError | HistoryFileError | SealError |
                       StorageUnavailableError):
@@ -150,10 +152,10 @@ async def _main(args: argparse.Namespace, progress: Progress) -> ReplayReport:
 async def _with_database(args: argparse.Namespace, specs: list[TargetSpec],
                          progress: Progress) -> ReplayReport:
     from offline.replay.event_log import DatabaseLog
+    from offline.replay.queries import ReplayWindow
     from offline.replay.targets import build_targets, split_for_training
     from offline.train import open_engine, settings_from_args
-    from router.storage.replay_log import ReplayWindow
-    from router.storage.repository import EventLog
+    from router.public import EventLog
 
     settings = settings_from_args(args)
     options = options_from_args(args, settings)

@@ -20,8 +20,8 @@ from offline.history_file import HistoryFileError, HistoryRow, RawChunk, parse_r
 from offline.replay.log import LogError
 
 if TYPE_CHECKING:
-    from router.storage.policy_store import ShadowDecision
-    from router.storage.replay_log import ReplayDecision
+    from offline.replay.queries import ReplayDecision
+    from router.public import ShadowDecision
 
 
 @dataclass(frozen=True)

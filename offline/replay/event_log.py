@@ -18,7 +18,7 @@ from learners.catalog import Catalog
 from offline.history_file import CHUNK_ROWS
 from offline.replay.context import RowContext
 from offline.replay.log import ActionSpace, LogChunk, LogError
-from router.storage.replay_log import ReplayDecision, ReplayWindow, logged_decisions
+from offline.replay.queries import ReplayDecision, ReplayWindow, logged_decisions
 
 
 class DatabaseLog:

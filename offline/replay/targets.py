@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from learners.catalog import Catalog
     from learners.drift import BanditDriftSettings
     from learners.sealed import Keyring
-    from router.settings import Settings
-    from router.storage.replay_log import ReplayWindow
+    from offline.replay.queries import ReplayWindow
+    from router.public import Settings
 
 SIMPLE_POLICIES = ("logged", "uniform", "fixed", "probs")
 CONTEXT_POLICIES = ("bandit", "batch-greedy", "vw", "shadow")
@@ -88,7 +88,7 @@ async def _progressive_bandit(engine: AsyncEngine, learner: str, window: ReplayW
     """``bandit``: progressive validation from the newest checkpoint that holds no outcome of
     the window (a fresh learner if there is none)."""
     from offline.replay.deciders import BanditSnapshotPolicy
-    from router.storage.replay_log import ReplayWindow, bandit_snapshot, first_outcome_seq
+    from offline.replay.queries import ReplayWindow, bandit_snapshot, first_outcome_seq
 
     first = await first_outcome_seq(engine, window or ReplayWindow())
     found = None if first is None else await bandit_snapshot(engine, learner, None,
@@ -121,10 +121,8 @@ async def build_targets(specs: Sequence[TargetSpec], *, engine: AsyncEngine,
         OfflineVWPolicy,
         ShadowLoggedPolicy,
     )
-    from router.server_secret import load_keyring
-    from router.storage.policy_store import PolicyStore
-    from router.storage.registry import ModelRegistry
-    from router.storage.replay_log import bandit_snapshot
+    from offline.replay.queries import bandit_snapshot
+    from router.public import ModelRegistry, PolicyStore, load_keyring
 
     catalogs = {**catalogs}
     catalogs.setdefault(settings.catalog.fingerprint, settings.catalog)

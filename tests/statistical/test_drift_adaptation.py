@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 
 from learners.drift import DriftAlarm
-from offline.suite.environment import Environment, SuiteStep
-from offline.suite.router_contender import RouterContender, router_variants
-from offline.suite.runner import run_contender
-from offline.suite.simulator_env import SimulatorEnvironment
-from offline.suite.worlds import abrupt_drift
+from offline.bench.suite.environment import Environment, SuiteStep
+from offline.bench.suite.router_contender import RouterContender, router_variants
+from offline.bench.suite.runner import run_contender
+from offline.bench.suite.simulator_env import SimulatorEnvironment
+from offline.bench.suite.worlds import abrupt_drift
 from router.settings import load_settings
 
 pytestmark = pytest.mark.slow

@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from offline.suite.baselines import references
-from offline.suite.router_contender import RouterContender, router_variants
-from offline.suite.runner import run_contender, score
-from offline.suite.simulator_env import SimulatorEnvironment
+from offline.bench.suite.baselines import references
+from offline.bench.suite.router_contender import RouterContender, router_variants
+from offline.bench.suite.runner import run_contender, score
+from offline.bench.suite.simulator_env import SimulatorEnvironment
 from router.settings import load_settings
 
 pytestmark = pytest.mark.slow

@@ -17,10 +17,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from offline.suite.baselines import references
-from offline.suite.router_contender import RouterContender, router_variants
-from offline.suite.runner import run_contender
-from offline.suite.worlds import SyntheticWorld, anticorrelated, delayed, uncorrelated
+from offline.bench.suite.baselines import references
+from offline.bench.suite.router_contender import RouterContender, router_variants
+from offline.bench.suite.runner import run_contender
+from offline.bench.suite.worlds import SyntheticWorld, anticorrelated, delayed, uncorrelated
 from router.settings import load_settings
 
 SEED = 11  # not one of the suite's seeds (1-3)

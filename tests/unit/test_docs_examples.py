@@ -2,13 +2,15 @@
 
 JSON blocks are valid JSON, and those tagged ``schema: NAME`` decode into ``router.schemas.NAME``;
 TOML blocks, laid over configs/default.toml, decode into ``Settings``; shell blocks pass
-``bash -n``, each ``router ...`` command line parses with the CLI's own parser and each
-``ROUTER__...=value`` assignment loads as a setting. Request bodies are posted to the service by
+``bash -n``, each ``router ...`` command line parses with the CLI's own parser, each
+``python -m MODULE`` names a module that exists and each ``ROUTER__...=value`` assignment loads
+as a setting. Request bodies are posted to the service by
 tests/service/test_readme_examples.py.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shlex
@@ -94,6 +96,14 @@ def _command_lines(script: str) -> list[list[str]]:
     return commands
 
 
+def _python_module(words: list[str]) -> str | None:
+    """The module of a ``python -m MODULE ...`` command, else None."""
+    for index, word in enumerate(words[:-1]):
+        if re.fullmatch(r"python3?", word.rsplit("/", 1)[-1]) and words[index + 1] == "-m":
+            return words[index + 2] if index + 2 < len(words) else None
+    return None
+
+
 def _router_argv(words: list[str]) -> list[str] | None:
     for index, word in enumerate(words):
         if "=" not in word and word.rsplit("/", 1)[-1] == "router" and index + 1 < len(words):
@@ -116,6 +126,10 @@ def test_shell_example_parses(block: Block) -> None:
             except SystemExit as exc:
                 raise AssertionError(f"{block.where}: `router {shlex.join(argv)}` does not "
                                      "parse") from exc
+        module = _python_module(words)
+        if module is not None:
+            assert importlib.util.find_spec(module) is not None, (
+                f"{block.where}: no module {module}")
         environ = {name: value for word in words
                    if word.startswith("ROUTER__") and "=" in word
                    for name, _, value in [word.partition("=")]}
@@ -129,6 +143,13 @@ def test_shell_example_parses(block: Block) -> None:
 def test_a_wrong_command_line_would_fail() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["replay", "--no-such-option"])
+
+
+def test_python_module_commands_are_found() -> None:
+    assert _python_module(["MALLOC_ARENA_MAX=2", "python", "-m", "offline.bench.chaos", "all"]) \
+        == "offline.bench.chaos"
+    assert _python_module([".venv/bin/python3", "-m", "pytest"]) == "pytest"
+    assert _python_module(["router", "bench"]) is None
 
 
 @pytest.mark.parametrize("path", doc_files(), ids=lambda path: str(path.relative_to(ROOT)))

@@ -12,11 +12,11 @@ from learners.bandit.vw_bandit import BanditSettings
 from learners.features import describe_context
 from learners.policy import RIVER_MIN_OUTCOMES, OnlinePolicy
 from learners.stacking import Stacker
-from offline.suite.baselines import decision_time
-from offline.suite.environment import SuiteStep
-from offline.suite.router_contender import RouterContender, RouterVariant
-from offline.suite.runner import run_contender
-from offline.suite.simulator_env import SimulatorEnvironment
+from offline.bench.suite.baselines import decision_time
+from offline.bench.suite.environment import SuiteStep
+from offline.bench.suite.router_contender import RouterContender, RouterVariant
+from offline.bench.suite.runner import run_contender
+from offline.bench.suite.simulator_env import SimulatorEnvironment
 from router.settings import load_settings
 from tests.support import TEST_KEYRING
 
