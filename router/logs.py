@@ -43,7 +43,7 @@ def create_formatter(log_format: LogFormat = "json") -> structlog.stdlib.Process
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
-        _drop_color_message,
+        _drop_message_copies,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if log_format == "json":  # the console renderer prints tracebacks itself
@@ -54,11 +54,13 @@ def create_formatter(log_format: LogFormat = "json") -> structlog.stdlib.Process
     )
 
 
-def _drop_color_message(
+def _drop_message_copies(
     logger: object, method: str, event: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
-    # uvicorn gives some records an ANSI-coloured copy of the message as `extra`.
+    # Copies of `event`: uvicorn gives some records an ANSI-coloured one as `extra`, and a
+    # formatter of another handler that ran first leaves `message` on the record.
     event.pop("color_message", None)
+    event.pop("message", None)
     return event
 
 

@@ -15,6 +15,7 @@ from litestar.testing import AsyncTestClient
 
 from router.app import create_app
 from router.logs import LogFormat, create_formatter
+from tests.doc_blocks import DOCS, tagged_block
 from tests.support import make_settings
 
 TASK = {"type": "backend", "language": "python", "description": "Add a cached REST endpoint"}
@@ -77,6 +78,9 @@ async def test_every_line_about_a_decision_carries_its_id_and_tenant(
         assert line["duration_ms"] > 0
     assert by_path["GET", f"/v1/decisions/{decision_id}"]["route"] == (
         "/v1/decisions/{decision_id}")
+    # docs/operations.md shows an access line with the keys a real one has.
+    example = json.loads(tagged_block(DOCS / "operations.md", "example:access-log").text)
+    assert sorted(example) == sorted(by_path["POST", "/v1/route"])
     # A request about no decision names none (nothing is left over from the one before).
     assert "decision_id" not in by_path["GET", "/health"]
     warning = next(line for line in lines if "code metrics of" in line["event"])
