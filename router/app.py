@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins.prometheus import PrometheusController
 
 from learners.tenant_policies import TenantPolicies
+from router.api_docs import docs_handlers
 from router.auth import (
     Authenticator,
     ConfiguredKeys,
@@ -35,7 +36,7 @@ from router.dependencies import (
 )
 from router.errors import create_problem_details_plugin, unexpected_error_handlers
 from router.json_body import JSONBodyRequest
-from router.metrics import learning_collector
+from router.metrics import MULTIPROC_ENV, RequestObserver, ServiceMetrics, metrics
 from router.openapi import ContractJsonRenderPlugin
 from router.server_secret import load_keyring
 from router.services.admin import AdminService
@@ -61,13 +62,17 @@ MAX_BODY_BYTES = 1_048_576
 def create_app_from_environ() -> Litestar:
     """Factory for ASGI servers: config path from ``ROUTER_CONFIG``, overrides from the
     environment. Used by ``router serve`` so that every worker process builds its own app."""
-    return create_app(load_settings(os.environ.get("ROUTER_CONFIG"), os.environ))
+    return create_app(load_settings(os.environ.get("ROUTER_CONFIG"), os.environ),
+                      metrics_dir=os.environ.get(MULTIPROC_ENV))
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, *, metrics_dir: str | None = None) -> Litestar:
     """Assemble the service; resources open and close in the lifespan. The server secret comes
-    from the settings or their secret file (router/server_secret.py)."""
+    from the settings or their secret file (router/server_secret.py). ``metrics_dir``:
+    prometheus_client's multi-process directory when the process runs in that mode
+    (router/metrics.py)."""
     catalog = settings.catalog
+    service_metrics = ServiceMetrics(multiprocess_dir=metrics_dir)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -150,6 +155,7 @@ def create_app(settings: Settings) -> Litestar:
                 batch_settings=settings.batch,
                 code_metrics=code_metrics,
                 decisions=decisions,
+                metrics=service_metrics,
             )
             app.state.admin = AdminService(
                 engine=engine,
@@ -196,12 +202,11 @@ def create_app(settings: Settings) -> Litestar:
             if authenticator.enabled:
                 tasks.append(asyncio.create_task(revocations.refresh_forever(),
                                                  name="key-revocations"))
-            collector = learning_collector()
-            collector.attach(learner)
+            service_metrics.learning.attach(learner)
             try:
                 yield
             finally:
-                collector.detach(learner)
+                service_metrics.learning.detach(learner)
                 if retrainer.task is not None:
                     tasks.append(retrainer.task)
                 for task in tasks:
@@ -220,10 +225,12 @@ def create_app(settings: Settings) -> Litestar:
                 await log.aclose()
             await engine.dispose()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
-            V1Controller, StatsController, AdminController, PrometheusController, health, ready
+            V1Controller, StatsController, AdminController, metrics, health, ready,
+            *docs_handlers(),
         ],
+        state=State({"metrics": service_metrics}),
         lifespan=[lifespan],
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),
@@ -234,8 +241,8 @@ def create_app(settings: Settings) -> Litestar:
         },
         plugins=[create_problem_details_plugin()],
         exception_handlers=unexpected_error_handlers(),
-        # The OpenAPI documents, like every route but the probes and metrics, need a key when
-        # keys are configured.
+        # The OpenAPI documents, like every route but the probes, metrics and the /docs page
+        # (router/api_docs.py), need a key when keys are configured.
         openapi_config=OpenAPIConfig(
             title="Adaptive Router", version="1.0.0",
             openapi_router=Router(path="/schema", route_handlers=[], guards=[require_api_key],
@@ -244,4 +251,11 @@ def create_app(settings: Settings) -> Litestar:
         ),
         request_max_body_size=MAX_BODY_BYTES,
         request_class=JSONBodyRequest,
+        # router/logs.py is the one logging setup; Litestar's own would replace its handler.
+        logging_config=None,
     )
+    # Around the whole app rather than as route middleware, so that requests no route matches
+    # (404, 405) are measured too.
+    app.asgi_handler = RequestObserver(app.asgi_handler, service_metrics,
+                                       access_log=settings.server.access_log)
+    return app

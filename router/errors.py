@@ -6,6 +6,7 @@ input, the offending ``field`` as a JSON path (``task.description``, ``constrain
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, ClassVar
 
@@ -18,6 +19,8 @@ from litestar.plugins.problem_details import (
 )
 from litestar.response import Response
 from litestar.types import ExceptionHandlersMap
+
+logger = logging.getLogger(__name__)
 
 TYPE_PREFIX = "urn:adaptive-router:problem:"
 
@@ -208,7 +211,7 @@ def _http_to_problem(exc: HTTPException) -> ProblemDetailsException:
 
 def _unexpected_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # Unexpected errors stay 500 but keep the problem+json shape; details go to the log only.
-    request.logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
     problem = ProblemDetailsException(
         status_code=500,
         type_=TYPE_PREFIX + "internal",

@@ -16,6 +16,12 @@ request timeout either, and parses in pure Python.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -23,6 +29,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
+from router.logs import logging_config
+from router.metrics import MULTIPROC_ENV, clear_multiprocess_dir
 from router.settings import ServerSettings
 
 
@@ -128,13 +136,19 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+# Seconds a worker process may take to answer the supervisor's health check. uvicorn's default
+# (5 s) is shorter than a new worker takes to import the service on a busy 2-core machine
+# (10 s measured at load average 12): the supervisor then killed every worker as hung and
+# started another, for ever.
+WORKER_HEALTHCHECK_S = 60
 
 
 def create_server_config(
     factory: str, server: ServerSettings, *, host: str, port: int, workers: int
 ) -> RouterServerConfig:
     """The uvicorn config of ``router serve`` for the app ``factory`` (``module:function``),
-    with the ``[server]`` limits, this module's protocol and the access log off."""
+    with the ``[server]`` limits, this module's protocol, the service's logging setup
+    (router/logs.py) and uvicorn's access log off (the app writes its own, ``access_log``)."""
     config = RouterServerConfig(
         factory,
         factory=True,
@@ -142,11 +156,13 @@ def create_server_config(
         port=port,
         workers=workers,
         log_level=server.log_level,
+        log_config=logging_config(server.log_level, server.log_format),
         access_log=False,
         http=LimitedHttpToolsProtocol,
         timeout_keep_alive=server.keep_alive_s,
         limit_concurrency=server.max_connections,
         timeout_graceful_shutdown=server.graceful_shutdown_s,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
     config.limits = server
     return config
@@ -156,8 +172,31 @@ def run_server(config: RouterServerConfig) -> bool:
     """Serve until stopped, in ``config.workers`` processes sharing one socket (as uvicorn.run
     does, with this module's protocol and limits); False when a single server failed to start."""
     if config.workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        with multiprocess_metrics():
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
         return True
     server = uvicorn.Server(config)
     server.run()
     return server.started
+
+
+@contextlib.contextmanager
+def multiprocess_metrics() -> Iterator[Path]:
+    """prometheus_client's multi-process mode for the worker processes started inside: the
+    directory of ``PROMETHEUS_MULTIPROC_DIR`` emptied of an earlier run's files, or (unset) a
+    new temporary directory, removed at the end. Workers inherit the variable; each writes its
+    metrics there, and ``GET /metrics`` in any of them adds up all (router/metrics.py)."""
+    configured = os.environ.get(MULTIPROC_ENV)
+    if configured:
+        path = Path(configured)
+        path.mkdir(parents=True, exist_ok=True)
+        clear_multiprocess_dir(path)
+        yield path
+        return
+    path = Path(tempfile.mkdtemp(prefix="router-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(path, ignore_errors=True)

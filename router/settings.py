@@ -102,6 +102,10 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     port: Annotated[int, Meta(ge=0, le=65535)] = 8000
     workers: Annotated[int, Meta(ge=1, le=64)] = 1
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # One JSON object per line, or aligned text for reading in a terminal (router/logs.py).
+    log_format: Literal["json", "text"] = "json"
+    # One line per HTTP request (method, path, route, status, duration, decision_id, tenant).
+    access_log: bool = False
     max_header_bytes: Annotated[int, Meta(ge=1024, le=1_048_576)] = 16_384
     max_headers: Annotated[int, Meta(ge=8, le=1000)] = 100
     request_timeout_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 10.0

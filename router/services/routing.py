@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from learners.catalog import Catalog
+from learners.catalog import ACTION_SEPARATOR, Catalog
 from learners.context import DecisionContext
 from learners.decision import LoggedOutcome, choose, describe, learn_event, logged_decision
 from learners.estimates import estimate_action_cost
 from learners.policy import POLICY_NAME
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
 from router.errors import DecisionNotFoundError, RequestConflictError, UnknownProfileError
+from router.logs import bind_decision
+from router.metrics import ServiceMetrics
 from router.schemas import (
     Alternative,
     DecisionView,
@@ -70,8 +72,10 @@ class RoutingService:
         batch_settings: BatchSettings,
         code_metrics: CodeMetricsRunner,
         decisions: DecisionCounter,
+        metrics: ServiceMetrics,
     ) -> None:
         self.code_metrics = code_metrics
+        self.metrics = metrics
         self.models = models
         self.decisions = decisions
         self.batch_settings = batch_settings
@@ -88,6 +92,7 @@ class RoutingService:
         request_json = msgspec.json.encode(request)
         request_hash = hashlib.sha256(request_json).hexdigest()
         decision_id = decision_id_for(tenant_id, request.request_id)
+        bind_decision(decision_id, tenant_id)
         if request.request_id is not None:
             existing = await self.log.get_decision(tenant_id, decision_id)
             if existing is not None:
@@ -218,6 +223,7 @@ class RoutingService:
                 raise
             return self._replayed(existing, request_hash)
         self.decisions.add(tenant_id)
+        self.metrics.count_decision(action.model.name, action.template.name)
         return response
 
     def _conservative(
@@ -278,6 +284,7 @@ class RoutingService:
         return result
 
     async def feedback(self, tenant_id: str, request: FeedbackRequest) -> FeedbackResponse:
+        bind_decision(request.decision_id, tenant_id)
         decision = await self._decision_or_404(tenant_id, request.decision_id)
         if request.reward is not None:
             reward, source = request.reward, "explicit"
@@ -291,10 +298,11 @@ class RoutingService:
                 regenerations=request.regenerations,
             )
             reward, source = compute_reward(outcome, profile), f"profile:{decision.objective}"
+        received_at = datetime.now(UTC)
         values = {
             "decision_id": decision.id,
             "tenant_id": tenant_id,
-            "created_at": datetime.now(UTC),
+            "created_at": received_at,
             "verdict": request.outcome.value,
             "quality": request.quality,
             "generation_time_s": request.generation_time_s,
@@ -334,6 +342,13 @@ class RoutingService:
             seq=seq,
         )
         learned = await self.learner.apply(event)
+        decided_at = decision.created_at
+        if decided_at.tzinfo is None:  # SQLite hands back naive UTC datetimes
+            decided_at = decided_at.replace(tzinfo=UTC)
+        self.metrics.observe_outcome(
+            decision.chosen_action.partition(ACTION_SEPARATOR)[0], reward,
+            (received_at - decided_at).total_seconds(),
+        )
         if request.code is not None:
             # Measured once the outcome is stored and learned: a duplicate never measures.
             record = logged.features.record
@@ -359,6 +374,7 @@ class RoutingService:
         return decision
 
     async def describe(self, tenant_id: str, decision_id: str) -> DecisionView:
+        bind_decision(decision_id, tenant_id)
         decision = await self._decision_or_404(tenant_id, decision_id)
         outcome = await self.log.get_outcome(decision_id)
         catalog = self.catalog

@@ -18,6 +18,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
+from router.api_docs import ASSETS
 from router.app import create_app
 from router.cli import main
 from router.settings import Settings
@@ -27,7 +28,9 @@ from tests.support import make_settings
 TASK = {"type": "backend", "language": "python", "description": "Build a REST API with JWT auth"}
 ACME, GLOBEX = "key-of-acme-123", "key-of-globex-9"
 BOTH = {ACME: "acme", GLOBEX: "globex"}
-OPEN_PATHS = {"/health", "/ready", "/metrics"}
+# The probes, the metrics and the API docs page with its Swagger UI files (router/api_docs.py).
+OPEN_PATHS = {"/health", "/ready", "/metrics", "/docs",
+              *(f"/docs/swagger-ui/{name}" for name in ASSETS)}
 
 
 def keyed(database_url: str, keys: dict[str, str], **environ: str) -> Settings:
