@@ -82,8 +82,7 @@ def create_app(settings: Settings) -> Litestar:
             if settings.storage.migrate_on_start:
                 await migrate(engine)
             log = EventLog(engine)
-            if settings.storage.writer_process:
-                await log.start_writer_process()
+            await log.start()  # a SQLite file's writer process
             await log.ensure_catalog(catalog)
             # The config is the source of truth for keys; revocations come from the database.
             keys = ConfiguredKeys(settings.auth.api_keys, secret)

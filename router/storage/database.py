@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -10,10 +10,12 @@ from typing import Any
 import msgspec
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import Engine, event, text
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from router.errors import StorageUnavailableError
 
@@ -69,6 +71,34 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def sqlite_file_url(url: URL) -> URL | None:
+    """The synchronous (pysqlite) URL of a file-backed SQLite ``url``; ``None`` otherwise (an
+    in-memory database is private to its connection: another connection sees another one)."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+        return None
+    return url.set(drivername="sqlite")
+
+
+def sqlite_sync_engine(
+    url: URL, *, pragmas: Callable[[Any, Any], None] = sqlite_pragmas
+) -> Engine:
+    """A synchronous engine of one connection on the SQLite file ``url``, with the async
+    engine's JSON serializer and ``pragmas`` run on connect (the writer process's)."""
+    engine = create_sync_engine(
+        url,
+        json_serializer=json_dumps,
+        json_deserializer=msgspec.json.decode,
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+    )
+    event.listen(engine, "connect", pragmas)
+    return engine
 
 
 def _upgrade(connection: Connection) -> None:
