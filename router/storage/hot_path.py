@@ -21,6 +21,7 @@ from router.storage.log_base import DuplicateKeyError, LogDatabase, storage_erro
 from router.storage.models import Decision, Outcome
 from router.storage.records import DecisionRecord, OutcomeRecord, as_utc
 from router.storage.rows import DecisionRow, OutcomeRow
+from router.storage.wal import CHECKPOINT_EVERY
 from router.storage.writer_client import WriterProcess
 
 # Point look-ups of the feedback path, built once (SQLAlchemy caches their compiled SQL).
@@ -53,11 +54,13 @@ _INSERT_NEW_OUTCOME = (
 class HotPath(LogDatabase):
     """Decision and outcome inserts and the point look-ups of a feedback call."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, checkpoint_every: int | None = None) -> None:
         super().__init__(engine)
         file_url = sqlite_file_url(engine.url)
-        # A SQLite file: the writer process, started by start() or the first write.
-        self.writer = None if file_url is None else WriterProcess(file_url)
+        # A SQLite file: the writer process, started by start() or the first write, with a WAL
+        # checkpoint every ``checkpoint_every`` commits.
+        every = CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
+        self.writer = None if file_url is None else WriterProcess(file_url, checkpoint_every=every)
 
     async def start(self) -> None:
         """Start the SQLite writer process now (raises StorageUnavailableError when it cannot

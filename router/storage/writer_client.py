@@ -22,7 +22,6 @@ from sqlalchemy.engine import URL
 
 from router.errors import StorageUnavailableError
 from router.storage.rows import DecisionRow, OutcomeRow
-from router.storage.wal import CHECKPOINT_EVERY
 from router.storage.writer_process import (
     DUPLICATE,
     LENGTH,
@@ -118,7 +117,7 @@ class WriterProcess:
     or raise what the commit raised (:class:`DuplicateWriteError`,
     :class:`StorageUnavailableError`)."""
 
-    def __init__(self, url: URL, *, checkpoint_every: int = CHECKPOINT_EVERY) -> None:
+    def __init__(self, url: URL, *, checkpoint_every: int) -> None:
         self._url = url
         self._checkpoint_every = checkpoint_every
         self._encoder = msgspec.msgpack.Encoder()
