@@ -88,7 +88,7 @@ def sqlite_sync_engine(
     url: URL, *, pragmas: Callable[[Any, Any], None] = sqlite_pragmas
 ) -> Engine:
     """A synchronous engine of one connection on the SQLite file ``url``, with the async
-    engine's JSON serializer and ``pragmas`` run on connect (the writer process's)."""
+    engine's JSON serializer and ``pragmas`` run on connect."""
     engine = create_sync_engine(
         url,
         json_serializer=json_dumps,
@@ -96,6 +96,7 @@ def sqlite_sync_engine(
         poolclass=QueuePool,
         pool_size=1,
         max_overflow=0,
+        connect_args={"check_same_thread": False},
     )
     event.listen(engine, "connect", pragmas)
     return engine
