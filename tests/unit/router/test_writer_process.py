@@ -1,12 +1,14 @@
 """Decision and outcome inserts committed by the SQLite writer process: the same stored rows
 as the ORM's, duplicates, checkpoints, the process dying and being replaced, start failures and
-shutdown; the async engine's inserts of an in-memory database."""
+shutdown; the async engine's inserts of an in-memory database; look-ups on the loop's
+connection."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ import msgspec
 import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from learners.decision import StoredFeatures
 from router.errors import StorageUnavailableError
@@ -310,3 +313,30 @@ async def test_closing_waits_for_the_process_to_exit_after_its_last_commit(
     assert await stored_ids(event_log) == ["last"]
     await event_log.engine.dispose()
     assert not (tmp_path / "log.db-wal").exists()  # every connection closed cleanly
+
+
+class _BusyConnection:
+    """A loop connection whose every transaction SQLite refuses with SQLITE_BUSY."""
+
+    def begin(self) -> None:
+        busy = sqlite3.OperationalError("database is locked")
+        busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
+        raise OperationalError("SELECT", {}, busy)
+
+    def close(self) -> None:
+        pass
+
+
+async def test_look_ups_run_on_the_loop_and_on_the_async_engine_when_sqlite_refuses(
+    log: EventLog,
+) -> None:
+    await log.insert_decisions([decision_row("a")])
+    assert await log.get_decision("t1", "a") is not None
+    assert await log.get_decision("t2", "a") is None  # another tenant's decision is not found
+    assert (log.loop_reads, log.busy_reads) == (2, 0)
+    log._reader_connection = _BusyConnection()  # type: ignore[assignment]
+    found = await log.get_decision("t1", "a")  # on the async engine, which may wait
+    assert found is not None
+    assert found.chosen_action == "m1|0.2|plain"
+    assert (log.loop_reads, log.busy_reads) == (2, 1)
+    assert not log.outage.down
