@@ -79,6 +79,15 @@ class LearningCollector(Collector):
             "SQLite writer processes started (more than 1: one died and was replaced)",
             value=float(writer.starts),
         )
+        lookups = CounterMetricFamily(
+            "router_sqlite_lookups",
+            "Point look-ups of the request path (a feedback's decision and outcome): on the "
+            "event loop's connection, or on the async engine when SQLite refused them there",
+            labels=["connection"],
+        )
+        lookups.add_metric(["loop"], float(learner.log.loop_reads))
+        lookups.add_metric(["async_engine"], float(learner.log.busy_reads))
+        yield lookups
         checkpoints = CounterMetricFamily(
             "router_sqlite_checkpoints",
             "WAL checkpoints of the running writer process; complete ones let the next write "

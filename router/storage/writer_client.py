@@ -123,7 +123,6 @@ class WriterProcess:
         self._encoder = msgspec.msgpack.Encoder()
         self._connection: _Connection | None = None
         self._starting: asyncio.Lock | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
         self.stats = WriterStats()  # the running process's counters
         self.starts = 0
@@ -170,17 +169,11 @@ class WriterProcess:
         return seq
 
     async def _call(self, request: WriterRequest) -> int | str | None:
-        loop = asyncio.get_running_loop()
-        if self._loop is not None and loop is not self._loop:
-            # Another event loop's thread (Litestar's test clients run the app's lifespan in a
-            # loop of their own): the socket and the futures belong to the loop that started it.
-            return await asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(self._call(request), self._loop))
         connection = await self._running()
         transport = connection.transport
         if transport is None:  # it died while this call waited for it to start
             raise StorageUnavailableError("the SQLite writer process exited")
-        future: asyncio.Future[int | str | None] = loop.create_future()
+        future: asyncio.Future[int | str | None] = asyncio.get_running_loop().create_future()
         connection.pending.append(future)
         transport.write(frame(self._encoder.encode(request)))
         return await future
@@ -194,7 +187,7 @@ class WriterProcess:
         if self._stopped:
             raise StorageUnavailableError("the SQLite writer process is stopped")
         if self._starting is None:
-            self._loop, self._starting = asyncio.get_running_loop(), asyncio.Lock()
+            self._starting = asyncio.Lock()
         async with self._starting:  # one start for every caller that found none running
             connection = self._connection
             if connection is None or connection.transport is None:

@@ -92,6 +92,7 @@ async def test_metrics_show_the_sqlite_writer_process_its_restarts_and_checkpoin
 
     assert value("router_sqlite_writer_process_transactions_total") >= 2
     assert value("router_sqlite_writer_process_starts_total") == 2
+    assert 'router_sqlite_lookups_total{connection="async_engine"} 0.0' in text
     assert 'router_sqlite_checkpoints_total{complete="true"} 1.0' in text
     assert 'router_sqlite_checkpoints_total{complete="false"} 0.0' in text
     assert value("router_sqlite_wal_frames") > 0
