@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> Litestar:
         engine = create_engine(
             settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size,
             timeout_s=settings.storage.statement_timeout_s,
+            sqlite_checkpoints=False,  # a SQLite file's writer process runs them all
         )
         log: EventLog | None = None
         code_metrics: CodeMetricsRunner | None = None

@@ -27,13 +27,16 @@ def json_dumps(value: Any) -> str:
 
 
 def create_engine(
-    url: str, *, echo: bool = False, pool_size: int = 10, timeout_s: float | None = None
+    url: str, *, echo: bool = False, pool_size: int = 10, timeout_s: float | None = None,
+    sqlite_checkpoints: bool = True,
 ) -> AsyncEngine:
     """An async engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
 
     ``timeout_s`` bounds every wait for the database (None: the drivers' defaults): PostgreSQL's
     statement and lock timeouts, the connect and pool checkout waits, and SQLite's busy timeout
-    (carried in the URL, so that every connection to the file has it)."""
+    (carried in the URL, so that every connection to the file has it). Without
+    ``sqlite_checkpoints`` the engine's SQLite connections never checkpoint the WAL: the
+    service's writer process runs every checkpoint (router/storage/wal.py)."""
     options: dict[str, Any] = {
         "echo": echo,
         "json_serializer": json_dumps,
@@ -59,6 +62,8 @@ def create_engine(
     engine = create_async_engine(parsed, **options)
     if is_sqlite:
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+        if not sqlite_checkpoints:
+            event.listen(engine.sync_engine, "connect", no_autocheckpoint)
     return engine
 
 
@@ -100,6 +105,13 @@ def sqlite_sync_engine(
     )
     event.listen(engine, "connect", pragmas)
     return engine
+
+
+def no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    """A connection whose commits never run a WAL checkpoint (another one runs them)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
 
 
 def _upgrade(connection: Connection) -> None:

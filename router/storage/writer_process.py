@@ -39,7 +39,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import IntegrityError
 
-from router.storage.database import sqlite_pragmas, sqlite_sync_engine
+from router.storage.database import no_autocheckpoint, sqlite_pragmas, sqlite_sync_engine
 from router.storage.models import Decision, Outcome
 from router.storage.rows import DecisionRow, OutcomeRow
 from router.storage.wal import Checkpointer
@@ -117,9 +117,7 @@ class PreparedInsert:
 
 def _writer_pragmas(dbapi_connection: Any, record: Any) -> None:
     sqlite_pragmas(dbapi_connection, record)  # busy timeout: another process may be writing
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread copies the WAL
-    cursor.close()
+    no_autocheckpoint(dbapi_connection, record)  # the checkpoint thread copies the WAL
 
 
 class _Writer:
