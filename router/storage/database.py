@@ -17,8 +17,6 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
-from router.errors import StorageUnavailableError
-
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -136,6 +134,10 @@ async def connection(
 ) -> AsyncIterator[AsyncConnection]:
     """A connection of ``engine`` (in one transaction with ``write``); an unavailable database
     raises StorageUnavailableError (answered 503) naming ``what``, without the database's text."""
+    # Imported here: the SQLite writer process imports this module and has no use for the
+    # service's errors (and Litestar, which they import).
+    from router.errors import StorageUnavailableError
+
     try:
         if write:
             async with engine.begin() as conn:
