@@ -80,6 +80,7 @@ def create_app(settings: Settings, *, metrics_dir: str | None = None) -> Litesta
         engine = create_engine(
             settings.storage.url, echo=settings.storage.echo, pool_size=settings.storage.pool_size,
             timeout_s=settings.storage.statement_timeout_s,
+            sqlite_checkpoints=False,  # a SQLite file's writer process runs them all
         )
         log: EventLog | None = None
         code_metrics: CodeMetricsRunner | None = None
@@ -87,8 +88,7 @@ def create_app(settings: Settings, *, metrics_dir: str | None = None) -> Litesta
             if settings.storage.migrate_on_start:
                 await migrate(engine)
             log = EventLog(engine)
-            if settings.storage.writer_process:
-                await log.start_writer_process()
+            await log.start()  # a SQLite file's writer process
             await log.ensure_catalog(catalog)
             # The config is the source of truth for keys; revocations come from the database.
             keys = ConfiguredKeys(settings.auth.api_keys, secret)

@@ -11,7 +11,8 @@ prometheus_client's global registry):
   counted).
 - ``router_reward{model}`` and ``router_feedback_delay_seconds{model}``: histograms of each new
   outcome's reward and of the seconds from its decision to the feedback.
-- :class:`LearningCollector`: drift alarms, learned outcomes and how SQLite ran the hot path.
+- :class:`LearningCollector`: drift alarms and learned outcomes; on a SQLite file, the writer
+  process's commits and restarts, the feedback look-ups by connection and the WAL checkpoints.
 
 With several worker processes each keeps its own values, and a scrape reaches one of them: so
 ``router serve --workers N`` (N > 1) runs prometheus_client's multi-process mode (every worker
@@ -221,52 +222,43 @@ class LearningCollector(Collector):
             "router_learned_outcomes", "Outcomes folded into the online policy",
             value=float(learner.applied_seq),
         )
-        inline = learner.log.inline
-        if inline is None:  # PostgreSQL or in-memory SQLite
+        writer = learner.log.writer
+        if writer is None:  # PostgreSQL or in-memory SQLite
             return
-        transactions = CounterMetricFamily(
-            "router_sqlite_inline_transactions",
-            "Hot-path SQLite transactions committed on the event loop's thread",
-            labels=["kind"],
-        )
-        transactions.add_metric(["write"], float(inline.writes))
-        transactions.add_metric(["read"], float(inline.reads))
-        yield transactions
+        stats = writer.stats
         yield CounterMetricFamily(
-            "router_sqlite_busy_fallbacks",
-            "Hot-path statements SQLite refused on the loop's thread because another "
-            "connection held its lock; they ran in the writer or reader thread instead",
-            value=float(inline.busy),
+            "router_sqlite_writer_process_transactions",
+            "Hot-path SQLite transactions (decision batches, outcomes) committed by the "
+            "running writer process",
+            value=float(stats.writes),
         )
-        process = learner.log.process
-        stats = None if process is None else process.stats
-        if stats is not None:
-            yield CounterMetricFamily(
-                "router_sqlite_writer_process_transactions",
-                "Hot-path SQLite transactions (decision batches, outcomes) committed by the "
-                "writer process",
-                value=float(stats.writes),
-            )
+        yield CounterMetricFamily(
+            "router_sqlite_writer_process_starts",
+            "SQLite writer processes started (more than 1: one died and was replaced)",
+            value=float(writer.starts),
+        )
+        lookups = CounterMetricFamily(
+            "router_sqlite_lookups",
+            "Point look-ups of the request path (a feedback's decision and outcome): on the "
+            "event loop's connection, or on the async engine when SQLite refused them there",
+            labels=["connection"],
+        )
+        lookups.add_metric(["loop"], float(learner.log.loop_reads))
+        lookups.add_metric(["async_engine"], float(learner.log.busy_reads))
+        yield lookups
         checkpoints = CounterMetricFamily(
             "router_sqlite_checkpoints",
-            "WAL checkpoints; complete ones let the next write start the WAL over",
+            "WAL checkpoints of the running writer process; complete ones let the next write "
+            "start the WAL over",
             labels=["complete"],
         )
-        complete, total = inline.complete_checkpoints, inline.checkpoints
-        if stats is not None:
-            complete, total = complete + stats.complete_checkpoints, total + stats.checkpoints
-        checkpoints.add_metric(["true"], float(complete))
-        checkpoints.add_metric(["false"], float(total - complete))
+        checkpoints.add_metric(["true"], float(stats.complete_checkpoints))
+        checkpoints.add_metric(["false"], float(stats.checkpoints - stats.complete_checkpoints))
         yield checkpoints
-        last = inline.last_checkpoint
-        wal_frames = (
-            stats.wal_frames if stats is not None and stats.wal_frames >= 0
-            else None if last is None else last.wal_frames
-        )
-        if wal_frames is not None:
+        if stats.wal_frames >= 0:
             yield GaugeMetricFamily(
                 "router_sqlite_wal_frames",
                 "Frames in the WAL when the last checkpoint ran (it starts over after a "
                 "complete one)",
-                value=float(wal_frames),
+                value=float(stats.wal_frames),
             )

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from learners.sealed import Keyring
 from router.settings import Settings, SettingsError
-from router.storage.sqlite_thread import sqlite_file_url
+from router.storage.database import sqlite_file_url
 
 
 class SecretFileError(SettingsError):

@@ -73,9 +73,6 @@ class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     echo: bool = False
     pool_size: Annotated[int, Meta(ge=1, le=200)] = 10
     migrate_on_start: bool = True
-    # File-backed SQLite: commit decisions and outcomes in a writer process of their own
-    # (router/storage/writer_process.py); off, the event loop's thread commits them.
-    writer_process: bool = True
     # Longest wait for the database before a request fails with 503 + Retry-After: PostgreSQL
     # statement_timeout and lock_timeout, connect and pool checkout; SQLite's busy timeout.
     statement_timeout_s: Annotated[float, Meta(gt=0.0, le=600.0)] = 5.0

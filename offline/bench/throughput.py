@@ -274,8 +274,7 @@ def pool(results: Sequence[LoadResult]) -> LoadResult:
 
 _STORAGE_METRICS = {
     "router_sqlite_writer_process_transactions_total": "writer process writes",
-    'router_sqlite_inline_transactions_total{kind="write"}': "inline writes",
-    "router_sqlite_busy_fallbacks_total": "busy fallbacks",
+    "router_sqlite_writer_process_starts_total": "writer process starts",
     'router_sqlite_checkpoints_total{complete="true"}': "complete checkpoints",
     'router_sqlite_checkpoints_total{complete="false"}': "incomplete checkpoints",
     "router_sqlite_wal_frames": "WAL frames at the last checkpoint",

@@ -46,6 +46,7 @@ from router.storage.repository import (
     DuplicateKeyError,
     EventLog,
 )
+from router.storage.rows import DecisionRow, ModelVersions, OutcomeRow
 
 ALTERNATIVES = 3
 
@@ -178,44 +179,44 @@ class RoutingService:
             risk=risk,
             alternatives=self._alternatives(allowed, probabilities, position),
         )
-        values = {
-            "id": decision_id,
-            "tenant_id": tenant_id,
-            "request_id": request.request_id,
-            "request_hash": request_hash,
-            "created_at": described.decided_at,
-            "catalog_fingerprint": self.catalog.fingerprint,
-            "objective": objective,
+        row = DecisionRow(
+            id=decision_id,
+            tenant_id=tenant_id,
+            request_id=request.request_id,
+            request_hash=request_hash,
+            created_at=described.decided_at,
+            catalog_fingerprint=self.catalog.fingerprint,
+            objective=objective,
             # JSON columns take what msgspec encodes: the request's JSON as it was hashed and
             # the records themselves, with no detour through dicts and lists.
-            "request": msgspec.Raw(request_json),
-            "features": logged.features,
-            "project_id": described.project_id,
-            "task_type": record.task_type,
-            "language": record.language,
-            "model": action.model.name,
-            "allowed": allowed,
-            "probabilities": probabilities,
-            "chosen_action": action.id,
-            "chosen_position": position,
-            "propensity": probabilities[position],
-            "explored": explored,
-            "policy_name": POLICY_NAME,
-            "policy_version": policy_version,
-            "model_versions": {
-                "batch": None if loaded is None else loaded.version,
-                "online": policy_version,
-                "strategy": None if batch is None else batch.conservative_reason,
-                "template_ranking": None if batch is None else batch.template_ranking,
-            },
-            "learner_seq": self.learner.applied_seq,
+            request=request_json,
+            features=logged.features,
+            project_id=described.project_id,
+            task_type=record.task_type,
+            language=record.language,
+            model=action.model.name,
+            allowed=allowed,
+            probabilities=probabilities,
+            chosen_action=action.id,
+            chosen_position=position,
+            propensity=probabilities[position],
+            explored=explored,
+            policy_name=POLICY_NAME,
+            policy_version=policy_version,
+            model_versions=ModelVersions(
+                batch=None if loaded is None else loaded.version,
+                online=policy_version,
+                strategy=None if batch is None else batch.conservative_reason,
+                template_ranking=None if batch is None else batch.template_ranking,
+            ),
+            learner_seq=self.learner.applied_seq,
             # Candidates decide on the same allowed actions and features; never served.
-            "shadow_probabilities": self.learner.shadows.decide(tenant_id, features,
-                                                                self.catalog, allowed, record),
-            "response": response,
-        }
+            shadow_probabilities=self.learner.shadows.decide(tenant_id, features,
+                                                             self.catalog, allowed, record),
+            response=response,
+        )
         try:
-            await self.writer.insert(values)
+            await self.writer.insert(row)
         except DuplicateKeyError:
             # The same request_id raced with itself: the first decision stands.
             existing = await self.log.get_decision(tenant_id, decision_id)
@@ -299,25 +300,24 @@ class RoutingService:
             )
             reward, source = compute_reward(outcome, profile), f"profile:{decision.objective}"
         received_at = datetime.now(UTC)
-        values = {
-            "decision_id": decision.id,
-            "tenant_id": tenant_id,
-            "created_at": received_at,
-            "verdict": request.outcome.value,
-            "quality": request.quality,
-            "generation_time_s": request.generation_time_s,
-            "cost_usd": request.cost_usd,
-            "tokens": request.tokens,
-            "regenerations": request.regenerations,
-            "code": request.code,
-            "reward": reward,
-            "reward_source": source,
-            "complexity": request.complexity,
-            "code_metrics": None,
-        }
+        row = OutcomeRow(
+            decision_id=decision.id,
+            tenant_id=tenant_id,
+            created_at=received_at,
+            verdict=request.outcome.value,
+            quality=request.quality,
+            generation_time_s=request.generation_time_s,
+            cost_usd=request.cost_usd,
+            tokens=request.tokens,
+            regenerations=request.regenerations,
+            code=request.code,
+            reward=reward,
+            reward_source=source,
+            complexity=request.complexity,
+        )
         logged = decision.logged()
         try:
-            seq = await self.log.insert_outcome(values)
+            seq = await self.log.insert_outcome(row)
         except DuplicateKeyError:
             stored = await self.log.get_outcome(decision.id)
             if stored is None:

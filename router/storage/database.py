@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -10,12 +10,12 @@ from typing import Any
 import msgspec
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import Engine, event, text
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-
-from router.errors import StorageUnavailableError
+from sqlalchemy.pool import QueuePool
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -25,13 +25,16 @@ def json_dumps(value: Any) -> str:
 
 
 def create_engine(
-    url: str, *, echo: bool = False, pool_size: int = 10, timeout_s: float | None = None
+    url: str, *, echo: bool = False, pool_size: int = 10, timeout_s: float | None = None,
+    sqlite_checkpoints: bool = True,
 ) -> AsyncEngine:
     """An async engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
 
     ``timeout_s`` bounds every wait for the database (None: the drivers' defaults): PostgreSQL's
     statement and lock timeouts, the connect and pool checkout waits, and SQLite's busy timeout
-    (carried in the URL, so that every connection to the file has it)."""
+    (carried in the URL, so that every connection to the file has it). Without
+    ``sqlite_checkpoints`` the engine's SQLite connections never checkpoint the WAL: the
+    service's writer process runs every checkpoint (router/storage/wal.py)."""
     options: dict[str, Any] = {
         "echo": echo,
         "json_serializer": json_dumps,
@@ -57,6 +60,8 @@ def create_engine(
     engine = create_async_engine(parsed, **options)
     if is_sqlite:
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+        if not sqlite_checkpoints:
+            event.listen(engine.sync_engine, "connect", no_autocheckpoint)
     return engine
 
 
@@ -68,6 +73,42 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def sqlite_file_url(url: URL) -> URL | None:
+    """The synchronous (pysqlite) URL of a file-backed SQLite ``url``; ``None`` otherwise (an
+    in-memory database is private to its connection: another connection sees another one)."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+        return None
+    return url.set(drivername="sqlite")
+
+
+def sqlite_sync_engine(
+    url: URL, *, pragmas: Callable[[Any, Any], None] = sqlite_pragmas
+) -> Engine:
+    """A synchronous engine of one connection on the SQLite file ``url``, with the async
+    engine's JSON serializer and ``pragmas`` run on connect."""
+    engine = create_sync_engine(
+        url,
+        json_serializer=json_dumps,
+        json_deserializer=msgspec.json.decode,
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"check_same_thread": False},
+    )
+    event.listen(engine, "connect", pragmas)
+    return engine
+
+
+def no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    """A connection whose commits never run a WAL checkpoint (another one runs them)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -93,6 +134,10 @@ async def connection(
 ) -> AsyncIterator[AsyncConnection]:
     """A connection of ``engine`` (in one transaction with ``write``); an unavailable database
     raises StorageUnavailableError (answered 503) naming ``what``, without the database's text."""
+    # Imported here: the SQLite writer process imports this module and has no use for the
+    # service's errors (and Litestar, which they import).
+    from router.errors import StorageUnavailableError
+
     try:
         if write:
             async with engine.begin() as conn:

@@ -22,6 +22,7 @@ from router.errors import UnstorableValueError
 from router.storage.batching import DecisionWriter
 from router.storage.database import create_engine, migrate
 from router.storage.repository import EventLog
+from router.storage.rows import DecisionRow, ModelVersions
 from tests.support import make_settings
 
 TASK = {"type": "backend", "language": "python", "description": "Build a REST API"}
@@ -120,24 +121,22 @@ async def test_a_row_postgresql_refuses_fails_alone(postgres_url: str) -> None:
     try:
         await log.ensure_catalog(settings.catalog)
 
-        def row(decision_id: str, task_type: str) -> dict[str, Any]:
-            return {
-                "id": decision_id, "tenant_id": "default", "request_id": None,
-                "request_hash": "h", "created_at": datetime.now(UTC),
-                "catalog_fingerprint": settings.catalog.fingerprint, "objective": "balanced",
-                "request": {}, "features": {}, "allowed": [], "probabilities": [],
-                "chosen_action": "a", "chosen_position": 0, "propensity": 1.0,
-                "explored": False, "policy_name": "p", "policy_version": "v",
-                "model_versions": {}, "learner_seq": 0, "response": {}, "project_id": None,
-                "task_type": task_type, "language": "python", "model": "m",
-                "shadow_probabilities": None,
-            }
+        def row(decision_id: str, task_type: str) -> DecisionRow:
+            return DecisionRow(
+                id=decision_id, tenant_id="default", request_id=None, request_hash="h",
+                created_at=datetime.now(UTC), catalog_fingerprint=settings.catalog.fingerprint,
+                objective="balanced", request=b"{}", features={}, allowed=[], probabilities=[],
+                chosen_action="a", chosen_position=0, propensity=1.0, explored=False,
+                policy_name="p", policy_version="v",
+                model_versions=ModelVersions(batch=None, online="v"), learner_seq=0,
+                response={}, project_id=None, task_type=task_type, language="python", model="m",
+            )
 
         writer = DecisionWriter(log)
         rows = [row(f"good{i:02d}", "backend") for i in range(20)]
         rows.insert(10, row("bad", NUL))
         results = await asyncio.gather(*(writer.insert(r) for r in rows), return_exceptions=True)
-        failed = [r["id"] for r, result in zip(rows, results, strict=True) if result is not None]
+        failed = [r.id for r, result in zip(rows, results, strict=True) if result is not None]
         assert failed == ["bad"], results
         assert isinstance(results[10], UnstorableValueError)
         assert results[10].status_code == 422

@@ -4,6 +4,8 @@ and what the online policy knows, exposed in Prometheus text and JSON."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections import Counter
 from typing import Any
 
@@ -54,24 +56,31 @@ async def test_metrics_count_learned_outcomes_and_show_drift_alarms(
     assert "success rate dropped" in alarm["description"]
 
 
-@pytest.mark.parametrize("writer_process", ["true", "false"])
-async def test_metrics_show_how_sqlite_ran_the_hot_path_and_its_checkpoints(
-    database_url: str, writer_process: str, monkeypatch: pytest.MonkeyPatch
+async def test_metrics_show_the_sqlite_writer_process_its_restarts_and_checkpoints(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from router.storage import inline_sqlite
+    from router.storage import hot_path
 
-    monkeypatch.setattr(inline_sqlite, "CHECKPOINT_EVERY", 2)  # before the app starts
-    settings = make_settings(database_url, ROUTER__STORAGE__WRITER_PROCESS=writer_process)
-    async with AsyncTestClient(create_app(settings)) as client:
+    monkeypatch.setattr(hot_path, "CHECKPOINT_EVERY", 2)  # before the app starts
+    async with AsyncTestClient(create_app(make_settings(database_url))) as client:
         routing: RoutingService = client.app.state.routing
-        if routing.log.inline is None:  # PostgreSQL: no SQLite metric at all
+        writer = routing.log.writer
+        if writer is None:  # PostgreSQL: no SQLite metric at all
             await client.post("/v1/route", json={"task": TASK})
             assert "router_sqlite_" not in (await client.get("/metrics")).text
             return
-        assert (routing.log.process is not None) == (writer_process == "true")
+        # A writer process that dies is replaced: the route after it is committed by another.
+        first = writer.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        for _ in range(1000):
+            if not writer.running:
+                break
+            await asyncio.sleep(0.01)
         for _ in range(2):
             response = await client.post("/v1/route", json={"task": TASK})
             assert response.status_code == 200, response.text
+        assert writer.pid not in (None, first)
         # The checkpoint runs in its thread after the second commit; /metrics reports it.
         for _ in range(200):
             text = (await client.get("/metrics")).text
@@ -83,14 +92,9 @@ async def test_metrics_show_how_sqlite_ran_the_hot_path_and_its_checkpoints(
         line = next(line for line in text.splitlines() if line.startswith(prefix))
         return float(line.split()[-1])
 
-    inline_writes = value('router_sqlite_inline_transactions_total{kind="write"}')
-    if writer_process == "true":
-        assert inline_writes == 0
-        assert value("router_sqlite_writer_process_transactions_total") >= 2
-    else:
-        assert inline_writes >= 2
-        assert "router_sqlite_writer_process_transactions_total" not in text
-    assert "router_sqlite_busy_fallbacks_total 0.0" in text
+    assert value("router_sqlite_writer_process_transactions_total") >= 2
+    assert value("router_sqlite_writer_process_starts_total") == 2
+    assert 'router_sqlite_lookups_total{connection="async_engine"} 0.0' in text
     assert 'router_sqlite_checkpoints_total{complete="true"} 1.0' in text
     assert 'router_sqlite_checkpoints_total{complete="false"} 0.0' in text
     assert value("router_sqlite_wal_frames") > 0

@@ -37,7 +37,6 @@ DATABASES = tempfile.TemporaryDirectory(prefix="router-schemathesis-")
 def load_schema(mode: str) -> Any:
     settings_ = make_settings(
         f"sqlite+aiosqlite:///{DATABASES.name}/{mode}.db",
-        ROUTER__STORAGE__WRITER_PROCESS="false",
         **MODES[mode][0],
     )
     # With keys configured, the document itself needs one.

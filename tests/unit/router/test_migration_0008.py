@@ -11,7 +11,7 @@ from sqlalchemy import Connection, insert, text
 from router.storage.database import MIGRATIONS, create_engine, migrate
 from router.storage.models import CatalogVersion
 from router.storage.repository import EventLog
-from tests.unit.router.test_inline_sqlite import decision_row, outcome_values
+from tests.unit.router.test_writer_process import decision_row, outcome_row
 
 BEYOND_32_BITS = 2**31 + 7
 
@@ -43,7 +43,7 @@ async def test_outcome_numbers_past_32_bits_are_stored_and_learned_from(
                     f"regenerations, reward, reward_source) VALUES ({BEYOND_32_BITS}, 'old', "
                     "'t1', '2026-12-06', 'approved', 0, 1.0, 'explicit')"))
         await log.insert_decisions([decision_row("new", learner_seq=BEYOND_32_BITS)])
-        seq = await log.insert_outcome(outcome_values("new"))
+        seq = await log.insert_outcome(outcome_row("new"))
         assert seq == BEYOND_32_BITS + 1
         assert [e.seq for e in await log.learn_events_after(BEYOND_32_BITS)] == [seq]
         await log.save_checkpoint("learner", seq, b"state", keep=2)
@@ -54,7 +54,7 @@ async def test_outcome_numbers_past_32_bits_are_stored_and_learned_from(
                     text("PRAGMA table_info(outcomes)"))}
             assert columns["seq"] == ("INTEGER", 1)
     finally:
-        log.close()
+        await log.aclose()
         await engine.dispose()
 
 
