@@ -4,13 +4,16 @@ Why GTIL and not XGBoost's own predictors: a route call predicts one or two rows
 four XGBoost models, and ``inplace_predict`` costs a fixed ~0.1–0.2 ms per call (Python
 argument handling, JSON configuration, a proxy matrix) and per-feature contributions need a
 ``DMatrix`` (~0.4 ms for one row); GTIL evaluates the same trees in ~0.05 ms per call
-(``docs/decisions/batch-model-serving.md``). The Treelite models are built in memory from the
-boosters when a version is loaded; nothing is compiled, written or loaded from the file system.
+(``docs/decisions/batch-model-serving.md``). Most of a call is its fixed cost, so the four
+models are stacked into one Treelite model (:func:`stack`) and a route predicts them all in
+one call. The Treelite models are built in memory from the boosters when a version is loaded;
+nothing is compiled, written or loaded from the file system.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +28,45 @@ FloatArray = npt.NDArray[np.float64]
 def treelite_model(booster: xgb.Booster) -> treelite.Model:
     """The booster's trees as a Treelite model (in memory)."""
     return treelite.frontend.from_xgboost(booster)
+
+
+def stack(models: Sequence[treelite.Model]) -> treelite.Model:
+    """One Treelite model whose targets are the targets of ``models``, in order, as margins.
+
+    Each model's trees keep their target (shifted past the targets of the models before it)
+    and each target its base score, so a GTIL prediction of the stack equals the models' own
+    raw predictions side by side. Nothing is post-processed: a sigmoid, for instance, is the
+    caller's to apply. Every model must have scalar leaves (one target per tree).
+    """
+    target_ids: list[npt.NDArray[np.int32]] = []
+    base_scores: list[npt.NDArray[np.float64]] = []
+    for model in models:
+        header = model.get_header_accessor()
+        if list(header.get_field("leaf_vector_shape")) != [1, 1]:
+            raise ValueError("only models with one output per tree can be stacked")
+        offset = sum(len(b) for b in base_scores)
+        target_ids.append(np.asarray(header.get_field("target_id"), np.int32) + offset)
+        base_scores.append(np.asarray(header.get_field("base_scores"), np.float64))
+    targets = sum(len(b) for b in base_scores)
+    # Treelite concatenates trees of models whose headers agree, so each copy gets the
+    # stack's header first.
+    copies = []
+    for model, target_id in zip(models, target_ids, strict=True):
+        copy = treelite.Model.deserialize_bytes(model.serialize_bytes())
+        header = copy.get_header_accessor()
+        header.set_field("num_feature", np.asarray([max(m.num_feature for m in models)],
+                                                   np.int32))
+        header.set_field("task_type", np.asarray([_REGRESSOR], np.uint8))
+        header.set_field("num_target", np.asarray([targets], np.int32))
+        header.set_field("num_class", np.ones(targets, np.int32))
+        header.set_field("target_id", target_id)
+        header.set_field("base_scores", np.concatenate(base_scores))
+        header.set_field("postprocessor", "identity")
+        copies.append(copy)
+    return treelite.Model.concatenate(copies)
+
+
+_REGRESSOR = 1  # Treelite's TaskType::kRegressor: raw sums, one per target
 
 
 def _rows(matrix: FloatArray) -> FloatArray:

@@ -6,7 +6,8 @@ is one multi-quantile booster (10%, 50%, 90% of log seconds), so an interval cos
 success probability is calibrated by isotonic regression on the latest part of the training
 window. Templates are ranked by a LightGBM ``lambdarank`` booster. Training lives in
 :mod:`learners.batch.training`. The XGBoost models' predictions evaluate their trees with
-Treelite's GTIL (:mod:`learners.batch.gtil`); the ranker uses LightGBM's own ``predict``.
+Treelite's GTIL (:mod:`learners.batch.gtil`), all four in one call over their stacked trees
+(:meth:`BatchModels.predict_rows`); the ranker uses LightGBM's own ``predict``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
+from scipy.special import expit
 
-from learners.batch.gtil import SaabasTable, predict, treelite_model
+from learners.batch.gtil import SaabasTable, predict, stack, treelite_model
 from learners.reward import Outcome, RewardProfile, Verdict, compute_reward
 from learners.sealed import Keyring
 from learners.tabular import CONTEXT_CATEGORICAL, CONTEXT_NUMERIC, DESCRIPTIONS, TabularEncoder
@@ -47,6 +49,16 @@ class ActionPredictions(msgspec.Struct, frozen=True):
     time_s: list[float]
     time_low_s: list[float]
     time_high_s: list[float]
+
+
+class RowPredictions(msgspec.Struct, frozen=True):
+    """Every XGBoost model's prediction for each row: calibrated P(approved), quality (0–10),
+    generation time in seconds ``(rows, 3)`` (10%, 50% and 90% quantiles) and complexity."""
+
+    success: FloatArray
+    quality: FloatArray
+    time_s: FloatArray
+    complexity: FloatArray
 
 
 class Contribution(msgspec.Struct, frozen=True):
@@ -88,19 +100,27 @@ def template_popularity(names: list[str], successes: list[float]) -> dict[str, f
     return {name: (sum(v) + 1.0) / (len(v) + 2.0) for name, v in totals.items()}
 
 
+def popularity_by_code(encoder: TabularEncoder, popularity: dict[str, float]) -> FloatArray:
+    """Each template code's popularity, then one value for codes outside the vocabulary."""
+    default = sum(popularity.values()) / len(popularity) if popularity else 0.5
+    vocabulary = encoder.vocabularies["template"]
+    return np.asarray([*(popularity.get(name, default) for name in vocabulary),
+                       popularity.get("other", default)], dtype=np.float64)
+
+
 def with_popularity(
     rows: FloatArray, encoder: TabularEncoder, popularity: dict[str, float]
 ) -> FloatArray:
     """Ranker rows (ranker columns) plus a last column: the template's training popularity,
     so the ranker starts from the popularity baseline and learns corrections to it."""
-    default = sum(popularity.values()) / len(popularity) if popularity else 0.5
-    vocabulary = encoder.vocabularies["template"]
-    # One value per template code, then one for codes outside the vocabulary ("other").
-    by_code = np.asarray([*(popularity.get(name, default) for name in vocabulary),
-                          popularity.get("other", default)], dtype=np.float64)
+    return _append_popularity(rows, popularity_by_code(encoder, popularity))
+
+
+def _append_popularity(rows: FloatArray, by_code: FloatArray) -> FloatArray:
     codes = rows[:, CONTEXT_WIDTH]
-    known = (codes >= 0) & (codes < len(vocabulary))  # False for NaN
-    index = np.where(known, np.nan_to_num(codes), len(vocabulary)).astype(np.intp)
+    other = len(by_code) - 1
+    known = (codes >= 0) & (codes < other)  # False for NaN, which np.where replaces
+    index = np.where(known, codes, other).astype(np.intp)
     out = np.empty((rows.shape[0], rows.shape[1] + 1), dtype=np.float64)
     out[:, :-1] = rows
     out[:, -1] = by_code[index]
@@ -134,16 +154,17 @@ class BatchModels:
         self._build_trees()
 
     def _build_trees(self) -> None:
-        """The XGBoost boosters as Treelite models, which their predictions use (:mod:`.gtil`);
-        the LightGBM ranker predicts itself."""
-        self._success_trees = treelite_model(self.success)
-        self._quality_trees = treelite_model(self.quality)
-        self._time_trees = treelite_model(self.time)
-        self._complexity_trees = treelite_model(self.complexity)
-        self._explainer = SaabasTable(self._success_trees, len(self.encoder.columns))
+        """What serving needs, built once per loaded version: the four XGBoost boosters
+        stacked as one Treelite model (:func:`.gtil.stack`; targets: success, quality, the
+        three time quantiles, complexity), the success trees' contribution table and the
+        ranker's popularity by template code (the LightGBM ranker predicts itself)."""
+        success = treelite_model(self.success)
+        self._trees = stack([success, *(treelite_model(b) for b in
+                                        (self.quality, self.time, self.complexity))])
+        self._explainer = SaabasTable(success, len(self.encoder.columns))
+        self._popularity = popularity_by_code(self.encoder, self.template_popularity)
 
-    _PROCESS_STATE = ("_success_trees", "_quality_trees", "_time_trees", "_complexity_trees",
-                      "_explainer")
+    _PROCESS_STATE = ("_trees", "_explainer", "_popularity")
 
     def __getstate__(self) -> dict[str, object]:
         # Only the boosters are stored; their Treelite models are rebuilt on load.
@@ -156,17 +177,20 @@ class BatchModels:
         self.__dict__.update(state)
         self._build_trees()
 
+    def _margins(self, matrix: FloatArray) -> FloatArray:
+        """``(rows, 6)`` raw outputs of the stacked models, one GTIL call."""
+        return predict(self._trees, matrix, margin=True)
+
+    @staticmethod
+    def _probability(margins: FloatArray) -> FloatArray:
+        # The success booster's logistic link, in float32 as its own predictor applies it.
+        probability: FloatArray = expit(margins[:, _SUCCESS].astype(np.float32)).astype(
+            np.float64)
+        return probability
+
     def _success_raw(self, matrix: FloatArray) -> FloatArray:
-        return predict(self._success_trees, matrix)[:, 0]
-
-    def _quality_raw(self, matrix: FloatArray) -> FloatArray:
-        return predict(self._quality_trees, matrix)[:, 0]
-
-    def _time_raw(self, matrix: FloatArray) -> FloatArray:
-        return predict(self._time_trees, matrix)
-
-    def _complexity_raw(self, rows: FloatArray) -> FloatArray:
-        return predict(self._complexity_trees, rows)[:, 0]
+        """Uncalibrated P(approved), as the success booster predicts it."""
+        return self._probability(self._margins(matrix))
 
     def _ranker_raw(self, features: FloatArray) -> FloatArray:
         # LightGBM's own predictor: 0.04 ms for a request's rows, GTIL's 0.09 ms.
@@ -182,29 +206,37 @@ class BatchModels:
         calibrated: FloatArray = np.interp(raw, xs, ys)
         return calibrated
 
+    def predict_rows(self, matrix: FloatArray) -> RowPredictions:
+        """All four XGBoost models' predictions for every row of ``matrix``, in one call."""
+        margins = self._margins(matrix)
+        return RowPredictions(
+            success=self.calibrate(self._probability(margins)),
+            quality=np.clip(margins[:, _QUALITY], 0.0, 10.0),
+            time_s=np.exp(np.sort(margins[:, _TIME], axis=1)),
+            complexity=np.clip(margins[:, _COMPLEXITY], 0.0, 10.0),
+        )
+
     def predict_success(self, matrix: FloatArray) -> FloatArray:
         """Calibrated P(approved) of every row of ``matrix``."""
-        return self.calibrate(self._success_raw(matrix))
+        return self.predict_rows(matrix).success
 
     def predict_quality(self, matrix: FloatArray) -> FloatArray:
         """Quality (0–10) of every row of ``matrix``."""
-        clipped: FloatArray = np.clip(self._quality_raw(matrix), 0.0, 10.0)
-        return clipped
+        return self.predict_rows(matrix).quality
 
     def predict_time(self, matrix: FloatArray) -> FloatArray:
         """Generation time in seconds, ``(rows, 3)``: the 10%, 50% and 90% quantiles."""
-        seconds: FloatArray = np.exp(np.sort(self._time_raw(matrix), axis=1))
-        return seconds
+        return self.predict_rows(matrix).time_s
 
     def predict_actions(self, matrix: FloatArray) -> ActionPredictions:
         """Success, quality and time (median and 80% interval) for every row of ``matrix``."""
-        time = self.predict_time(matrix)
+        rows = self.predict_rows(matrix)
         return ActionPredictions(
-            success=self.predict_success(matrix).tolist(),
-            quality=self.predict_quality(matrix).tolist(),
-            time_s=time[:, 1].tolist(),
-            time_low_s=time[:, 0].tolist(),
-            time_high_s=time[:, 2].tolist(),
+            success=rows.success.tolist(),
+            quality=rows.quality.tolist(),
+            time_s=rows.time_s[:, 1].tolist(),
+            time_low_s=rows.time_s[:, 0].tolist(),
+            time_high_s=rows.time_s[:, 2].tolist(),
         )
 
     def predicted_rewards(self, matrix: FloatArray, profile: RewardProfile,
@@ -226,9 +258,8 @@ class BatchModels:
 
     def predict_complexity(self, context: FloatArray) -> FloatArray:
         """Task complexity (0–10) from context columns, one value per row of ``context``."""
-        rows = np.atleast_2d(context)[:, :CONTEXT_WIDTH]
-        clipped: FloatArray = np.clip(self._complexity_raw(rows), 0.0, 10.0)
-        return clipped
+        # The complexity trees split on context columns only; GTIL fills the others with NaN.
+        return self.predict_rows(np.atleast_2d(context)[:, :CONTEXT_WIDTH]).complexity
 
     def rank_templates(self, rows: FloatArray) -> FloatArray:
         """Ranking scores (higher is better) of full rows holding one action per template."""
@@ -236,7 +267,7 @@ class BatchModels:
 
     def rank_templates_columns(self, rows: FloatArray) -> FloatArray:
         """Ranking scores of rows that hold only the ranker's columns."""
-        return self._ranker_raw(with_popularity(rows, self.encoder, self.template_popularity))
+        return self._ranker_raw(_append_popularity(rows, self._popularity))
 
     def success_contributions(self, row: FloatArray, top: int = 3) -> list[Contribution]:
         """The ``top`` columns that move this row's success log-odds most (Saabas
@@ -255,6 +286,9 @@ class BatchModels:
             if abs(contribs[i]) > 1e-6
         ]
 
+
+# Targets of the stacked XGBoost models (BatchModels._build_trees), in order.
+_SUCCESS, _QUALITY, _TIME, _COMPLEXITY = 0, 1, slice(2, 5), 5
 
 ARTIFACT_FORMAT = "adaptive-router-batch-models/1"
 

@@ -108,11 +108,10 @@ def _serving_steps() -> list[tuple[str, Any, str]]:
     from router.public import BatchView
 
     return [
-        ("feature matrix and template ranking", BatchView, "compute"),
+        ("feature matrix, template ranking, predictions", BatchView, "compute"),
         ("  feature matrix", TabularEncoder, "matrix"),
         ("  template ranking", BatchModels, "rank_templates"),
-        ("success of the greedy (and the chosen) action", BatchModels, "predict_success"),
-        ("predictions of the chosen action", BatchView, "predictions"),
+        ("  predictions of the greedy and the chosen action", BatchModels, "predict_rows"),
         ("contributions of the chosen action", BatchModels, "success_contributions"),
     ]
 

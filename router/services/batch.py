@@ -2,15 +2,17 @@
 
 A route call needs the success probability of the greedy action (the conservative strategy's
 test) and, for the chosen action, its predictions and the success model's contributions; the
-template ranking is logged with every decision. Predicting every allowed action with the
-boosters' own predictors would cost more than the whole route without models (``router
-bench-models``), so each row is predicted when it is asked for, once.
+template ranking is logged with every decision. Predicting every allowed action would cost
+more than the whole route without models (``router bench-models``), and most of a prediction
+call is its fixed cost, so the greedy and the chosen action are predicted together, in one
+call of the stacked models, when the view is computed; any other row when it is asked for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
 import numpy as np
 
 from learners.batch.models import Contribution
@@ -20,6 +22,15 @@ from learners.features import ContextRecord
 from learners.history import HistoryFeatures
 from router.schemas import Predictions
 from router.services.models import LoadedModels
+
+
+class _Row(msgspec.Struct, frozen=True):
+    """One action's predictions."""
+
+    success: float
+    quality: float
+    time_s: tuple[float, float, float]
+    complexity: float
 
 
 class BatchView:
@@ -32,13 +43,13 @@ class BatchView:
         matrix: np.ndarray,
         allowed: Sequence[int],
         template_ranking: list[str],
-        success: dict[int, float] | None = None,
+        rows: dict[int, _Row] | None = None,
     ) -> None:
         self.loaded = loaded
         self.matrix = matrix
         self.allowed = list(allowed)
         self.template_ranking = template_ranking
-        self._success = {} if success is None else success  # by position, once predicted
+        self._rows = {} if rows is None else rows  # by position, once predicted
         self.conservative_reason: str | None = None
 
     @classmethod
@@ -49,26 +60,46 @@ class BatchView:
         history: HistoryFeatures,
         catalog: Catalog,
         allowed: Sequence[int],
+        needed: Sequence[int],
     ) -> BatchView:
+        """The view, with the template ranking and the predictions of the actions at the
+        positions ``needed`` (the greedy and the chosen one)."""
         models = loaded.models
         matrix = models.encoder.matrix(record, history, catalog, allowed)
         # One row per template among the allowed actions (its first allowed action).
         first: dict[str, int] = {}
+        actions = catalog.actions
         for position, index in enumerate(allowed):
-            first.setdefault(catalog.actions[index].template.name, position)
+            first.setdefault(actions[index].template.name, position)
         names = list(first)
         scores = models.rank_templates(matrix[list(first.values())])
         order = sorted(range(len(names)), key=lambda i: (-scores[i], names[i]))
-        return cls(loaded=loaded, matrix=matrix, allowed=allowed,
+        view = cls(loaded=loaded, matrix=matrix, allowed=allowed,
                    template_ranking=[names[i] for i in order])
+        view._predict(needed)
+        return view
+
+    def _predict(self, positions: Sequence[int]) -> None:
+        wanted = sorted(set(positions) - self._rows.keys())
+        if not wanted:
+            return
+        predicted = self.loaded.models.predict_rows(self.matrix[wanted])
+        for i, position in enumerate(wanted):
+            low, median, high = predicted.time_s[i].tolist()
+            self._rows[position] = _Row(
+                success=float(predicted.success[i]),
+                quality=float(predicted.quality[i]),
+                time_s=(low, median, high),
+                complexity=float(predicted.complexity[i]),
+            )
+
+    def _row(self, position: int) -> _Row:
+        self._predict([position])
+        return self._rows[position]
 
     def success(self, position: int) -> float:
         """The calibrated success probability of the action at ``position``."""
-        found = self._success.get(position)
-        if found is None:
-            row = self.matrix[position : position + 1]
-            found = self._success[position] = float(self.loaded.models.predict_success(row)[0])
-        return found
+        return self._row(position).success
 
     def subset(self, allowed: Sequence[int], kept: Sequence[int]) -> BatchView:
         """The same view restricted to ``kept`` (a subset of ``allowed``)."""
@@ -79,22 +110,20 @@ class BatchView:
             matrix=self.matrix[rows],
             allowed=kept,
             template_ranking=self.template_ranking,
-            success={new: self._success[old] for new, old in enumerate(rows)
-                     if old in self._success},
+            rows={new: self._rows[old] for new, old in enumerate(rows) if old in self._rows},
         )
         view.conservative_reason = self.conservative_reason
         return view
 
     def predictions(self, position: int, estimate: CostEstimate) -> Predictions:
-        models = self.loaded.models
-        row = self.matrix[position : position + 1]
-        low, median, high = models.predict_time(row)[0]
+        row = self._row(position)
+        low, median, high = row.time_s
         return Predictions(
-            success_probability=round(self.success(position), 4),
-            quality=round(float(models.predict_quality(row)[0]), 3),
-            complexity=round(float(models.predict_complexity(row)[0]), 2),
-            time_s=round(float(median), 3),
-            time_interval_s=(round(float(low), 3), round(float(high), 3)),
+            success_probability=round(row.success, 4),
+            quality=round(row.quality, 3),
+            complexity=round(row.complexity, 2),
+            time_s=round(median, 3),
+            time_interval_s=(round(low, 3), round(high, 3)),
             cost_usd=round(estimate.cost_usd, 6),
             source=f"batch:{self.loaded.version}",
         )

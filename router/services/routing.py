@@ -123,8 +123,11 @@ class RoutingService:
         loaded = self.models.current
         batch: BatchView | None = None
         if loaded is not None:
-            batch = BatchView.compute(loaded, record, described.history, self.catalog, allowed)
-            safer = self._conservative(batch, allowed, choice.probabilities)
+            probabilities = choice.probabilities
+            greedy = max(range(len(probabilities)), key=probabilities.__getitem__)
+            batch = BatchView.compute(loaded, record, described.history, self.catalog, allowed,
+                                      needed=(greedy, choice.position))
+            safer = self._conservative(batch, allowed, greedy)
             if safer is not None:
                 allowed, batch = safer, batch.subset(allowed, safer)
                 choice = choose(policy, self.catalog, described, allowed,
@@ -227,14 +230,13 @@ class RoutingService:
         self.metrics.count_decision(action.model.name, action.template.name)
         return response
 
-    def _conservative(
-        self, batch: BatchView, allowed: list[int], probabilities: list[float]
-    ) -> list[int] | None:
-        """Safer allowed actions when the greedy action is high-risk and the strategy is on."""
+    def _conservative(self, batch: BatchView, allowed: list[int], greedy: int
+                      ) -> list[int] | None:
+        """Safer allowed actions when the greedy action (at position ``greedy``) is high-risk
+        and the strategy is on."""
         settings = self.batch_settings
         if not settings.conservative:
             return None
-        greedy = max(range(len(probabilities)), key=probabilities.__getitem__)
         if risk_level(batch.success(greedy)) != "high":
             return None
         templates = set(batch.template_ranking[: settings.conservative_templates])

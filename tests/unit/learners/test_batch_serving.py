@@ -9,8 +9,11 @@ import ast
 from pathlib import Path
 
 import numpy as np
+import pytest
+import treelite.gtil
 import xgboost as xgb
 
+from learners.batch.gtil import predict, stack, treelite_model
 from learners.batch.models import (
     CONTEXT_WIDTH,
     RANKER_COLUMNS,
@@ -52,6 +55,34 @@ def test_predictions_equal_the_boosters_own(trained: Trained, catalog: Catalog) 
                                    rtol=0, atol=FLOAT32_SUMS)
         np.testing.assert_allclose(models.rank_templates(matrix[rows]),
                                    models.ranker.predict(ranker_rows[rows]), rtol=0, atol=1e-9)
+
+
+def test_stacked_models_predict_each_models_own_outputs(trained: Trained, catalog: Catalog
+                                                       ) -> None:
+    """One GTIL call of the stack gives every model's raw outputs, side by side, exactly as
+    each model's own GTIL call; complexity from full rows equals its context-only rows."""
+    models, _, holdout = trained
+    matrix = holdout_matrix(models, holdout, catalog, rows=5)
+    parts = [treelite_model(b) for b in (models.success, models.quality, models.time,
+                                         models.complexity)]
+    stacked = predict(stack(parts), matrix, margin=True)
+    own = np.hstack([predict(parts[0], matrix, margin=True), predict(parts[1], matrix),
+                     predict(parts[2], matrix), predict(parts[3], matrix[:, :CONTEXT_WIDTH])])
+    assert stacked.shape == (len(matrix), 6)
+    np.testing.assert_array_equal(stacked, own)
+    served = models.predict_rows(matrix)
+    np.testing.assert_array_equal(served.success, models.calibrate(
+        np.asarray(treelite.gtil.predict(parts[0], matrix, nthread=1), np.float64).ravel()))
+    np.testing.assert_array_equal(served.complexity,
+                                  models.predict_complexity(matrix[:, :CONTEXT_WIDTH]))
+
+
+def test_only_scalar_leaf_models_are_stacked(trained: Trained) -> None:
+    models = trained[0]
+    ranker = treelite.frontend.from_lightgbm(models.ranker)
+    ranker.get_header_accessor().set_field("leaf_vector_shape", np.asarray([2, 1], np.int32))
+    with pytest.raises(ValueError, match="one output per tree"):
+        stack([treelite_model(models.success), ranker])
 
 
 def test_contributions_are_xgboosts_saabas_contributions(trained: Trained, catalog: Catalog
