@@ -19,7 +19,7 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.context import CallerContext, DecisionContext, Task
 from learners.features import describe_context
 from learners.history import OutcomeFacts

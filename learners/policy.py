@@ -13,7 +13,9 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 
-from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit
+from learners.bandit.action_lines import ActionLines
+from learners.bandit.settings import BanditSettings
+from learners.bandit.vw_bandit import VWBandit
 from learners.bandit.vw_format import format_shared
 from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings, DriftAlarm, DriftMonitor

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import msgspec
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings, DriftAlarm
 from learners.policy import LearnEvent, OnlinePolicy

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.drift import DriftAlarm
 from learners.policy import LearnEvent
 from learners.sealed import Keyring

@@ -6,15 +6,10 @@ import numpy as np
 import pytest
 from vowpalwabbit import Workspace
 
+from learners.bandit.action_lines import ActionLines
 from learners.bandit.sampling import draw_index, normalize, seed_from_id, squarecb
-from learners.bandit.vw_bandit import (
-    ActionLines,
-    BanditSettings,
-    UpdateRule,
-    VWBandit,
-    slot_factorisable,
-    vw_arguments,
-)
+from learners.bandit.settings import BanditSettings, UpdateRule, slot_factorisable, vw_arguments
+from learners.bandit.vw_bandit import VWBandit
 from learners.bandit.vw_format import format_label, format_shared
 from learners.catalog import Catalog, ModelSpec, TemplateSpec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings, DriftMonitor
 from learners.features import ContextFeatures

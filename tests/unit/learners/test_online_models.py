@@ -100,7 +100,7 @@ def test_the_models_learn_which_model_suits_which_task() -> None:
 
 
 def test_the_policy_predicts_success_with_river_once_it_has_learned_enough() -> None:
-    from learners.bandit.vw_bandit import BanditSettings
+    from learners.bandit.settings import BanditSettings
     from learners.features import ContextFeatures
     from learners.policy import RIVER_MIN_OUTCOMES, LearnEvent, OnlinePolicy
     from learners.reward import Verdict
@@ -137,7 +137,7 @@ def test_the_policy_predicts_success_with_river_once_it_has_learned_enough() -> 
 
 
 def test_a_snapshot_restores_only_into_a_policy_with_the_same_bounds() -> None:
-    from learners.bandit.vw_bandit import BanditSettings
+    from learners.bandit.settings import BanditSettings
     from learners.policy import OnlinePolicy
 
     catalog = load_settings("configs/default.toml", {}).catalog

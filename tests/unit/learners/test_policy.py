@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.bandit.vw_format import action_namespaces
 from learners.context import DecisionContext, Task
 from learners.features import describe_context

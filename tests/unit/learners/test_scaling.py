@@ -64,7 +64,7 @@ def test_names_are_bounded_and_state_round_trips() -> None:
 
 
 def test_the_policy_checkpoints_its_scaler_and_learns_better_with_it() -> None:
-    from learners.bandit.vw_bandit import BanditSettings
+    from learners.bandit.settings import BanditSettings
     from learners.context import DecisionContext, Task
     from learners.features import extract_features
     from learners.policy import LearnEvent, OnlinePolicy

@@ -8,7 +8,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.features import describe_context
 from learners.policy import RIVER_MIN_OUTCOMES, OnlinePolicy
 from learners.stacking import Stacker
