@@ -40,7 +40,9 @@ from vowpalwabbit import Example, PredictionType, Workspace
 from learners.bandit.action_lines import ActionLines
 from learners.bandit.sampling import normalize, squarecb
 from learners.bandit.settings import BanditSettings, scores_costs, slot_factorisable, vw_arguments
-from learners.bandit.vw_format import format_label
+from learners.bandit.vw_format import format_label, format_shared
+from learners.features import Namespaces
+from learners.protocol import SnapshotError
 
 # SquareCB's γ = gamma_scale · √(K·t) with K allowed actions after t learned outcomes: VW's
 # t^0.5 schedule, and √K as in Foster & Rakhlin's γ = √(K·T/…) (docs/learning.md, Exploration).
@@ -65,6 +67,27 @@ class _ParsedActions:
         self.context_free: NDArray[np.float64] = np.zeros(len(self.actions))
 
 
+class BanditQuery(msgspec.Struct, frozen=True):
+    """A context's namespaces (as the bandit sees them) and the allowed actions, catalog
+    indices into ``actions``."""
+
+    namespaces: Namespaces
+    actions: ActionLines
+    allowed: list[int]
+
+
+class BanditEvent(msgspec.Struct, frozen=True):
+    """One logged decision's outcome: the context, the allowed actions, the chosen position
+    in ``allowed``, the reward and the logged propensity."""
+
+    namespaces: Namespaces
+    actions: ActionLines
+    allowed: list[int]
+    chosen_position: int
+    reward: float
+    propensity: float
+
+
 class _SavedBandit(msgspec.Struct, frozen=True):
     learned: int  # SquareCB's t (VW's --squarecb keeps its own in its model file)
     vw_model: bytes
@@ -78,20 +101,14 @@ class VWBandit:
     only its shared line.
     """
 
-    def __init__(self, *, settings: BanditSettings, model_data: bytes | None = None) -> None:
+    def __init__(self, *, settings: BanditSettings) -> None:
         self.settings = settings
         self._arguments = vw_arguments(settings)
         self._scores = scores_costs(settings)
         self._factorised = self._scores and slot_factorisable(settings.interactions)
-        saved = None
-        if model_data is not None:
-            saved = msgspec.msgpack.decode(model_data, type=_SavedBandit)
-        self._workspace = _open_workspace(self._arguments, saved.vw_model if saved else None)
+        self._workspace = _open_workspace(self._arguments, None)
         self._label_type = self._workspace.get_label_type()
-        if self._workspace.get_prediction_type() not in _SCORED_PREDICTIONS:
-            raise ValueError(f"VW predicts {self._workspace.get_prediction_type()!r}, not "
-                             "one score per action line")
-        self._learned = saved.learned if saved else 0
+        self._learned = 0
         self._parsed: dict[str, _ParsedActions] = {}
         # Learning may reuse the parsed action examples only under an adaptive update: VW counts
         # examples (its `t`) when a multi-line example is finished, and parsed examples are
@@ -113,6 +130,19 @@ class VWBandit:
     def learned(self) -> int:
         """Outcomes learned so far (SquareCB's t)."""
         return self._learned
+
+    def predict_one(self, query: BanditQuery) -> list[float]:
+        """Probability of each allowed action (same order as ``query.allowed``)."""
+        return self.probabilities(format_shared(query.namespaces), query.actions, query.allowed)
+
+    def predicted_costs(self, query: BanditQuery) -> NDArray[np.float64]:
+        """VW's predicted cost (−reward) of each allowed action (SquareCB only)."""
+        return self.costs(format_shared(query.namespaces), query.actions, query.allowed)
+
+    def learn_one(self, event: BanditEvent) -> None:
+        """Learn one logged decision's outcome (:meth:`learn_actions`)."""
+        self.learn_actions(format_shared(event.namespaces), event.actions, event.allowed,
+                           event.chosen_position, event.reward, event.propensity)
 
     def probabilities(
         self, shared: str, actions: ActionLines, indices: Sequence[int]
@@ -263,7 +293,7 @@ class VWBandit:
         workspace.learn(examples)
         self._learned += 1
 
-    def save(self) -> bytes:
+    def snapshot(self) -> bytes:
         """The full learner state (weights, adaptive accumulators, SquareCB's t) as bytes."""
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.vw")
@@ -271,6 +301,18 @@ class VWBandit:
             with open(path, "rb") as handle:
                 model = handle.read()
         return msgspec.msgpack.encode(_SavedBandit(learned=self._learned, vw_model=model))
+
+    def restore(self, data: bytes) -> None:
+        """Replace the workspace with one loaded from a :meth:`snapshot` of these settings."""
+        try:
+            saved = msgspec.msgpack.decode(data, type=_SavedBandit)
+            workspace = _open_workspace(self._arguments, saved.vw_model)
+        except (msgspec.DecodeError, msgspec.ValidationError, RuntimeError) as exc:
+            raise SnapshotError(f"not a VW bandit snapshot: {exc}") from exc
+        self.close()
+        self._workspace = workspace
+        self._label_type = workspace.get_label_type()
+        self._learned = saved.learned
 
     def close(self) -> None:
         self._parsed.clear()
@@ -286,11 +328,19 @@ def _check(chosen: int, count: int, propensity: float) -> None:
         raise ValueError(f"chosen index {chosen} outside the {count} actions")
     if not 0.0 < propensity <= 1.0:
         raise ValueError(f"propensity {propensity} outside (0, 1]")
+
+
 def _open_workspace(arguments: str, model_data: bytes | None) -> Workspace:
     if model_data is None:
-        return Workspace(arguments)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.vw")
-        with open(path, "wb") as handle:
-            handle.write(model_data)
-        return Workspace(f"{arguments} -i {path}")
+        workspace = Workspace(arguments)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.vw")
+            with open(path, "wb") as handle:
+                handle.write(model_data)
+            workspace = Workspace(f"{arguments} -i {path}")
+    if workspace.get_prediction_type() not in _SCORED_PREDICTIONS:
+        kind = workspace.get_prediction_type()
+        workspace.finish()
+        raise ValueError(f"VW predicts {kind!r}, not one score per action line")
+    return workspace

@@ -171,7 +171,8 @@ def test_save_and_restore_give_identical_state() -> None:
     original = VWBandit(settings=settings)
     for step in range(50):
         original.learn(SHARED, LINES, step % 6, float(step % 6 == 2), 0.2)
-    restored = VWBandit(settings=settings, model_data=original.save())
+    restored = VWBandit(settings=settings)
+    restored.restore(original.snapshot())
     for step in range(20):
         for bandit in (original, restored):
             bandit.learn(SHARED, LINES, step % 6, float(step % 6 == 4), 0.3)
