@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -22,7 +23,7 @@ from learners.features import ContextFeatures, ContextRecord, Namespaces
 from learners.history import HistoryFeatures, HistoryQuery, HistoryStats, OutcomeFacts
 from learners.online_models import OnlineOutcomeModels, RiverOutcome, RiverQuery
 from learners.online_stats import ActionPrediction, ActionQuery, OutcomeObservation, OutcomeStats
-from learners.protocol import SnapshotError
+from learners.protocol import OnlineLearner, SnapshotError
 from learners.reward import Verdict
 from learners.scaling import FeatureScaler
 from learners.sealed import Keyring
@@ -65,13 +66,7 @@ class LearnEvent(msgspec.Struct, frozen=True):
 class _Snapshot(msgspec.Struct, frozen=True):
     fingerprint: str
     learned: int
-    bandit: bytes
-    stats: bytes
-    history: bytes
-    drift: bytes
-    river: bytes
-    stacker: bytes | None
-    scaler: bytes | None
+    components: dict[str, bytes]  # component name -> OnlineLearner.snapshot()
 
 
 class _Components:
@@ -89,26 +84,26 @@ class _Components:
         self.stacker = Stacker(prior=(0.0, 1.0, 0.0)) if settings.stack_river else None
         self.scaler = FeatureScaler() if settings.standardise_features else None
 
-    def snapshot(self, fingerprint: str, learned: int) -> _Snapshot:
-        return _Snapshot(
-            fingerprint=fingerprint, learned=learned, bandit=self.bandit.snapshot(),
-            stats=self.stats.snapshot(), history=self.history.snapshot(),
-            drift=self.drift.snapshot(), river=self.river.snapshot(),
-            stacker=None if self.stacker is None else self.stacker.snapshot(),
-            scaler=None if self.scaler is None else self.scaler.snapshot())
+    def named(self) -> dict[str, OnlineLearner[Any, Any, Any]]:
+        """Every component present, by name."""
+        named: dict[str, OnlineLearner[Any, Any, Any] | None] = {
+            "bandit": self.bandit, "stats": self.stats, "history": self.history,
+            "drift": self.drift, "river": self.river, "stacker": self.stacker,
+            "scaler": self.scaler,
+        }
+        return {name: learner for name, learner in named.items() if learner is not None}
 
-    def restore(self, snap: _Snapshot) -> None:
-        """Load every component's state; :class:`SnapshotError` if one refuses it."""
-        self.bandit.restore(snap.bandit)
-        self.stats.restore(snap.stats)
-        self.history.restore(snap.history)
-        self.drift.restore(snap.drift)
-        self.river.restore(snap.river)
-        for component, state in ((self.stacker, snap.stacker), (self.scaler, snap.scaler)):
-            if (component is None) != (state is None):
-                raise SnapshotError("a snapshot of another stacking or scaling setting")
-            if component is not None and state is not None:
-                component.restore(state)
+    def snapshot(self) -> dict[str, bytes]:
+        return {name: learner.snapshot() for name, learner in self.named().items()}
+
+    def restore(self, states: dict[str, bytes]) -> None:
+        """Load every component's state; :class:`SnapshotError` if one refuses it or the
+        components differ (another stacking or scaling setting)."""
+        named = self.named()
+        if set(states) != set(named):
+            raise SnapshotError(f"a snapshot of {sorted(states)}, not {sorted(named)}")
+        for name, learner in named.items():
+            learner.restore(states[name])
 
 
 class OnlinePolicy:
@@ -317,7 +312,8 @@ class OnlinePolicy:
     def snapshot(self, keyring: Keyring) -> bytes:
         """Serialised state sealed with ``keyring``; :meth:`restore` on a policy with the same
         fingerprint reloads it."""
-        snap = self._learners.snapshot(self.fingerprint, self._learned)
+        snap = _Snapshot(fingerprint=self.fingerprint, learned=self._learned,
+                         components=self._learners.snapshot())
         return keyring.seal(msgspec.msgpack.encode(snap))
 
     def restore(self, data: bytes, keyring: Keyring) -> bool:
@@ -333,7 +329,7 @@ class OnlinePolicy:
         learners = _Components(self.settings, self.drift_settings)
         try:
             # Authenticated by the seal: only this service's own snapshots reach pickle.
-            learners.restore(snap)
+            learners.restore(snap.components)
         except SnapshotError:
             learners.bandit.close()
             return False

@@ -62,7 +62,9 @@ class FeatureScaler:
         self._scales = None
         free = namespaces.get(FREE, {})
         moments = self._moments
-        for name, value in free.items():
+        # By name, not as the caller ordered them: which names are forgotten beyond
+        # ``max_features`` must not depend on the order of a request's features.
+        for name, value in sorted(free.items()):
             if "=" in name:
                 continue  # a category indicator
             first, total, squares = moments.get(name, (self._count, 0.0, 0.0))
