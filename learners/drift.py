@@ -120,11 +120,11 @@ class DriftMonitor:
             models, alarms, history, observed)
 
     def _feed(self, model: str, stream: Stream, detector: drift.ADWIN,
-              value: float) -> DriftAlarm | None:
+              value: float) -> None:
         width, mean = float(detector.width), float(detector.estimation)
         detector.update(value)  # type: ignore[no-untyped-call]
         if not detector.drift_detected:
-            return None
+            return
         # ADWIN dropped the window's older part: compare that part's mean with the mean of
         # what it kept (the mean of the whole old window would blur the change by the kept
         # part, which the policy may already have moved away from).
@@ -132,12 +132,11 @@ class DriftMonitor:
         dropped = width + 1.0 - kept
         before = (width * mean + value - kept * after) / dropped if dropped > 0 else mean
         if before - after < self.settings.min_change:  # only falls are alarms
-            return None
+            return
         alarm = DriftAlarm(model=model, stream=stream, detected_at=self.observed,
                            before=before, after=after, remaining=self.settings.hold)
         self._alarms[(model, stream)] = alarm
         self.history.append(alarm)
-        return alarm
 
     def _age(self, model: str) -> None:
         for key in [k for k in self._alarms if k[0] == model]:
