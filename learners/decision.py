@@ -24,7 +24,7 @@ from learners.catalog import ACTION_SEPARATOR, Catalog
 from learners.context import DecisionContext
 from learners.estimates import estimate_action_cost
 from learners.features import ContextFeatures, ContextRecord, describe_context
-from learners.history import HistoryFeatures, OutcomeFacts
+from learners.history import HistoryFeatures, HistoryQuery, OutcomeFacts
 from learners.policy import LearnEvent, OnlinePolicy
 from learners.reward import Verdict
 
@@ -128,7 +128,7 @@ def describe(policy: OnlinePolicy, catalog: Catalog, context: DecisionContext, *
     decision is recorded in ``policy``'s history (its project's first decision)."""
     features, record = describe_context(context, decided_at)
     project_id = context.caller.project_id
-    history = policy.history.features(
+    history = policy.known_history(HistoryQuery(
         tenant_id=tenant_id,
         task_type=record.task_type,
         language=record.language,
@@ -137,8 +137,8 @@ def describe(policy: OnlinePolicy, catalog: Catalog, context: DecisionContext, *
         models=catalog.model_order,
         templates=catalog.template_order,
         at=decided_at,
-    )
-    policy.history.observe_decision(tenant_id, project_id, decided_at)
+    ))
+    policy.observe_decision(tenant_id, project_id, decided_at)
     return Described(features=features, record=record, history=history, decided_at=decided_at,
                      tenant_id=tenant_id, project_id=project_id)
 

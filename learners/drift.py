@@ -19,11 +19,14 @@ Like the rest of the policy state this is a deterministic fold over the ordered 
 
 from __future__ import annotations
 
+import pickle
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 from river import drift
+
+from learners.protocol import SnapshotError
 
 Stream = Literal["success", "residual"]
 
@@ -56,6 +59,15 @@ class DriftAlarm(msgspec.Struct, frozen=True):
         return f"{self.model}: {what} from {self.before:.3f} to {self.after:.3f}"
 
 
+class DriftObservation(msgspec.Struct, frozen=True):
+    """One outcome of ``model``: its success (approved 1, modified 0.5, rejected 0) and the
+    success the outcome statistics predicted for the chosen action (None before any)."""
+
+    model: str
+    success: float
+    predicted: float | None
+
+
 class _ModelDetectors:
     def __init__(self, delta: float) -> None:
         self.success = drift.ADWIN(delta=delta)  # type: ignore[no-untyped-call]
@@ -72,31 +84,47 @@ class DriftMonitor:
         self.history: list[DriftAlarm] = []  # every alarm raised, oldest first
         self.observed = 0
 
-    def update(self, model: str, success: float, predicted: float | None) -> list[DriftAlarm]:
-        """Fold in one outcome of ``model``; the alarms this outcome raised."""
+    def learn_one(self, event: DriftObservation) -> None:
+        """Fold in one outcome; the alarms it raises join :attr:`history`."""
         self.observed += 1
         if not self.settings.enabled:
-            return []
+            return
+        model, success = event.model, event.success
         detectors = self._models.get(model)
         if detectors is None:
             detectors = self._models[model] = _ModelDetectors(self.settings.delta)
         self._age(model)
-        raised = []
-        alarm = self._feed(model, "success", detectors.success, success)
-        if alarm is not None:
-            raised.append(alarm)
-        if predicted is not None:
-            alarm = self._feed(model, "residual", detectors.residual, success - predicted)
-            if alarm is not None:
-                raised.append(alarm)
-        return raised
+        self._feed(model, "success", detectors.success, success)
+        if event.predicted is not None:
+            self._feed(model, "residual", detectors.residual, success - event.predicted)
+
+    def predict_one(self, model: str) -> list[DriftAlarm]:
+        """The active alarms of ``model``, by stream."""
+        return [self._alarms[k] for k in sorted(self._alarms) if k[0] == model]
+
+    def snapshot(self) -> bytes:
+        """The detectors and alarms pickled (River's ADWIN has no other format)."""
+        return pickle.dumps((self._models, self._alarms, self.history, self.observed),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, data: bytes) -> None:
+        """Load a :meth:`snapshot`; ``data`` must be authenticated (learners.protocol)."""
+        try:
+            models, alarms, history, observed = pickle.loads(data)
+        except Exception as exc:
+            raise SnapshotError(f"not a drift monitor snapshot: {exc}") from exc
+        if not (isinstance(models, dict) and isinstance(alarms, dict)
+                and isinstance(history, list) and isinstance(observed, int)):
+            raise SnapshotError("not a drift monitor snapshot")
+        self._models, self._alarms, self.history, self.observed = (
+            models, alarms, history, observed)
 
     def _feed(self, model: str, stream: Stream, detector: drift.ADWIN,
-              value: float) -> DriftAlarm | None:
+              value: float) -> None:
         width, mean = float(detector.width), float(detector.estimation)
         detector.update(value)  # type: ignore[no-untyped-call]
         if not detector.drift_detected:
-            return None
+            return
         # ADWIN dropped the window's older part: compare that part's mean with the mean of
         # what it kept (the mean of the whole old window would blur the change by the kept
         # part, which the policy may already have moved away from).
@@ -104,12 +132,11 @@ class DriftMonitor:
         dropped = width + 1.0 - kept
         before = (width * mean + value - kept * after) / dropped if dropped > 0 else mean
         if before - after < self.settings.min_change:  # only falls are alarms
-            return None
+            return
         alarm = DriftAlarm(model=model, stream=stream, detected_at=self.observed,
                            before=before, after=after, remaining=self.settings.hold)
         self._alarms[(model, stream)] = alarm
         self.history.append(alarm)
-        return alarm
 
     def _age(self, model: str) -> None:
         for key in [k for k in self._alarms if k[0] == model]:

@@ -24,6 +24,8 @@ from datetime import datetime
 
 import msgspec
 
+from learners.protocol import SnapshotError
+
 WINDOW = 200
 MAX_KEYS = 10_000  # per kind; the least recently updated keys are forgotten beyond this
 SECONDS_PER_DAY = 86_400.0
@@ -53,7 +55,7 @@ class HistoryFeatures(msgspec.Struct, frozen=True):
 
 # One key's last ``WINDOW`` outcomes: approvals (1 or 0) and qualities (None without a score,
 # so the quality mean covers the same outcomes as the success rate). Plain lists take a tenth of
-# the memory of two deques and pickle in C, ~50x faster (checkpoints are written on the loop).
+# the memory of two deques and encode ~50x faster (checkpoints are written on the loop).
 _Window = tuple[list[int], list[float | None]]
 
 
@@ -83,14 +85,13 @@ class _Keyed:
         self._windows: OrderedDict[str, _Window] = OrderedDict()
         self._summaries: dict[str, RateSummary] = {}
 
-    def __getstate__(self) -> tuple[int, bytes]:
-        """Pickled as msgpack (10,000 keys: ~2 ms, pickle: ~25 ms) without the summaries,
-        which are a function of the windows."""
-        return self.max_keys, msgspec.msgpack.encode(self._windows)
+    @property
+    def windows(self) -> OrderedDict[str, _Window]:
+        """The windows, least recently updated first (the summaries are a function of them)."""
+        return self._windows
 
-    def __setstate__(self, state: tuple[int, bytes]) -> None:
-        self.max_keys = state[0]
-        self._windows = OrderedDict(msgspec.msgpack.decode(state[1], type=dict[str, _Window]))
+    def load(self, windows: dict[str, _Window]) -> None:
+        self._windows = OrderedDict(windows)
         self._summaries = {key: _summary(window) for key, window in self._windows.items()}
 
     def __len__(self) -> int:
@@ -135,6 +136,25 @@ def _tenant_key(tenant_id: str, name: str) -> str:
     return f"{tenant_id}\x00{name}"
 
 
+class HistoryQuery(msgspec.Struct, frozen=True):
+    """The keys of one decision at ``at``, and the catalog's model and template names."""
+
+    tenant_id: str
+    task_type: str
+    language: str
+    project_id: str | None
+    agent: str | None
+    models: tuple[str, ...]
+    templates: tuple[str, ...]
+    at: datetime
+
+
+class _HistoryState(msgspec.Struct, frozen=True):
+    max_keys: int
+    windows: dict[str, dict[str, _Window]]  # kind -> key -> window, least recent first
+    first_seen: dict[str, float]
+
+
 class HistoryStats:
     """Windowed outcome aggregates by similar task, model, template, agent and project.
 
@@ -149,27 +169,13 @@ class HistoryStats:
         self._templates = _Keyed(max_keys)
         self._agents = _Keyed(max_keys)
         self._projects = _Keyed(max_keys)
-        # Epoch seconds of each project's first decision (floats pickle faster than datetimes).
+        # Epoch seconds of each project's first decision (floats encode faster than datetimes).
         self._first_seen: OrderedDict[str, float] = OrderedDict()
         # The per-model and per-template summaries of the last catalog asked for, until the
         # next outcome: every decision reads all of them, and only an outcome changes them.
         self._catalog_summaries: tuple[
             tuple[str, ...], tuple[str, ...], dict[str, RateSummary], dict[str, RateSummary]
         ] | None = None
-
-    def __getstate__(self) -> dict[str, object]:
-        """Pickled without the summaries cache (checkpoints hold learned state only), the
-        first decisions as msgpack (faster)."""
-        state = {k: v for k, v in self.__dict__.items() if k != "_catalog_summaries"}
-        state["_first_seen"] = msgspec.msgpack.encode(self._first_seen)
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        first_seen = state["_first_seen"]
-        assert isinstance(first_seen, bytes)
-        self._first_seen = OrderedDict(msgspec.msgpack.decode(first_seen, type=dict[str, float]))
-        self._catalog_summaries = None
 
     def observe_decision(self, tenant_id: str, project_id: str | None, at: datetime) -> None:
         """Record that ``project_id`` had a decision at ``at`` (keeps the earliest)."""
@@ -209,21 +215,11 @@ class HistoryStats:
             self._projects.add(_tenant_key(facts.tenant_id, facts.project_id), ok, quality)
         self.observe_decision(facts.tenant_id, facts.project_id, facts.decided_at)
 
-    def features(
-        self,
-        *,
-        tenant_id: str,
-        task_type: str,
-        language: str,
-        project_id: str | None,
-        agent: str | None,
-        models: tuple[str, ...],
-        templates: tuple[str, ...],
-        at: datetime,
-    ) -> HistoryFeatures:
-        """History as known now, for a decision at ``at`` (read-only, O(models + templates)
-        after an outcome, O(1) otherwise). Decisions between two outcomes share the ``models``
-        and ``templates`` dicts: treat them as read-only."""
+    def predict_one(self, query: HistoryQuery) -> HistoryFeatures:
+        """History as known now, for a decision at ``query.at`` (read-only, O(models +
+        templates) after an outcome, O(1) otherwise). Decisions between two outcomes share the
+        ``models`` and ``templates`` dicts: treat them as read-only."""
+        models, templates, tenant_id = query.models, query.templates, query.tenant_id
         cached = self._catalog_summaries
         if cached is None or cached[0] is not models or cached[1] is not templates:
             cached = self._catalog_summaries = (
@@ -232,15 +228,42 @@ class HistoryStats:
                 {name: self._models.get(name) for name in models},
                 {name: self._templates.get(name) for name in templates},
             )
+        project_id, agent = query.project_id, query.agent
         age: float | None = None
         if project_id:
             seen = self._first_seen.get(_tenant_key(tenant_id, project_id))
-            age = 0.0 if seen is None else max(at.timestamp() - seen, 0.0) / SECONDS_PER_DAY
+            age = (0.0 if seen is None
+                   else max(query.at.timestamp() - seen, 0.0) / SECONDS_PER_DAY)
         return HistoryFeatures(
-            similar=self._similar.get(_similar_key(task_type, language)),
+            similar=self._similar.get(_similar_key(query.task_type, query.language)),
             project=self._projects.get(_tenant_key(tenant_id, project_id)) if project_id else EMPTY,
             agent=self._agents.get(_tenant_key(tenant_id, agent)) if agent else EMPTY,
             models=cached[2],
             templates=cached[3],
             project_age_days=None if age is None else round(age, 4),
         )
+
+    def _kinds(self) -> dict[str, _Keyed]:
+        return {"similar": self._similar, "models": self._models, "templates": self._templates,
+                "agents": self._agents, "projects": self._projects}
+
+    def snapshot(self) -> bytes:
+        """The windows and first decisions as msgpack (10,000 keys: ~2 ms; pickle: ~25 ms)."""
+        return msgspec.msgpack.encode(_HistoryState(
+            max_keys=self.max_keys,
+            windows={kind: keyed.windows for kind, keyed in self._kinds().items()},
+            first_seen=self._first_seen))
+
+    def restore(self, data: bytes) -> None:
+        try:
+            state = msgspec.msgpack.decode(data, type=_HistoryState)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise SnapshotError(f"not a history snapshot: {exc}") from exc
+        kinds = self._kinds()
+        if state.max_keys != self.max_keys or set(state.windows) != set(kinds):
+            raise SnapshotError(f"a history of {state.max_keys} keys per kind, not "
+                                f"{self.max_keys}")
+        for kind, keyed in kinds.items():
+            keyed.load(state.windows[kind])
+        self._first_seen = OrderedDict(state.first_seen)
+        self._catalog_summaries = None

@@ -15,13 +15,15 @@ about a microsecond, so a whole 160-action catalog is scored in a fraction of a 
 
 from __future__ import annotations
 
+import pickle
 import zlib
-from collections.abc import Sequence
 
+import msgspec
 from river import linear_model, optim
 
 from learners.catalog import Action
 from learners.features import ContextRecord
+from learners.protocol import SnapshotError
 
 # Task types, languages and agents are open vocabularies: each enters the crosses as one of this
 # many hash buckets ([bandit] river_buckets), so the models hold a bounded number of weights
@@ -73,37 +75,76 @@ def context_buckets(
             category_bucket(record.language, buckets), category_bucket(record.agent, buckets))
 
 
+class RiverOutcome(msgspec.Struct, frozen=True):
+    """The chosen action's outcome in the decision's context."""
+
+    record: ContextRecord
+    action: Action
+    reward: float
+    approved: bool
+
+
+class RiverQuery(msgspec.Struct, frozen=True):
+    """Actions to predict in one context."""
+
+    record: ContextRecord
+    actions: list[Action]
+
+
+class OutcomeEstimates(msgspec.Struct, frozen=True):
+    """Predicted reward (clipped to [0, 1]) and P(approved) of each queried action."""
+
+    rewards: list[float]
+    success: list[float]
+
+
 class OnlineOutcomeModels:
-    """River models of reward and success; :meth:`learn` on the chosen action's outcome."""
+    """River models of reward and success, learned on the chosen action's outcome."""
 
     def __init__(self, learning_rate: float = 0.05, buckets: int = CATEGORY_BUCKETS) -> None:
+        self.learning_rate = learning_rate
         self.buckets = buckets
-        self.reward = linear_model.LinearRegression(
+        self._reward = linear_model.LinearRegression(
             optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate,
             intercept_init=0.5,
         )
-        self.success = linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate))
-        self.learned = 0
+        self._success = linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate))
+        self._learned = 0
 
-    def predict_rewards(self, record: ContextRecord, actions: Sequence[Action]) -> list[float]:
-        predict = self.reward.predict_one
-        keys = context_buckets(record, self.buckets)
-        return [
-            min(max(predict(action_crosses(record, a, keys)), 0.0), 1.0)  # type: ignore[no-untyped-call]
-            for a in actions
-        ]
+    @property
+    def learned(self) -> int:
+        """Outcomes learned so far."""
+        return self._learned
 
-    def predict_success(self, record: ContextRecord, actions: Sequence[Action]) -> list[float]:
-        predict = self.success.predict_proba_one
-        keys = context_buckets(record, self.buckets)
-        return [
-            predict(action_crosses(record, a, keys)).get(True, 0.5)  # type: ignore[no-untyped-call]
-            for a in actions
-        ]
+    def predict_one(self, query: RiverQuery) -> OutcomeEstimates:
+        reward = self._reward.predict_one
+        success = self._success.predict_proba_one
+        keys = context_buckets(query.record, self.buckets)
+        crosses = [action_crosses(query.record, a, keys) for a in query.actions]
+        return OutcomeEstimates(
+            rewards=[min(max(reward(x), 0.0), 1.0) for x in crosses],  # type: ignore[no-untyped-call]
+            success=[success(x).get(True, 0.5) for x in crosses],  # type: ignore[no-untyped-call]
+        )
 
-    def learn(self, record: ContextRecord, action: Action, reward: float,
-              approved: bool) -> None:
-        x = action_crosses(record, action, context_buckets(record, self.buckets))
-        self.reward.learn_one(x, reward)
-        self.success.learn_one(x, approved)
-        self.learned += 1
+    def learn_one(self, event: RiverOutcome) -> None:
+        x = action_crosses(event.record, event.action, context_buckets(event.record, self.buckets))
+        self._reward.learn_one(x, event.reward)
+        self._success.learn_one(x, event.approved)
+        self._learned += 1
+
+    def snapshot(self) -> bytes:
+        """The River models pickled (they have no other format)."""
+        return pickle.dumps((self._reward, self._success, self._learned),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, data: bytes) -> None:
+        """Load a :meth:`snapshot`; ``data`` must be authenticated (learners.protocol)."""
+        try:
+            reward, success, learned = pickle.loads(data)
+        except Exception as exc:
+            raise SnapshotError(f"not a River outcome models snapshot: {exc}") from exc
+        if not (isinstance(reward, linear_model.LinearRegression)
+                and isinstance(success, linear_model.LogisticRegression)
+                and isinstance(learned, int)):
+            raise SnapshotError("not a River outcome models snapshot")
+        self._reward, self._success, self._learned = reward, success, learned

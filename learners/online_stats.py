@@ -9,9 +9,12 @@ estimate corrected by the observed log-ratio of real to estimated time, with an 
 from __future__ import annotations
 
 import math
+import pickle
 
 import msgspec
 from river import stats
+
+from learners.protocol import SnapshotError
 
 ACTION_SHRINKAGE = 5.0  # pseudo-observations of the model-level rate behind each action's rate
 QUALITY_PRIOR_WEIGHT = 2.0
@@ -26,6 +29,26 @@ class ActionPrediction(msgspec.Struct, frozen=True):
     time_interval_s: tuple[float, float]
     observations: int
     source: str
+
+
+class OutcomeObservation(msgspec.Struct, frozen=True):
+    """One outcome of an action: ``success`` is 1 for approved, 0 for rejected, 0.5 between;
+    ``prior_time_s`` is the catalog's time estimate the observed time is compared with."""
+
+    model: str
+    action_id: str
+    success: float
+    quality: float | None
+    time_s: float | None
+    prior_time_s: float
+
+
+class ActionQuery(msgspec.Struct, frozen=True):
+    """One action to predict, with its catalog time estimate."""
+
+    model: str
+    action_id: str
+    prior_time_s: float
 
 
 class _ModelStats:
@@ -50,32 +73,42 @@ class OutcomeStats:
         self._actions: dict[str, _ActionStats] = {}
         self._quality = stats.Mean()
 
-    def learn_one(
-        self,
-        *,
-        model: str,
-        action_id: str,
-        success: float,
-        quality: float | None,
-        time_s: float | None,
-        prior_time_s: float,
-    ) -> None:
-        """Fold in one outcome; ``success`` is 1 for approved, 0 for rejected, 0.5 between."""
-        model_stats = self._models.setdefault(model, _ModelStats())
-        model_stats.successes += success
+    def learn_one(self, event: OutcomeObservation) -> None:
+        """Fold in one outcome."""
+        model_stats = self._models.setdefault(event.model, _ModelStats())
+        model_stats.successes += event.success
         model_stats.count += 1
+        quality, time_s, prior_time_s = event.quality, event.time_s, event.prior_time_s
         if quality is not None:
             model_stats.quality.update(quality)
             self._quality.update(quality)
         if time_s is not None and time_s > 0 and prior_time_s > 0:
             model_stats.log_time_ratio.update(math.log(time_s / prior_time_s))
-        action_stats = self._actions.setdefault(action_id, _ActionStats())
-        action_stats.successes += success
+        action_stats = self._actions.setdefault(event.action_id, _ActionStats())
+        action_stats.successes += event.success
         action_stats.count += 1
 
-    def predict_one(self, *, model: str, action_id: str, prior_time_s: float) -> ActionPrediction:
-        model_stats = self._models.get(model)
-        action_stats = self._actions.get(action_id)
+    def snapshot(self) -> bytes:
+        """The statistics pickled (River's running statistics have no other format)."""
+        return pickle.dumps((self._models, self._actions, self._quality),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, data: bytes) -> None:
+        """Load a :meth:`snapshot`; ``data`` must be authenticated (learners.protocol)."""
+        try:
+            models, actions, quality = pickle.loads(data)
+        except Exception as exc:
+            raise SnapshotError(f"not an outcome statistics snapshot: {exc}") from exc
+        if not (isinstance(models, dict) and isinstance(actions, dict)
+                and isinstance(quality, stats.Mean)):
+            raise SnapshotError("not an outcome statistics snapshot")
+        self._models, self._actions, self._quality = models, actions, quality
+
+    def predict_one(self, query: ActionQuery) -> ActionPrediction:
+        """Success, quality and time of one action, shrunk towards the priors."""
+        model_stats = self._models.get(query.model)
+        action_stats = self._actions.get(query.action_id)
+        prior_time_s = query.prior_time_s
         model_rate = 0.5
         quality = self._quality.get() if self._quality.n else 5.0
         mu, sd, n_time = 0.0, TIME_PRIOR_SD, 0.0

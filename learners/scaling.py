@@ -10,7 +10,7 @@ not (docs/learning.md, "Numeric features").
 ``features`` entries that are not categories, as :func:`learners.features.extract_features`
 names them), the mean and variance over the first ``WARMUP`` outcomes learned since the feature
 first appeared, an absent feature counting as 0 (extract_features drops zeros); from then on the
-feature's transformation is fixed. :meth:`FeatureScaler.transform` replaces each such feature by
+feature's transformation is fixed. :meth:`FeatureScaler.predict_one` replaces each such feature by
 ``(value - mean) / sd`` (only ``value - mean`` while there is no variance yet), absent ones
 included once they have been seen. It is part of the learner state, a fold over outcomes like
 the bandit.
@@ -30,6 +30,7 @@ from collections import OrderedDict
 import msgspec
 
 from learners.features import Namespaces
+from learners.protocol import SnapshotError
 
 FREE = "free"
 WARMUP = 30  # outcomes whose values fix a feature's mean and sd
@@ -61,7 +62,9 @@ class FeatureScaler:
         self._scales = None
         free = namespaces.get(FREE, {})
         moments = self._moments
-        for name, value in free.items():
+        # By name, not as the caller ordered them: which names are forgotten beyond
+        # ``max_features`` must not depend on the order of a request's features.
+        for name, value in sorted(free.items()):
             if "=" in name:
                 continue  # a category indicator
             first, total, squares = moments.get(name, (self._count, 0.0, 0.0))
@@ -71,33 +74,7 @@ class FeatureScaler:
         while len(moments) > self.max_features:
             moments.popitem(last=False)
 
-    def state(self) -> ScalerState:
-        return ScalerState(max_features=self.max_features, count=self._count,
-                           moments=[(name, *m) for name, m in self._moments.items()])
-
-    @classmethod
-    def from_state(cls, state: ScalerState) -> FeatureScaler:
-        scaler = cls(max_features=state.max_features)
-        scaler._count = state.count
-        scaler._moments = OrderedDict((name, (first, total, squares))
-                                      for name, first, total, squares in state.moments)
-        scaler._scales = None
-        return scaler
-
-    def _current(self) -> dict[str, tuple[float, float]]:
-        """(mean, sd) of every feature seen (sd 1 while it has no variance)."""
-        if self._scales is None:
-            scales = {}
-            for name, (first, total, squares) in self._moments.items():
-                n = min(self._count - first + 1, WARMUP)
-                mean = total / n
-                variance = squares / n - mean * mean
-                sd = math.sqrt(variance) if n >= MIN_OBSERVATIONS and variance > 1e-12 else 1.0
-                scales[name] = (mean, sd)
-            self._scales = scales
-        return self._scales
-
-    def transform(self, namespaces: Namespaces) -> Namespaces:
+    def predict_one(self, namespaces: Namespaces) -> Namespaces:
         """``namespaces`` with the ``free`` numeric features standardised (a new dict; the
         input is not changed)."""
         scales = self._current()
@@ -112,3 +89,35 @@ class FeatureScaler:
         out = dict(namespaces)
         out[FREE] = scaled
         return out
+
+    def snapshot(self) -> bytes:
+        """The learned moments as msgpack (:class:`ScalerState`)."""
+        return msgspec.msgpack.encode(ScalerState(
+            max_features=self.max_features, count=self._count,
+            moments=[(name, *m) for name, m in self._moments.items()]))
+
+    def restore(self, data: bytes) -> None:
+        try:
+            state = msgspec.msgpack.decode(data, type=ScalerState)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise SnapshotError(f"not a feature scaler snapshot: {exc}") from exc
+        if state.max_features != self.max_features:
+            raise SnapshotError(f"a snapshot of {state.max_features} features, not "
+                                f"{self.max_features}")
+        self._count = state.count
+        self._moments = OrderedDict((name, (first, total, squares))
+                                    for name, first, total, squares in state.moments)
+        self._scales = None
+
+    def _current(self) -> dict[str, tuple[float, float]]:
+        """(mean, sd) of every feature seen (sd 1 while it has no variance)."""
+        if self._scales is None:
+            scales = {}
+            for name, (first, total, squares) in self._moments.items():
+                n = min(self._count - first + 1, WARMUP)
+                mean = total / n
+                variance = squares / n - mean * mean
+                sd = math.sqrt(variance) if n >= MIN_OBSERVATIONS and variance > 1e-12 else 1.0
+                scales[name] = (mean, sd)
+            self._scales = scales
+        return self._scales

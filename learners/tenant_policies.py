@@ -14,10 +14,11 @@ different points of the fold.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 import msgspec
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings, DriftAlarm
 from learners.policy import LearnEvent, OnlinePolicy
@@ -170,6 +171,11 @@ class TenantPolicies:
 
     def has_catalog(self, fingerprint: str) -> bool:
         return fingerprint in self._catalogs
+
+    def observe_decision(self, tenant_id: str, project_id: str | None, at: datetime) -> None:
+        """Record a decision of ``tenant_id``'s ``project_id`` at ``at`` in its policy's
+        history (the log's first decisions at start, so project ages survive a restart)."""
+        self.for_tenant(tenant_id).observe_decision(tenant_id, project_id, at)
 
     def learn(self, event: LearnEvent) -> list[DriftAlarm]:
         """Fold one outcome into its tenant's policy (or the shared one) and counts."""

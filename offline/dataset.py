@@ -19,7 +19,7 @@ from learners.catalog import Catalog, format_action_id
 from learners.code_metrics import compute_code_metrics
 from learners.context import CallerContext, DecisionContext, Rag, Task
 from learners.features import ContextRecord, context_record
-from learners.history import HistoryFeatures, HistoryStats, OutcomeFacts
+from learners.history import HistoryFeatures, HistoryQuery, HistoryStats, OutcomeFacts
 from learners.reward import Verdict
 from learners.tabular import ActionAttributes, TrainingExample
 from offline.history_file import HistoryRow
@@ -94,11 +94,11 @@ class HistoryFold:
         stats = self._tenant_stats(row.tenant)
         context = decision_context(row)
         record = context_record(context, at)
-        history = stats.features(
+        history = stats.predict_one(HistoryQuery(
             tenant_id=row.tenant, task_type=record.task_type, language=record.language,
             project_id=row.project_id, agent=record.agent, models=self.models,
             templates=self.templates, at=at,
-        )
+        ))
         stats.observe_decision(row.tenant, row.project_id, at)
         model, _, template = row.action_parts()
         facts = OutcomeFacts(

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from offline.replay.cli import add_support_option, reward_range
 from offline.replay.errors import ReplayError
 from offline.replay.estimators import EstimatorOptions, Interval

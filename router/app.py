@@ -139,8 +139,7 @@ def create_app(settings: Settings, *, metrics_dir: str | None = None) -> Litesta
                 active_id=None if active is None else active.id,
             )
             for tenant_id, project_id, first in await log.project_first_decisions():
-                learner.policies.for_tenant(tenant_id).history.observe_decision(
-                    tenant_id, project_id, first)
+                learner.policies.observe_decision(tenant_id, project_id, first)
             await models.refresh()
             code_metrics = CodeMetricsRunner(settings.code_metrics)
             decisions = DecisionCounter(log, flush_interval_s=settings.learning.tail_interval_s)

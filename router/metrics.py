@@ -199,14 +199,15 @@ class LearningCollector(Collector):
         if not self._learners:
             return
         learner = self._learners[-1]
-        monitors = [policy.drift for _, policy in learner.policies.policies()]
+        policies = [policy for _, policy in learner.policies.policies()]
         active = GaugeMetricFamily(
             "router_drift_alarm_active",
             "1 while a drift alarm of the model's outcome stream is in its adaptation period "
             "(in any tenant's learner state)",
             labels=["model", "stream"],
         )
-        for model, stream in sorted({(a.model, a.stream) for d in monitors for a in d.active}):
+        active_keys = {(a.model, a.stream) for p in policies for a in p.active_alarms}
+        for model, stream in sorted(active_keys):
             active.add_metric([model, stream], 1.0)
         yield active
         raised = CounterMetricFamily(
@@ -214,7 +215,7 @@ class LearningCollector(Collector):
             labels=["model", "stream"],
         )
         for (model, stream), count in sorted(
-            Counter((a.model, a.stream) for d in monitors for a in d.history).items()
+            Counter((a.model, a.stream) for p in policies for a in p.raised_alarms).items()
         ):
             raised.add_metric([model, stream], float(count))
         yield raised

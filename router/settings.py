@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.batch.settings import TrainSettings
 from learners.catalog import Catalog, CatalogError, ModelSpec, Temperature, TemplateSpec
 from learners.drift import BanditDriftSettings

@@ -17,6 +17,10 @@ from learners.batch.models import BatchModels
 from learners.batch.settings import TrainSettings
 from learners.batch.training import History, TrainingResult
 from learners.catalog import Catalog
+from learners.drift import DriftAlarm
+from learners.features import ContextFeatures
+from learners.policy import LearnEvent, OnlinePolicy
+from learners.reward import Verdict
 from learners.sealed import Keyring
 from offline.bench.realdata.data import RealData
 from offline.replay.log import ActionSpace, LogChunk, LogSource, LogSummary
@@ -25,6 +29,27 @@ from router.settings import Settings, load_settings
 
 TEST_SECRET = "test-server-secret-0123456789abcdef"
 TEST_KEYRING = Keyring(TEST_SECRET.encode())
+
+
+def collapse_model(policy: OnlinePolicy, catalog: Catalog, model: str, *, seed: int = 0,
+                   outcomes: int = 6000) -> list[DriftAlarm]:
+    """Fold outcomes of ``model``'s first action into ``policy``, approved 80% of the time,
+    then 20%, until its success stream raises a drift alarm; the alarms raised."""
+    action = next(a for a in catalog.actions if a.model.name == model)
+    features = ContextFeatures(namespaces={"task": {"type=backend": 1.0}}, complexity=5.0)
+    rng = np.random.default_rng(seed)
+    raised: list[DriftAlarm] = []
+    for seq in range(1, outcomes + 1):
+        approved = rng.random() < (0.8 if seq <= outcomes // 4 else 0.2)
+        raised += policy.learn(LearnEvent(
+            seq=seq, catalog_fingerprint=catalog.fingerprint, features=features,
+            allowed=[action.index], chosen_position=0, propensity=1.0,
+            reward=1.0 if approved else 0.0,
+            verdict=Verdict.APPROVED if approved else Verdict.REJECTED, quality=None,
+            generation_time_s=None, prior_time_s=10.0))
+        if any(alarm.stream == "success" for alarm in raised):
+            return raised
+    raise AssertionError(f"no success alarm for {model} after {outcomes} outcomes")
 
 
 def make_settings(database_url: str, **environ: str) -> Settings:

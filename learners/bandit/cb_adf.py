@@ -12,7 +12,7 @@ from typing import Literal
 
 from vowpalwabbit import Workspace
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.bandit.vw_format import format_label
 
 CbType = Literal["ips", "dr", "mtr"]

@@ -30,91 +30,19 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
-from typing import Annotated, Literal
 
 import msgspec
 import numpy as np
 import pylibvw
-from msgspec import Meta
 from numpy.typing import NDArray
 from vowpalwabbit import Example, PredictionType, Workspace
 
+from learners.bandit.action_lines import ActionLines
 from learners.bandit.sampling import normalize, squarecb
-from learners.bandit.vw_format import (
-    ACTION_NAMESPACES,
-    action_namespaces,
-    format_label,
-)
-from learners.catalog import Catalog
-
-# "regcbopt" is RegCB-optimistic: all probability on the action with the lowest optimistic
-# (lower-confidence) cost, shared among ties. VW clips its confidence bounds to the cost range
-# [cb_min_cost, cb_max_cost], default [0, 1]; our costs (-reward) lie in [-1, 0], so with the
-# default every action's bound clips to 0, all tie, and the prediction stays all-ones (uniform)
-# for ever. The range is therefore always passed, from min_reward/max_reward.
-# RegCB-elimination (--regcb alone) is not offered.
-Exploration = Literal["epsilon", "squarecb", "cover", "bag", "softmax", "regcbopt"]
-# VW's update rule: "default" is adaptive + normalized + invariant. RegCB's confidence bounds
-# come from the base learner's sensitivity; under the default rule RegCB-opt keeps the first
-# action it draws, under "adaptive" or "sgd" it explores (tests/unit/learners/test_bandit.py).
-UpdateRule = Literal["default", "adaptive", "normalized-invariant", "sgd"]
-_UPDATE_FLAGS: dict[str, str] = {
-    "default": "",
-    "adaptive": "--adaptive",
-    "normalized-invariant": "--normalized --invariant",
-    "sgd": "--sgd",
-}
-
-
-class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Hyper-parameters of the VW bandit (config section ``[bandit]``)."""
-
-    exploration: Exploration = "squarecb"
-    epsilon: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.05
-    gamma_scale: Annotated[float, Meta(gt=0.0)] = 20.0
-    bag_size: Annotated[int, Meta(ge=2, le=64)] = 5
-    cover_size: Annotated[int, Meta(ge=1, le=64)] = 5
-    softmax_lambda: Annotated[float, Meta(gt=0.0)] = 10.0
-    mellowness: Annotated[float, Meta(gt=0.0)] = 0.1  # RegCB's c0: wider bounds when larger
-    min_reward: float = 0.0  # bounds of every reward the bandit learns (RegCB clips to them)
-    max_reward: float = 1.0
-    bits: Annotated[int, Meta(ge=12, le=28)] = 18
-    learning_rate: Annotated[float, Meta(gt=0.0, le=100.0)] = 0.5
-    update_rule: UpdateRule = "default"
-    interactions: tuple[Annotated[str, Meta(pattern=r"^[A-Za-z]{2,3}$")], ...] = (
-        "TM",
-        "TP",
-        "TL",
-        "DM",
-        "DL",
-        "CM",
-        "FM",
-        "ML",
-        "MP",
-        "PL",
-    )
-    seed: int = 7
-    # SquareCB over a stacked estimate of VW's and River's predicted rewards
-    # (learners.policy.OnlinePolicy; docs/decisions/river-stacking.md).
-    stack_river: bool = False
-    # Bounds of the open-vocabulary state folded with the bandit (learners.history,
-    # learners.online_models): keys kept per kind of history aggregate, and hash buckets of task
-    # types, languages and agents in River's crosses.
-    # Numeric caller features standardised online before VW sees them (learners/scaling.py).
-    standardise_features: bool = True
-    history_keys: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000
-    river_buckets: Annotated[int, Meta(ge=1, le=1_000_000)] = 256
-
-    def __post_init__(self) -> None:
-        if not self.min_reward < self.max_reward:
-            raise ValueError(
-                f"min_reward ({self.min_reward}) must be below max_reward ({self.max_reward})"
-            )
-        if self.stack_river and self.exploration != "squarecb":
-            raise ValueError(
-                f"stack_river needs exploration 'squarecb', not {self.exploration!r}"
-            )
-
+from learners.bandit.settings import BanditSettings, scores_costs, slot_factorisable, vw_arguments
+from learners.bandit.vw_format import format_label, format_shared
+from learners.features import Namespaces
+from learners.protocol import SnapshotError
 
 # SquareCB's γ = gamma_scale · √(K·t) with K allowed actions after t learned outcomes: VW's
 # t^0.5 schedule, and √K as in Foster & Rakhlin's γ = √(K·T/…) (docs/learning.md, Exploration).
@@ -122,85 +50,6 @@ GAMMA_EXPONENT = 0.5
 # A namespace without features: contributes nothing, whatever the interactions.
 EMPTY_LINE = "|Z"
 EMPTY_SHARED = f"shared {EMPTY_LINE}"
-
-
-def scores_costs(settings: BanditSettings) -> bool:
-    """Whether the bandit reads VW's predicted costs and explores itself (SquareCB)."""
-    return settings.exploration == "squarecb"
-
-
-def slot_factorisable(interactions: Sequence[str]) -> bool:
-    """Whether an action's predicted cost splits into per-namespace terms: no interaction may
-    cross a context namespace with two different action namespaces (``TML`` would not)."""
-    slots = set(ACTION_NAMESPACES)
-    for term in interactions:
-        letters = set(term)
-        if len(letters & slots) >= 2 and letters - slots:
-            return False
-    return True
-
-
-def vw_arguments(settings: BanditSettings) -> str:
-    """The VW command line for ``settings``."""
-    reduction = "--cb_adf --cb_type mtr" if scores_costs(settings) else "--cb_explore_adf"
-    args = [reduction, "--quiet", f"-b {settings.bits}", f"-l {settings.learning_rate}"]
-    args.append(f"--random_seed {settings.seed}")
-    if settings.update_rule != "default":
-        args.append(_UPDATE_FLAGS[settings.update_rule])
-    match settings.exploration:
-        case "epsilon":
-            args.append(f"--epsilon {settings.epsilon}")
-        case "squarecb":
-            pass  # SquareCB is applied to the costs by VWBandit (module docstring)
-        case "cover":
-            args.append(f"--cover {settings.cover_size} --epsilon {settings.epsilon}")
-        case "bag":
-            args.append(f"--bag {settings.bag_size} --epsilon {settings.epsilon}")
-        case "softmax":
-            args.append(f"--softmax --lambda {settings.softmax_lambda}")
-        case "regcbopt":
-            # cost = -reward: the cost range is the reward range negated and reversed.
-            args.append(
-                f"--regcb --regcbopt --mellowness {settings.mellowness} "
-                f"--cb_min_cost {0.0 - settings.max_reward} "
-                f"--cb_max_cost {0.0 - settings.min_reward}"
-            )
-    for pair in settings.interactions:
-        flag = "-q" if len(pair) == 2 else "--cubic"
-        args.append(f"{flag} {pair}")
-    return " ".join(args)
-
-
-class ActionLines:
-    """VW text of every action of one catalog, formatted once and reused by every request
-    (re-formatted only when the set of drifting models changes).
-
-    ``slot_lines`` holds each distinct model, temperature and template namespace once, and
-    ``slots[i]`` the positions of action ``i``'s three namespaces in it."""
-
-    def __init__(self, catalog: Catalog, drifting: frozenset[str] = frozenset()) -> None:
-        self.fingerprint = catalog.fingerprint
-        self.drifting = drifting
-        self.key = f"{catalog.fingerprint}|{','.join(sorted(drifting))}"
-        parts = [action_namespaces(a, a.model.name in drifting) for a in catalog.actions]
-        self.lines: tuple[str, ...] = tuple(" ".join(p) for p in parts)
-        position: dict[str, int] = {}
-        for namespaces in parts:
-            for text in namespaces:
-                position.setdefault(text, len(position))
-        self.slot_lines: tuple[str, ...] = tuple(position)
-        self.slots: NDArray[np.intp] = np.array(
-            [[position[text] for text in namespaces] for namespaces in parts], dtype=np.intp
-        ).reshape(len(parts), 3)
-        # Each slot column on its own (contiguous), and every action in catalog order: what a
-        # request without constraints allows, so its costs need no gather by ``indices``.
-        self.slot_columns: tuple[NDArray[np.intp], ...] = tuple(
-            np.ascontiguousarray(self.slots[:, k]) for k in range(3))
-        self.all_indices: list[int] = list(range(len(parts)))
-
-    def select(self, indices: Sequence[int]) -> list[str]:
-        lines = self.lines
-        return [lines[i] for i in indices]
 
 
 class _ParsedActions:
@@ -218,6 +67,27 @@ class _ParsedActions:
         self.context_free: NDArray[np.float64] = np.zeros(len(self.actions))
 
 
+class BanditQuery(msgspec.Struct, frozen=True):
+    """A context's namespaces (as the bandit sees them) and the allowed actions, catalog
+    indices into ``actions``."""
+
+    namespaces: Namespaces
+    actions: ActionLines
+    allowed: list[int]
+
+
+class BanditEvent(msgspec.Struct, frozen=True):
+    """One logged decision's outcome: the context, the allowed actions, the chosen position
+    in ``allowed``, the reward and the logged propensity."""
+
+    namespaces: Namespaces
+    actions: ActionLines
+    allowed: list[int]
+    chosen_position: int
+    reward: float
+    propensity: float
+
+
 class _SavedBandit(msgspec.Struct, frozen=True):
     learned: int  # SquareCB's t (VW's --squarecb keeps its own in its model file)
     vw_model: bytes
@@ -231,20 +101,14 @@ class VWBandit:
     only its shared line.
     """
 
-    def __init__(self, *, settings: BanditSettings, model_data: bytes | None = None) -> None:
+    def __init__(self, *, settings: BanditSettings) -> None:
         self.settings = settings
         self._arguments = vw_arguments(settings)
         self._scores = scores_costs(settings)
         self._factorised = self._scores and slot_factorisable(settings.interactions)
-        saved = None
-        if model_data is not None:
-            saved = msgspec.msgpack.decode(model_data, type=_SavedBandit)
-        self._workspace = _open_workspace(self._arguments, saved.vw_model if saved else None)
+        self._workspace = _open_workspace(self._arguments, None)
         self._label_type = self._workspace.get_label_type()
-        if self._workspace.get_prediction_type() not in _SCORED_PREDICTIONS:
-            raise ValueError(f"VW predicts {self._workspace.get_prediction_type()!r}, not "
-                             "one score per action line")
-        self._learned = saved.learned if saved else 0
+        self._learned = 0
         self._parsed: dict[str, _ParsedActions] = {}
         # Learning may reuse the parsed action examples only under an adaptive update: VW counts
         # examples (its `t`) when a multi-line example is finished, and parsed examples are
@@ -266,6 +130,19 @@ class VWBandit:
     def learned(self) -> int:
         """Outcomes learned so far (SquareCB's t)."""
         return self._learned
+
+    def predict_one(self, query: BanditQuery) -> list[float]:
+        """Probability of each allowed action (same order as ``query.allowed``)."""
+        return self.probabilities(format_shared(query.namespaces), query.actions, query.allowed)
+
+    def predicted_costs(self, query: BanditQuery) -> NDArray[np.float64]:
+        """VW's predicted cost (−reward) of each allowed action (SquareCB only)."""
+        return self.costs(format_shared(query.namespaces), query.actions, query.allowed)
+
+    def learn_one(self, event: BanditEvent) -> None:
+        """Learn one logged decision's outcome (:meth:`learn_actions`)."""
+        self.learn_actions(format_shared(event.namespaces), event.actions, event.allowed,
+                           event.chosen_position, event.reward, event.propensity)
 
     def probabilities(
         self, shared: str, actions: ActionLines, indices: Sequence[int]
@@ -416,7 +293,7 @@ class VWBandit:
         workspace.learn(examples)
         self._learned += 1
 
-    def save(self) -> bytes:
+    def snapshot(self) -> bytes:
         """The full learner state (weights, adaptive accumulators, SquareCB's t) as bytes."""
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.vw")
@@ -424,6 +301,18 @@ class VWBandit:
             with open(path, "rb") as handle:
                 model = handle.read()
         return msgspec.msgpack.encode(_SavedBandit(learned=self._learned, vw_model=model))
+
+    def restore(self, data: bytes) -> None:
+        """Replace the workspace with one loaded from a :meth:`snapshot` of these settings."""
+        try:
+            saved = msgspec.msgpack.decode(data, type=_SavedBandit)
+            workspace = _open_workspace(self._arguments, saved.vw_model)
+        except (msgspec.DecodeError, msgspec.ValidationError, RuntimeError) as exc:
+            raise SnapshotError(f"not a VW bandit snapshot: {exc}") from exc
+        self.close()
+        self._workspace = workspace
+        self._label_type = workspace.get_label_type()
+        self._learned = saved.learned
 
     def close(self) -> None:
         self._parsed.clear()
@@ -439,11 +328,19 @@ def _check(chosen: int, count: int, propensity: float) -> None:
         raise ValueError(f"chosen index {chosen} outside the {count} actions")
     if not 0.0 < propensity <= 1.0:
         raise ValueError(f"propensity {propensity} outside (0, 1]")
+
+
 def _open_workspace(arguments: str, model_data: bytes | None) -> Workspace:
     if model_data is None:
-        return Workspace(arguments)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.vw")
-        with open(path, "wb") as handle:
-            handle.write(model_data)
-        return Workspace(f"{arguments} -i {path}")
+        workspace = Workspace(arguments)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.vw")
+            with open(path, "wb") as handle:
+                handle.write(model_data)
+            workspace = Workspace(f"{arguments} -i {path}")
+    if workspace.get_prediction_type() not in _SCORED_PREDICTIONS:
+        kind = workspace.get_prediction_type()
+        workspace.finish()
+        raise ValueError(f"VW predicts {kind!r}, not one score per action line")
+    return workspace

@@ -16,7 +16,7 @@ from typing import get_args
 
 import msgspec
 
-from learners.bandit.vw_bandit import BanditSettings, Exploration
+from learners.bandit.settings import BanditSettings, Exploration
 
 PREFIX = "vw"
 # The parameter that ``METHOD=VALUE`` sets, per exploration method.

@@ -19,7 +19,7 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.context import CallerContext, DecisionContext, Task
 from learners.features import describe_context
 from learners.history import OutcomeFacts
@@ -68,7 +68,7 @@ def main() -> None:
     started = time.perf_counter()
     for seq in range(1, args.outcomes + 1):
         policy.learn(unique_event(seq, policy, catalog.fingerprint, len(catalog.actions)))
-        policy.history.observe_decision("default", f"project-{seq}", T0)
+        policy.observe_decision("default", f"project-{seq}", T0)
     learned_s = time.perf_counter() - started
     keyring = Keyring(os.urandom(32))
     timings = []
@@ -78,7 +78,7 @@ def main() -> None:
         timings.append((time.perf_counter() - started) * 1000)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"outcomes {args.outcomes} (folded in {learned_s:.1f} s)")
-    print(f"history keys per kind {policy.history.sizes()}")
+    print(f"history keys per kind {policy.history_sizes()}")
     print(f"snapshot {len(state) / 1e6:.2f} MB, median {statistics.median(timings):.1f} ms, "
           f"max {max(timings):.1f} ms over {args.repeats}")
     print(f"peak RSS {rss_mb:.0f} MB")

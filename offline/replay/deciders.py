@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from learners.bandit.action_lines import ActionLines
 from learners.bandit.cb_adf import CbAdfPolicy, CbType
-from learners.bandit.vw_bandit import ActionLines, BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.bandit.vw_format import format_shared
 from learners.batch.models import BatchModels
 from learners.catalog import Catalog

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from learners.bandit.cb_adf import CbType
-    from learners.bandit.vw_bandit import BanditSettings
+    from learners.bandit.settings import BanditSettings
     from learners.catalog import Catalog
     from learners.drift import BanditDriftSettings
     from learners.sealed import Keyring

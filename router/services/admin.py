@@ -105,7 +105,6 @@ class AdminService:
         policy = self.learner.policies.find(tenant_id)
         if policy is None:
             return DriftView()
-        drift = policy.drift
         return DriftView(
             active=[
                 DriftAlarmView(
@@ -113,9 +112,9 @@ class AdminService:
                     before=round(a.before, 4), after=round(a.after, 4),
                     remaining_outcomes=a.remaining, description=a.description,
                 )
-                for a in drift.active
+                for a in policy.active_alarms
             ],
-            raised_total=len(drift.history),
+            raised_total=len(policy.raised_alarms),
         )
 
     async def versions(self) -> list[ModelVersionView]:

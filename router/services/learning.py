@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.drift import DriftAlarm
 from learners.policy import LearnEvent
 from learners.sealed import Keyring
@@ -237,8 +237,7 @@ class LearnerService:
                     policy.learn(event)
                 seq = events[-1].seq
             for tenant_id, project_id, first in await self.log.project_first_decisions():
-                policy.for_tenant(tenant_id).history.observe_decision(tenant_id, project_id,
-                                                                      first)
+                policy.observe_decision(tenant_id, project_id, first)
             previous, self.policies = self.policies, policy
             previous.close()
             if self.applied_seq > 0:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import DBAPIError
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.catalog import Catalog
 from learners.drift import BanditDriftSettings
 from learners.features import ContextFeatures, ContextRecord

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from learners.batch.labels import OutcomeLabels
 from learners.batch.training import History
-from learners.catalog import Catalog
+from learners.catalog import ACTION_SEPARATOR, Catalog
 from learners.code_metrics import CodeMetrics
 from learners.decision import StoredFeatures
 from learners.reward import Verdict
@@ -47,7 +47,7 @@ async def history_from_log(engine: AsyncEngine, catalogs: dict[str, Catalog]) ->
             catalog = catalogs.get(row.catalog_fingerprint)
             action = catalog.get(row.chosen_action) if catalog else None
             if action is None:
-                model, temperature, template = row.chosen_action.split("|")
+                model, temperature, template = row.chosen_action.split(ACTION_SEPARATOR)
                 attributes = ActionAttributes(model=model, template=template,
                                               temperature=float(temperature))
             else:

@@ -16,7 +16,7 @@ import msgspec
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from router.storage.database import connection
 from router.storage.models import ActivePolicy, PolicyPromotion
 from router.storage.repository import as_utc

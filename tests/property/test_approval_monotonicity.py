@@ -16,7 +16,7 @@ import msgspec
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.bandit.vw_format import action_namespaces
 from learners.catalog import Action, Catalog, ModelSpec, TemplateSpec
 from learners.context import DecisionContext, Task

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from learners.bandit.sampling import draw_index, seed_from_id
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.context import DecisionContext
 from learners.features import extract_features
 from learners.policy import OnlinePolicy

@@ -9,14 +9,13 @@ import signal
 from collections import Counter
 from typing import Any
 
-import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from router.app import create_app
 from router.services.routing import RoutingService
-from tests.support import make_settings
+from tests.support import collapse_model, make_settings
 
 TASK = {"type": "backend", "language": "python", "description": "Add a cached REST endpoint"}
 
@@ -39,18 +38,13 @@ async def test_metrics_count_learned_outcomes_and_show_drift_alarms(
 
     # A model whose outcomes collapse: the policy's detector raises an alarm that both views show.
     routing: RoutingService = client.app.state.routing
-    rng = np.random.default_rng(0)
-    for i in range(3000):  # until the first alarm (it lasts `hold` more outcomes of the model)
-        rate = 0.8 if i < 1500 else 0.2
-        drift = routing.learner.policies.for_tenant("default").drift
-        if drift.update("small-fast", float(rng.random() < rate), None):
-            break
+    collapse_model(routing.learner.policies.for_tenant("default"), routing.catalog, "small-fast")
     text = (await client.get("/metrics")).text
     assert 'router_drift_alarm_active{model="small-fast",stream="success"} 1.0' in text
     assert 'router_drift_alarms_total{model="small-fast",stream="success"}' in text
     drift = (await client.get("/v1/stats")).json()["drift"]
     assert drift["raised_total"] >= 1
-    alarm = drift["active"][0]
+    alarm = next(a for a in drift["active"] if a["stream"] == "success")
     assert alarm["model"] == "small-fast"
     assert alarm["before"] > alarm["after"]
     assert "success rate dropped" in alarm["description"]

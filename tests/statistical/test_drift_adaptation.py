@@ -43,7 +43,7 @@ def _run(env: Environment, steps: Sequence[SuiteStep], seed: int,
                              env.catalog, env.name, seed)
     try:
         chosen = run_contender(router, env, steps, seed)
-        alarms = list(router.policy.drift.history)
+        alarms = list(router.policy.raised_alarms)
     finally:
         router.close()
     return [env.catalog.actions[a].model.name == model for a in chosen], alarms

@@ -29,7 +29,7 @@ from typing import Literal
 import msgspec
 import numpy as np
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.catalog import Catalog
 from offline.bench.realdata.batch_routers import BatchRouter, PromptInputs, batch_routers
 from offline.bench.realdata.crossval import choose_lambda, grouped_folds, out_of_fold_success

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import msgspec
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.catalog import Catalog
 from learners.features import ContextFeatures
 from learners.policy import LearnEvent, OnlinePolicy

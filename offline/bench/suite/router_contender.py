@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.catalog import Catalog
 from learners.decision import LoggedDecision, LoggedOutcome, decide, learn_event
 from learners.drift import BanditDriftSettings

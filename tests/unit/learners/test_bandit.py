@@ -6,15 +6,10 @@ import numpy as np
 import pytest
 from vowpalwabbit import Workspace
 
+from learners.bandit.action_lines import ActionLines
 from learners.bandit.sampling import draw_index, normalize, seed_from_id, squarecb
-from learners.bandit.vw_bandit import (
-    ActionLines,
-    BanditSettings,
-    UpdateRule,
-    VWBandit,
-    slot_factorisable,
-    vw_arguments,
-)
+from learners.bandit.settings import BanditSettings, UpdateRule, slot_factorisable, vw_arguments
+from learners.bandit.vw_bandit import VWBandit
 from learners.bandit.vw_format import format_label, format_shared
 from learners.catalog import Catalog, ModelSpec, TemplateSpec
 
@@ -176,7 +171,8 @@ def test_save_and_restore_give_identical_state() -> None:
     original = VWBandit(settings=settings)
     for step in range(50):
         original.learn(SHARED, LINES, step % 6, float(step % 6 == 2), 0.2)
-    restored = VWBandit(settings=settings, model_data=original.save())
+    restored = VWBandit(settings=settings)
+    restored.restore(original.snapshot())
     for step in range(20):
         for bandit in (original, restored):
             bandit.learn(SHARED, LINES, step % 6, float(step % 6 == 4), 0.3)

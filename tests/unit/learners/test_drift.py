@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.catalog import Catalog
-from learners.drift import BanditDriftSettings, DriftMonitor
+from learners.drift import BanditDriftSettings, DriftAlarm, DriftMonitor, DriftObservation
 from learners.features import ContextFeatures
 from learners.policy import LearnEvent, OnlinePolicy
 from learners.reward import Verdict
 from router.settings import load_settings
 from tests.support import TEST_KEYRING
+
+
+def update(monitor: DriftMonitor, model: str, success: float,
+           predicted: float | None) -> list[DriftAlarm]:
+    """Fold one outcome into ``monitor``; the alarms it raised."""
+    before = len(monitor.history)
+    monitor.learn_one(DriftObservation(model=model, success=success, predicted=predicted))
+    return monitor.history[before:]
 
 
 def feed(monitor: DriftMonitor, rates: list[tuple[int, float]], seed: int = 0,
@@ -22,7 +30,7 @@ def feed(monitor: DriftMonitor, rates: list[tuple[int, float]], seed: int = 0,
     fired = []
     for count, rate in rates:
         for _ in range(count):
-            if monitor.update(model, float(rng.random() < rate), None):
+            if update(monitor, model, float(rng.random() < rate), None):
                 fired.append(monitor.observed)
     return fired
 
@@ -49,15 +57,15 @@ def test_an_alarm_clears_after_its_hold_period_of_the_models_outcomes() -> None:
     monitor = DriftMonitor(BanditDriftSettings(hold=3))
     rng = np.random.default_rng(0)
     for i in range(3000):  # stop at the first alarm
-        if monitor.update("m", float(rng.random() < (0.7 if i < 1500 else 0.2)), None):
+        if update(monitor, "m", float(rng.random() < (0.7 if i < 1500 else 0.2)), None):
             break
     assert [a.remaining for a in monitor.active] == [3]
-    monitor.update("other", 1.0, None)  # another model's outcome does not age it
-    monitor.update("m", 0.0, None)
-    monitor.update("m", 0.0, None)
+    update(monitor, "other", 1.0, None)  # another model's outcome does not age it
+    update(monitor, "m", 0.0, None)
+    update(monitor, "m", 0.0, None)
     assert [a.remaining for a in monitor.active] == [1]
     assert monitor.alarmed_models() == frozenset({"m"})
-    monitor.update("m", 0.0, None)
+    update(monitor, "m", 0.0, None)
     assert monitor.active == []
     assert monitor.alarmed_models() == frozenset()
     assert len(monitor.history) == 1
@@ -69,7 +77,7 @@ def test_residual_alarm_when_outcomes_fall_below_predictions() -> None:
     raised = []
     for i in range(3000):
         rate = 0.8 if i < 1500 else 0.4
-        raised += monitor.update("m", float(rng.random() < rate), predicted=0.8)
+        raised += update(monitor, "m", float(rng.random() < rate), 0.8)
     residual = [a for a in raised if a.stream == "residual"]
     assert residual
     assert residual[0].before > residual[0].after + 0.05
@@ -95,7 +103,7 @@ def test_the_policy_flags_a_drifting_models_actions_and_snapshots_the_detectors(
     for seq, rate in enumerate([0.8] * 1200 + [0.1] * 600, start=1):
         verdict = Verdict.APPROVED if rng.random() < rate else Verdict.REJECTED
         policy.learn(_event(catalog, seq, 0, verdict))
-    assert model in policy.drift.alarmed_models()
+    assert model in {alarm.model for alarm in policy.active_alarms}
     lines = policy._lines[catalog.fingerprint]
     flagged = [line for line in lines.lines if "drift_alarm" in line]
     assert flagged
@@ -104,7 +112,7 @@ def test_the_policy_flags_a_drifting_models_actions_and_snapshots_the_detectors(
     restored = OnlinePolicy(settings=BanditSettings(), catalogs={catalog.fingerprint: catalog},
                             drift=settings)
     assert restored.restore(policy.snapshot(TEST_KEYRING), TEST_KEYRING)
-    assert restored.drift.active == policy.drift.active
+    assert restored.active_alarms == policy.active_alarms
     assert restored._lines[catalog.fingerprint].lines == lines.lines
     other = OnlinePolicy(settings=BanditSettings(), catalogs={catalog.fingerprint: catalog},
                          drift=BanditDriftSettings(delta=0.001))

@@ -3,12 +3,18 @@ project; project maturity; the bound on remembered keys; pickling."""
 
 from __future__ import annotations
 
-import pickle
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from learners.history import MAX_KEYS, WINDOW, HistoryFeatures, HistoryStats, OutcomeFacts
+from learners.history import (
+    MAX_KEYS,
+    WINDOW,
+    HistoryFeatures,
+    HistoryQuery,
+    HistoryStats,
+    OutcomeFacts,
+)
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -45,10 +51,10 @@ def read(
     templates: tuple[str, ...] = ("plain",),
     at: datetime = T0 + timedelta(days=1),
 ) -> HistoryFeatures:
-    return stats.features(
+    return stats.predict_one(HistoryQuery(
         tenant_id=tenant_id, task_type=task_type, language=language, project_id=project_id,
         agent=agent, models=models, templates=templates, at=at,
-    )
+    ))
 
 
 def test_empty_history_has_no_rates() -> None:
@@ -180,14 +186,15 @@ def test_keys_beyond_the_bound_forget_the_least_recently_updated() -> None:
     assert models["newcomer"].n == 1
 
 
-def test_pickling_round_trip_keeps_features_and_keeps_learning() -> None:
+def test_snapshot_round_trip_keeps_features_and_keeps_learning() -> None:
     stats = HistoryStats()
     for i in range(WINDOW + 30):
         stats.learn_one(facts(approved=i % 3 == 0, quality=None if i % 4 == 0 else i % 11,
                               model=f"m{i % 3}", agent=f"agent{i % 2}",
                               decided_at=T0 + timedelta(hours=i)))
     models = ("m0", "m1", "m2")
-    copy = pickle.loads(pickle.dumps(stats))
+    copy = HistoryStats()
+    copy.restore(stats.snapshot())
     assert read(copy, models=models) == read(stats, models=models)
     stats.learn_one(facts(approved=False, quality=1.0, model="m1"))
     copy.learn_one(facts(approved=False, quality=1.0, model="m1"))
@@ -208,8 +215,8 @@ def test_model_and_template_rates_read_between_outcomes_follow_every_outcome() -
     other = read(stats, models=("m1",), templates=("plain",))  # another catalog's names
     assert list(other.models) == ["m1"]
     assert list(other.templates) == ["plain"]
-    copy = pickle.loads(pickle.dumps(stats))
-    assert "_catalog_summaries" not in copy.__getstate__()
+    copy = HistoryStats()
+    copy.restore(stats.snapshot())  # learned state only: the summaries are recomputed
     assert read(copy, models=models, templates=templates) == after
 
 

@@ -11,6 +11,8 @@ from learners.bandit.sampling import squarecb as squarecb_costs
 from learners.features import ContextRecord
 from learners.online_models import (
     OnlineOutcomeModels,
+    RiverOutcome,
+    RiverQuery,
     action_crosses,
     category_bucket,
 )
@@ -71,8 +73,9 @@ def test_any_number_of_task_types_languages_and_agents_keeps_the_weights_bounded
             complexity=5.0, rag_examples=None, rag_similarity=None, rag_quality=None, hour=10,
             weekday=2,
         )
-        models.learn(unique, catalog.actions[i % len(catalog.actions)], 0.5, i % 2 == 0)
-    for model in (models.reward, models.success):
+        models.learn_one(RiverOutcome(record=unique, action=catalog.actions[i % len(
+            catalog.actions)], reward=0.5, approved=i % 2 == 0))
+    for model in (models._reward, models._success):
         assert 0 < len(model._weights) <= bound
 
 
@@ -89,18 +92,21 @@ def test_the_models_learn_which_model_suits_which_task() -> None:
         action = good_backend if rng.random() < 0.5 else good_frontend
         best = (kind == "backend") == (action is good_backend)
         success = rng.random() < (0.8 if best else 0.3)
-        models.learn(record(kind), action, 0.9 if success else 0.2, bool(success))
-    backend = models.predict_rewards(record("backend"), [good_backend, good_frontend])
-    frontend = models.predict_rewards(record("frontend"), [good_backend, good_frontend])
+        models.learn_one(RiverOutcome(record=record(kind), action=action,
+                                      reward=0.9 if success else 0.2, approved=bool(success)))
+    on_backend = models.predict_one(RiverQuery(record("backend"), [good_backend, good_frontend]))
+    backend = on_backend.rewards
+    frontend = models.predict_one(
+        RiverQuery(record("frontend"), [good_backend, good_frontend])).rewards
     assert backend[0] > backend[1] + 0.15
     assert frontend[1] > frontend[0] + 0.15
-    p_backend = models.predict_success(record("backend"), [good_backend, good_frontend])
+    p_backend = on_backend.success
     assert p_backend[0] > p_backend[1]
     assert all(0.0 <= v <= 1.0 for v in backend + frontend + p_backend)
 
 
 def test_the_policy_predicts_success_with_river_once_it_has_learned_enough() -> None:
-    from learners.bandit.vw_bandit import BanditSettings
+    from learners.bandit.settings import BanditSettings
     from learners.features import ContextFeatures
     from learners.policy import RIVER_MIN_OUTCOMES, LearnEvent, OnlinePolicy
     from learners.reward import Verdict
@@ -137,7 +143,7 @@ def test_the_policy_predicts_success_with_river_once_it_has_learned_enough() -> 
 
 
 def test_a_snapshot_restores_only_into_a_policy_with_the_same_bounds() -> None:
-    from learners.bandit.vw_bandit import BanditSettings
+    from learners.bandit.settings import BanditSettings
     from learners.policy import OnlinePolicy
 
     catalog = load_settings("configs/default.toml", {}).catalog

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.bandit.vw_format import action_namespaces
 from learners.context import DecisionContext, Task
 from learners.features import describe_context
@@ -54,3 +54,32 @@ def test_action_features_are_indicators_only() -> None:
         for namespace in action_namespaces(action, drifting=True):
             for feature in namespace.split()[1:]:
                 assert ":" not in feature, (action.id, feature)
+
+
+def test_a_checkpoint_of_the_previous_state_format_is_refused_and_changes_nothing() -> None:
+    """FEATURE_VERSION 8 kept one field per learner (``vw_model``, ``stats``, ...); such a
+    checkpoint is refused (the service then folds the event log) and the state is untouched."""
+    import msgspec
+
+    from tests.support import TEST_KEYRING
+
+    task = Task(type="backend", language="python", description="Add a REST endpoint")
+    features, record = describe_context(DecisionContext(task=task),
+                                        datetime(2026, 1, 1, tzinfo=UTC))
+    allowed = list(CATALOG.indices_for_language("python"))
+    policy = OnlinePolicy(settings=BanditSettings(), catalogs={CATALOG.fingerprint: CATALOG})
+    policy.learn(LearnEvent(
+        seq=1, catalog_fingerprint=CATALOG.fingerprint, features=features, allowed=allowed,
+        chosen_position=0, propensity=0.5, reward=1.0, verdict=Verdict.APPROVED, quality=None,
+        generation_time_s=None, prior_time_s=10.0, record=record))
+    before = policy.probabilities(features, CATALOG, allowed, record)
+    old = TEST_KEYRING.seal(msgspec.msgpack.encode({
+        "fingerprint": policy.fingerprint, "vw_model": b"", "stats": b"", "learned": 7}))
+    assert not policy.restore(old, TEST_KEYRING)
+    assert policy.learned == 1
+    assert policy.probabilities(features, CATALOG, allowed, record) == before
+    fresh = OnlinePolicy(settings=BanditSettings(), catalogs={CATALOG.fingerprint: CATALOG})
+    assert fresh.restore(policy.snapshot(TEST_KEYRING), TEST_KEYRING)
+    assert fresh.probabilities(features, CATALOG, allowed, record) == before
+    for p in (policy, fresh):
+        p.close()

@@ -7,7 +7,7 @@ import math
 import msgspec
 import numpy as np
 
-from learners.scaling import WARMUP, FeatureScaler, ScalerState
+from learners.scaling import WARMUP, FeatureScaler
 
 
 def test_numeric_features_are_standardised_by_their_first_outcomes_then_fixed() -> None:
@@ -16,12 +16,12 @@ def test_numeric_features_are_standardised_by_their_first_outcomes_then_fixed() 
     probe = {"free": {"size": 110.0, "colour=red": 1.0}, "task": {"x": 3.0}}
     for v in values[:WARMUP]:
         scaler.learn_one({"free": {"size": float(v), "colour=red": 1.0}})
-    out = scaler.transform(probe)
+    out = scaler.predict_one(probe)
     first = values[:WARMUP]
     assert math.isclose(out["free"]["size"], (110.0 - first.mean()) / first.std(), abs_tol=1e-5)
     for v in values[WARMUP:]:  # later outcomes no longer move how a context is represented
         scaler.learn_one({"free": {"size": float(v) + 50.0}})
-    assert scaler.transform(probe) == out
+    assert scaler.predict_one(probe) == out
     assert out["free"]["colour=red"] == 1.0  # categories are indicators, left alone
     assert out["task"] == {"x": 3.0}  # only the caller's free features are scaled
 
@@ -31,24 +31,24 @@ def test_an_absent_numeric_feature_counts_as_zero() -> None:
     for v in (2.0, 0.0, 2.0, 0.0):  # extract_features drops zeros: absent means 0 (counted
         # from the outcome that first showed the feature)
         scaler.learn_one({"free": {"n": v}} if v else {"free": {}})
-    out = scaler.transform({"free": {}})
+    out = scaler.predict_one({"free": {}})
     assert math.isclose(out["free"]["n"], -1.0, abs_tol=1e-9)  # mean 1, sd 1
 
 
 def test_a_feature_without_variance_yet_is_only_centred() -> None:
     scaler = FeatureScaler()
     scaler.learn_one({"free": {"n": 7.0}})
-    assert scaler.transform({"free": {"n": 9.0}}) == {"free": {"n": 2.0}}
+    assert scaler.predict_one({"free": {"n": 9.0}}) == {"free": {"n": 2.0}}
 
 
-def test_transform_never_mutates_its_input_and_a_fresh_scaler_is_the_identity() -> None:
+def test_scaling_never_mutates_its_input_and_a_fresh_scaler_is_the_identity() -> None:
     features = {"free": {"size": 3.0}}
-    assert FeatureScaler().transform(features) is features
+    assert FeatureScaler().predict_one(features) is features
     scaler = FeatureScaler()
     for v in (1.0, 5.0):
         scaler.learn_one({"free": {"size": v}})
     before = {"free": {"size": 3.0}}
-    scaler.transform(before)
+    scaler.predict_one(before)
     assert before == {"free": {"size": 3.0}}
 
 
@@ -57,14 +57,14 @@ def test_names_are_bounded_and_state_round_trips() -> None:
     for i in range(100):
         scaler.learn_one({"free": {f"f{i}": 1.0 + i, "g": float(i % 3)}})
     assert len(scaler._moments) == 8
-    copy = FeatureScaler.from_state(msgspec.msgpack.decode(
-        msgspec.msgpack.encode(scaler.state()), type=ScalerState))
+    copy = FeatureScaler(max_features=8)
+    copy.restore(scaler.snapshot())
     probe = {"free": {"g": 2.0, "f99": 3.0}}
-    assert copy.transform(probe) == scaler.transform(probe)
+    assert copy.predict_one(probe) == scaler.predict_one(probe)
 
 
 def test_the_policy_checkpoints_its_scaler_and_learns_better_with_it() -> None:
-    from learners.bandit.vw_bandit import BanditSettings
+    from learners.bandit.settings import BanditSettings
     from learners.context import DecisionContext, Task
     from learners.features import extract_features
     from learners.policy import LearnEvent, OnlinePolicy

@@ -8,10 +8,10 @@ import msgspec
 import numpy as np
 import pytest
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.features import describe_context
 from learners.policy import RIVER_MIN_OUTCOMES, OnlinePolicy
-from learners.stacking import Stacker
+from learners.stacking import StackedOutcome, Stacker
 from offline.bench.suite.baselines import decision_time
 from offline.bench.suite.environment import SuiteStep
 from offline.bench.suite.router_contender import RouterContender, RouterVariant
@@ -67,7 +67,7 @@ def test_the_stack_is_vw_alone_until_river_has_learned_enough(
             _probe(plain.policy, env, probe), abs=1e-12)
         # ... which it leaves as it learns the next outcomes.
         run_contender(stacked, env, steps[RIVER_MIN_OUTCOMES + 1:], SEED)
-        weights = stacked.policy._stacker.weights  # type: ignore[union-attr]
+        weights = stacked.policy._learners.stacker.weights  # type: ignore[union-attr]
         assert not np.allclose(weights, [0.0, 1.0, 0.0], atol=1e-3)
         probabilities = _probe(stacked.policy, env, probe)
         assert probabilities != _probe(stacked.policy, env, probe, False)
@@ -109,22 +109,22 @@ def test_the_stacker_starts_at_its_prior_and_learns_the_weights_of_the_outcomes(
     rng = np.random.default_rng(0)
     for _ in range(3000):
         x = np.array([1.0, *rng.uniform(0.0, 1.0, 2)])
-        stacker.learn_one(x, 0.1 + 0.2 * x[1] + 0.6 * x[2])
+        stacker.learn_one(StackedOutcome(columns=x, reward=0.1 + 0.2 * x[1] + 0.6 * x[2]))
     assert stacker.weights == pytest.approx([0.1, 0.2, 0.6], abs=0.01)
-    assert stacker.predict(np.array([[1.0, 0.5, 0.5]]))[0] == pytest.approx(0.5, abs=0.01)
+    assert stacker.predict_one(np.array([[1.0, 0.5, 0.5]]))[0] == pytest.approx(0.5, abs=0.01)
 
 
 def test_the_stacker_forgets_outcomes_older_than_its_decay_window() -> None:
     stacker = Stacker(prior=(0.0, 1.0), strength=1.0, decay=0.99)
     for _ in range(2000):
-        stacker.learn_one(np.array([1.0, 0.5]), 0.2)
+        stacker.learn_one(StackedOutcome(columns=np.array([1.0, 0.5]), reward=0.2))
     for _ in range(2000):
-        stacker.learn_one(np.array([1.0, 0.5]), 0.8)
-    assert stacker.predict(np.array([[1.0, 0.5]]))[0] == pytest.approx(0.8, abs=0.01)
+        stacker.learn_one(StackedOutcome(columns=np.array([1.0, 0.5]), reward=0.8))
+    assert stacker.predict_one(np.array([[1.0, 0.5]]))[0] == pytest.approx(0.8, abs=0.01)
 
 
 def test_the_stacker_shrinks_towards_its_prior() -> None:
     stacker = Stacker(prior=(0.0, 1.0, 0.0), strength=1e9)
     for _ in range(100):
-        stacker.learn_one(np.array([1.0, 0.2, 0.9]), 0.9)
+        stacker.learn_one(StackedOutcome(columns=np.array([1.0, 0.2, 0.9]), reward=0.9))
     assert stacker.weights == pytest.approx([0.0, 1.0, 0.0], abs=1e-4)

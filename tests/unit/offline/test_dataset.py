@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from learners.catalog import Catalog
-from learners.history import HistoryFeatures, HistoryStats, OutcomeFacts
+from learners.history import HistoryFeatures, HistoryQuery, HistoryStats, OutcomeFacts
 from learners.reward import Verdict
 from offline.dataset import history_from_rows
 from offline.history_file import HistoryFileError, HistoryRow, read_history, write_history
@@ -66,9 +66,9 @@ def brute_force_features(rows: list[HistoryRow], row: HistoryRow, models: tuple[
             language=r.language.lower(), project_id=r.project_id,
             agent=r.agent.lower() if r.agent else None, model=model, template=template,
             approved=r.outcome is Verdict.APPROVED, quality=r.quality))
-    return stats.features(
+    return stats.predict_one(HistoryQuery(
         tenant_id=row.tenant, task_type=row.task_type, language=row.language,
-        project_id=row.project_id, agent=row.agent, models=models, templates=templates, at=at)
+        project_id=row.project_id, agent=row.agent, models=models, templates=templates, at=at))
 
 
 def test_history_features_hold_only_outcomes_known_before_each_decision(

@@ -9,7 +9,7 @@ from typing import get_args
 import msgspec
 import pytest
 
-from learners.bandit.vw_bandit import BanditSettings, Exploration, vw_arguments
+from learners.bandit.settings import BanditSettings, Exploration, vw_arguments
 from offline.bench.bandit_spec import (
     METHOD_PARAMETERS,
     BanditSpecError,

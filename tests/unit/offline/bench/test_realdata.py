@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.catalog import Catalog
 from learners.features import ContextFeatures
 from learners.policy import LearnEvent, OnlinePolicy

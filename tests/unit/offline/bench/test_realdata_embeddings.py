@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from learners.bandit.vw_bandit import BanditSettings
+from learners.bandit.settings import BanditSettings
 from learners.bandit.vw_format import format_shared
 from offline.bench.realdata.batch_routers import (
     BATCH_ROUTERS,

@@ -98,16 +98,16 @@ def test_rounds_shorter_than_a_second_are_refused(
 def test_the_routers_sqlite_counters_are_read_from_its_metrics_and_reported() -> None:
     text = "\n".join([
         "# HELP router_sqlite_checkpoints_total WAL checkpoints",
-        'router_sqlite_inline_transactions_total{kind="write"} 2718.0',
-        'router_sqlite_inline_transactions_total{kind="read"} 50.0',
-        "router_sqlite_busy_fallbacks_total 0.0",
+        "router_sqlite_writer_process_transactions_total 2718.0",
+        "router_sqlite_writer_process_starts_total 1.0",
+        'router_sqlite_lookups_total{connection="loop"} 50.0',
         'router_sqlite_checkpoints_total{complete="true"} 10.0',
         'router_sqlite_checkpoints_total{complete="false"} 1.0',
         "router_sqlite_wal_frames 9417.0",
         "router_learned_outcomes 0.0",
     ])
     counters = bench.storage_counters(text)
-    assert counters == {"inline writes": 2718.0, "busy fallbacks": 0.0,
+    assert counters == {"writer process writes": 2718.0, "writer process starts": 1.0,
                         "complete checkpoints": 10.0, "incomplete checkpoints": 1.0,
                         "WAL frames at the last checkpoint": 9417.0}
     assert bench.storage_counters("router_learned_outcomes 3.0") == {}
@@ -117,6 +117,7 @@ def test_the_routers_sqlite_counters_are_read_from_its_metrics_and_reported() ->
         command="router bench", generator="wrk", connections=16, duration_s=8.0, warmup_s=3.0,
         catalog_actions=160, endpoints=[], in_process=[], verdicts=bench.verdicts(echo, route),
         storage=counters)
-    assert ("router SQLite after the run: inline writes 2718, busy fallbacks 0, complete "
-            "checkpoints 10, incomplete checkpoints 1, WAL frames at the last checkpoint 9417"
+    assert ("router SQLite after the run: writer process writes 2718, writer process starts 1, "
+            "complete checkpoints 10, incomplete checkpoints 1, "
+            "WAL frames at the last checkpoint 9417"
             ) in bench.format_report(report)
