@@ -16,6 +16,7 @@ import numpy as np
 from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit
 from learners.bandit.vw_format import format_shared
 from learners.catalog import Catalog
+from learners.constant_features import ConstantFeatures, ConstantState
 from learners.drift import BanditDriftSettings, DriftAlarm, DriftMonitor
 from learners.features import ContextFeatures, ContextRecord, Namespaces
 from learners.history import HistoryStats, OutcomeFacts
@@ -26,11 +27,12 @@ from learners.scaling import FeatureScaler, ScalerState
 from learners.sealed import Keyring
 from learners.stacking import FloatArray, Stacker
 
-FEATURE_VERSION = "8"  # 3: drift_alarm model feature; 4: River outcome models in the state;
+FEATURE_VERSION = "9"  # 3: drift_alarm model feature; 4: River outcome models in the state;
 # 5: SquareCB over cb_adf costs, learned without importance weights (and the optional stacker);
 # 6: River crosses over hashed task types, languages and agents; bounded, msgpack history;
 # 7: numeric caller features standardised online (learners/scaling.py); 8: indicator action
-# features only (no price, latency, temperature or prompt-size magnitudes), SquareCB's γ by √K
+# features only (no price, latency, temperature or prompt-size magnitudes), SquareCB's γ by √K;
+# 9: context features constant in every learned outcome left out (learners/constant_features.py)
 RIVER_MIN_OUTCOMES = 50  # River's P(approved) replaces the per-action rates from here on
 POLICY_NAME = "vw-cb-explore-adf"
 
@@ -68,6 +70,7 @@ class _Snapshot(msgspec.Struct, frozen=True):
     river: bytes = b""
     stacker: bytes = b""
     scaler: bytes = b""
+    constant: bytes = b""
 
 
 class OnlinePolicy:
@@ -87,7 +90,8 @@ class OnlinePolicy:
         self._bandit = VWBandit(settings=settings)
         drift_text = msgspec.json.encode(self.drift_settings).decode()
         text = (f"{FEATURE_VERSION}|{self._bandit.arguments}|{drift_text}"
-                f"|{settings.history_keys}|{settings.river_buckets}|{settings.standardise_features}")
+                f"|{settings.history_keys}|{settings.river_buckets}|{settings.standardise_features}"
+                f"|{settings.drop_constant_features}")
         self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         self._stats = OutcomeStats()
         self._history = HistoryStats(settings.history_keys)
@@ -97,6 +101,7 @@ class OnlinePolicy:
         # rewards, starting from "VW alone" (README "Learning quality and drift").
         self._stacker = Stacker(prior=(0.0, 1.0, 0.0)) if settings.stack_river else None
         self._scaler = FeatureScaler() if settings.standardise_features else None
+        self._constant = ConstantFeatures() if settings.drop_constant_features else None
         self._learned = 0
 
     @property
@@ -152,10 +157,11 @@ class OnlinePolicy:
 
     def bandit_namespaces(self, features: ContextFeatures) -> Namespaces:
         """A context's namespaces as the bandit sees them: numeric caller features
-        standardised (``[bandit] standardise_features``)."""
-        if self._scaler is None:
-            return features.namespaces
-        return self._scaler.transform(features.namespaces)
+        standardised (``[bandit] standardise_features``), features constant so far left out
+        (``[bandit] drop_constant_features``)."""
+        raw = features.namespaces
+        seen = raw if self._scaler is None else self._scaler.transform(raw)
+        return seen if self._constant is None else self._constant.drop(raw, seen)
 
     def _shared(self, features: ContextFeatures) -> str:
         """The VW shared line of a context."""
@@ -260,6 +266,8 @@ class OnlinePolicy:
                               event.verdict is Verdict.APPROVED)
         if self._scaler is not None:
             self._scaler.learn_one(event.features.namespaces)
+        if self._constant is not None:
+            self._constant.learn_one(event.features.namespaces)
         self._learned += 1
         self._refresh_lines()
         return raised
@@ -285,6 +293,8 @@ class OnlinePolicy:
             else pickle.dumps(self._stacker, protocol=pickle.HIGHEST_PROTOCOL),
             scaler=b"" if self._scaler is None
             else msgspec.msgpack.encode(self._scaler.state()),
+            constant=b"" if self._constant is None
+            else msgspec.msgpack.encode(self._constant.state()),
         )
         return keyring.seal(msgspec.msgpack.encode(snap))
 
@@ -304,6 +314,8 @@ class OnlinePolicy:
         stacker = pickle.loads(snap.stacker) if snap.stacker else None
         scaler = (FeatureScaler.from_state(msgspec.msgpack.decode(snap.scaler, type=ScalerState))
                   if snap.scaler else None)
+        constant = (ConstantFeatures.from_state(
+            msgspec.msgpack.decode(snap.constant, type=ConstantState)) if snap.constant else None)
         if (self._stacker is not None) != isinstance(stacker, Stacker):
             return False
         if (
@@ -315,6 +327,8 @@ class OnlinePolicy:
             return False
         if (self._scaler is not None) != isinstance(scaler, FeatureScaler):
             return False
+        if (self._constant is not None) != isinstance(constant, ConstantFeatures):
+            return False
         self._bandit.close()
         self._bandit = bandit
         self._stats = stats
@@ -323,6 +337,7 @@ class OnlinePolicy:
         self._river = river
         self._stacker = stacker
         self._scaler = scaler
+        self._constant = constant
         self._learned = snap.learned
         self._refresh_lines()
         return True
