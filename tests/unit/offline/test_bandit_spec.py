@@ -64,7 +64,7 @@ def test_a_spec_reaches_vws_command_line() -> None:
         ("vw:bag=5,bag_size=6", "bag_size is set twice"),
         ("vw:bag=5,size=6", "'size=6' is not FIELD=VALUE with FIELD one of epsilon"),
         ("vw:bag=5,epsilon", "'epsilon' is not FIELD=VALUE"),
-        ("vw:epsilon,interactions=TM+F", "matching regex '^[A-Za-z]{2,3}$' - at `$.interactions[1]`"),
+        ("vw:epsilon,interactions=TM+F", "regex '^[A-Za-z]{2,3}$' - at `$.interactions[1]`"),
         ("vw:epsilon,exploration=bag", "'exploration=bag' is not FIELD=VALUE"),
         ("vw:regcbopt,update_rule=fast", "Invalid enum value 'fast' - at `$.update_rule`"),
         ("river", "'river' is not a bandit spec"),
