@@ -18,6 +18,7 @@ from learners.bandit.action_lines import ActionLines
 from learners.bandit.settings import BanditSettings
 from learners.bandit.vw_bandit import BanditEvent, BanditQuery, VWBandit
 from learners.catalog import Catalog
+from learners.constant_features import ConstantFeatures, ConstantQuery
 from learners.drift import BanditDriftSettings, DriftAlarm, DriftMonitor, DriftObservation
 from learners.features import ContextFeatures, ContextRecord, Namespaces
 from learners.history import HistoryFeatures, HistoryQuery, HistoryStats, OutcomeFacts
@@ -35,7 +36,8 @@ FEATURE_VERSION = "9"  # 3: drift_alarm model feature; 4: River outcome models i
 # 7: numeric caller features standardised online (learners/scaling.py); 8: indicator action
 # features only (no price, latency, temperature or prompt-size magnitudes), SquareCB's γ by √K;
 # 9: snapshots of each component through learners/protocol.py (older checkpoints are refused
-# and the state is folded again from the event log)
+# and the state is folded again from the event log); context features constant in every learned
+# outcome left out (learners/constant_features.py)
 RIVER_MIN_OUTCOMES = 50  # River's P(approved) replaces the per-action rates from here on
 POLICY_NAME = "vw-cb-explore-adf"
 
@@ -83,13 +85,14 @@ class _Components:
         # rewards, starting from "VW alone" (README "Learning quality and drift").
         self.stacker = Stacker(prior=(0.0, 1.0, 0.0)) if settings.stack_river else None
         self.scaler = FeatureScaler() if settings.standardise_features else None
+        self.constant = ConstantFeatures() if settings.drop_constant_features else None
 
     def named(self) -> dict[str, OnlineLearner[Any, Any, Any]]:
         """Every component present, by name."""
         named: dict[str, OnlineLearner[Any, Any, Any] | None] = {
             "bandit": self.bandit, "stats": self.stats, "history": self.history,
             "drift": self.drift, "river": self.river, "stacker": self.stacker,
-            "scaler": self.scaler,
+            "scaler": self.scaler, "constant": self.constant,
         }
         return {name: learner for name, learner in named.items() if learner is not None}
 
@@ -123,7 +126,8 @@ class OnlinePolicy:
         self._learners = _Components(settings, self.drift_settings)
         drift_text = msgspec.json.encode(self.drift_settings).decode()
         text = (f"{FEATURE_VERSION}|{self._learners.bandit.arguments}|{drift_text}"
-                f"|{settings.history_keys}|{settings.river_buckets}|{settings.standardise_features}")
+                f"|{settings.history_keys}|{settings.river_buckets}|{settings.standardise_features}"
+                f"|{settings.drop_constant_features}")
         self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         self._learned = 0
 
@@ -194,11 +198,12 @@ class OnlinePolicy:
 
     def bandit_namespaces(self, features: ContextFeatures) -> Namespaces:
         """A context's namespaces as the bandit sees them: numeric caller features
-        standardised (``[bandit] standardise_features``)."""
-        scaler = self._learners.scaler
-        if scaler is None:
-            return features.namespaces
-        return scaler.predict_one(features.namespaces)
+        standardised (``[bandit] standardise_features``), features constant so far left out
+        (``[bandit] drop_constant_features``)."""
+        raw = features.namespaces
+        scaler, constant = self._learners.scaler, self._learners.constant
+        seen = raw if scaler is None else scaler.predict_one(raw)
+        return seen if constant is None else constant.predict_one(ConstantQuery(raw, seen))
 
     def _bandit_query(self, features: ContextFeatures, catalog: Catalog,
                       allowed: Sequence[int]) -> BanditQuery:
@@ -299,6 +304,8 @@ class OnlinePolicy:
                 approved=event.verdict is Verdict.APPROVED))
         if learners.scaler is not None:
             learners.scaler.learn_one(event.features.namespaces)
+        if learners.constant is not None:
+            learners.constant.learn_one(event.features.namespaces)
         self._learned += 1
         self._refresh_lines()
         return learners.drift.history[raised_before:]

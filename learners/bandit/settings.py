@@ -66,6 +66,9 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # types, languages and agents in River's crosses.
     # Numeric caller features standardised online before VW sees them (learners/scaling.py).
     standardise_features: bool = True
+    # Context features with one value in every learned outcome left out (learners/
+    # constant_features.py).
+    drop_constant_features: bool = True
     history_keys: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000
     river_buckets: Annotated[int, Meta(ge=1, le=1_000_000)] = 256
 

@@ -40,16 +40,13 @@ from vowpalwabbit import Example, PredictionType, Workspace
 from learners.bandit.action_lines import ActionLines
 from learners.bandit.sampling import normalize, squarecb
 from learners.bandit.settings import BanditSettings, scores_costs, slot_factorisable, vw_arguments
-from learners.bandit.vw_format import format_label, format_shared
+from learners.bandit.vw_format import EMPTY_LINE, EMPTY_SHARED, format_label, format_shared
 from learners.features import Namespaces
 from learners.protocol import SnapshotError
 
 # SquareCB's γ = gamma_scale · √(K·t) with K allowed actions after t learned outcomes: VW's
 # t^0.5 schedule, and √K as in Foster & Rakhlin's γ = √(K·T/…) (docs/learning.md, Exploration).
 GAMMA_EXPONENT = 0.5
-# A namespace without features: contributes nothing, whatever the interactions.
-EMPTY_LINE = "|Z"
-EMPTY_SHARED = f"shared {EMPTY_LINE}"
 
 
 class _ParsedActions:

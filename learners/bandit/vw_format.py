@@ -13,6 +13,10 @@ from learners.features import Namespaces, sanitize
 CONTEXT_NAMESPACES = {"task": "T", "description": "D", "caller": "C", "free": "F"}
 ACTION_NAMESPACES = ("M", "P", "L")
 MIN_PROPENSITY = 1e-6
+# A namespace without features: contributes nothing, whatever the interactions. A shared line
+# needs one: VW reads a bare "shared" as one more action line.
+EMPTY_LINE = "|Z"
+EMPTY_SHARED = f"shared {EMPTY_LINE}"
 
 
 def _feature(name: str, value: float) -> str:
@@ -33,7 +37,7 @@ def format_shared(namespaces: Namespaces) -> str:
                 [k if (v := features[k]) == 1.0 else f"{k}:{v:.6f}" for k in sorted(features)]
             )
             parts.append(f"|{letter} {body}")
-    return " ".join(parts)
+    return " ".join(parts) if len(parts) > 1 else EMPTY_SHARED
 
 
 def format_action(action: Action, drifting: bool = False) -> str:

@@ -2,10 +2,12 @@
 
 ``vw`` is the configured ``[bandit]``; ``vw:METHOD[=VALUE][,FIELD=VALUE...]`` overrides it
 with exploration ``METHOD``, ``VALUE`` setting the method's own parameter and each
-``FIELD=VALUE`` any other numeric field of :class:`BanditSettings`::
+``FIELD=VALUE`` any other field of :class:`BanditSettings`, ``interactions`` as terms joined
+by ``+``::
 
     vw:epsilon=0.05   vw:squarecb=200   vw:cover=5   vw:bag=5   vw:softmax=10
     vw:regcbopt       vw:regcbopt=0.01  vw:bag=5,epsilon=0.1   vw:squarecb,learning_rate=1
+    vw:squarecb,interactions=FM+TM+ML
 
 ``router bench-suite --router NAME=SPEC`` and ``router bench-real --policy`` take these names.
 """
@@ -28,8 +30,11 @@ METHOD_PARAMETERS: dict[str, str] = {
     "softmax": "softmax_lambda",
     "regcbopt": "mellowness",
 }
-# Fields a spec may not set: the exploration is the METHOD, the interactions are not a number.
-_FIXED_FIELDS = frozenset({"exploration", "interactions"})
+# The field a spec may not set: the exploration is the METHOD.
+_FIXED_FIELDS = frozenset({"exploration"})
+# Fields that hold a list, written as items joined by this.
+_LIST_FIELDS = frozenset({"interactions"})
+LIST_SEPARATOR = "+"
 
 
 class BanditSpecError(ValueError):
@@ -45,7 +50,8 @@ class BanditSpec(msgspec.Struct, frozen=True):
     def apply(self, base: BanditSettings) -> BanditSettings:
         """``base`` with the overrides, validated as the config file would be."""
         raw = msgspec.to_builtins(base)
-        raw.update(self.overrides)
+        for field, value in self.overrides:
+            raw[field] = value.split(LIST_SEPARATOR) if field in _LIST_FIELDS else value
         try:
             return msgspec.convert(raw, BanditSettings, strict=False)
         except msgspec.ValidationError as exc:

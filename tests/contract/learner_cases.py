@@ -18,6 +18,7 @@ from learners.bandit.action_lines import ActionLines
 from learners.bandit.settings import BanditSettings, Exploration
 from learners.bandit.vw_bandit import BanditEvent, BanditQuery, VWBandit
 from learners.catalog import Action, Catalog, ModelSpec, TemplateSpec
+from learners.constant_features import ConstantFeatures, ConstantQuery
 from learners.drift import BanditDriftSettings, DriftAlarm, DriftMonitor, DriftObservation
 from learners.features import ContextRecord, Namespaces
 from learners.history import HistoryFeatures, HistoryQuery, HistoryStats, OutcomeFacts
@@ -372,6 +373,39 @@ def _build_scaler(seed: int) -> OnlineLearner[Namespaces, Namespaces, Namespaces
     return FeatureScaler(max_features=5)  # fewer than the events' names: some are forgotten
 
 
+# --- Constant features -------------------------------------------------------------------------
+
+def _constant_events() -> list[Namespaces]:
+    rng = random.Random(13)
+    return [{"task": {"type=classify": 1.0, "complexity": 0.2},
+             "free": {"x": float(rng.randrange(3)), f"colour={rng.choice('rg')}": 1.0}}
+            for _ in range(20)]
+
+
+def _constant_queries() -> list[ConstantQuery]:
+    raw = {"task": {"type=classify": 1.0, "complexity": 0.2}, "free": {"x": 1.0, "colour=r": 1.0}}
+    scaled = {"task": raw["task"], "free": {"x": -0.3, "colour=r": 1.0}}
+    return [ConstantQuery(raw, raw), ConstantQuery(raw, scaled),
+            ConstantQuery({"task": {"complexity": 0.9}}, {"task": {"complexity": 0.9}})]
+
+
+def _constant_unseen() -> tuple[Namespaces, ConstantQuery]:
+    features = {"task": {"type=classify": 1.0}, "new_namespace": {"brand_new": 4.0}}
+    return features, ConstantQuery(features, features)
+
+
+def _constant_missing() -> tuple[Namespaces, ConstantQuery]:
+    return {"free": {"x": 2.0}}, ConstantQuery({}, {})
+
+
+def _namespaces_answer(answer: Namespaces) -> bool:
+    return all(isinstance(features, dict) for features in answer.values())
+
+
+def _build_constant(seed: int) -> OnlineLearner[Namespaces, ConstantQuery, Namespaces]:
+    return ConstantFeatures()
+
+
 CASES = [
     _bandit_case("squarecb"),
     _bandit_case("epsilon"),
@@ -395,4 +429,9 @@ CASES = [
                 queries=_scaler_queries, valid=_scaled, unseen=_scaler_unseen,
                 missing=_scaler_missing, reorder_event=reversed_mapping,
                 reorder_query=reversed_mapping),
+    LearnerCase(name="constant-features", build=_build_constant, events=_constant_events,
+                queries=_constant_queries, valid=_namespaces_answer, unseen=_constant_unseen,
+                missing=_constant_missing, reorder_event=reversed_mapping,
+                reorder_query=lambda q: ConstantQuery(reversed_mapping(q.raw),
+                                                      reversed_mapping(q.seen))),
 ]

@@ -91,6 +91,25 @@ def test_shared_line_is_independent_of_feature_order() -> None:
     assert a == b == "shared |C x |T a:0.500000 b"
 
 
+def test_a_context_without_features_is_still_the_shared_line() -> None:
+    """A context whose features are all left out (learners/constant_features.py) is scored
+    as the shared line: the approved action comes out on top, not one action line off."""
+    catalog = Catalog(
+        models=[ModelSpec(name="m", input_price_per_mtok=1, output_price_per_mtok=1,
+                          typical_latency_s=1)],
+        templates=[TemplateSpec(name="a", style="tests"), TemplateSpec(name="b", style="tests")],
+        temperatures=[0.0, 0.5])
+    table = ActionLines(catalog)
+    indices = list(range(len(catalog)))
+    bandit = VWBandit(settings=BanditSettings())
+    empty = format_shared({})
+    bandit.learn_actions(empty, table, indices, 2, 1.0, 0.25)
+    costs = bandit.costs(empty, table, indices)
+    assert int(np.argmin(costs)) == 2
+    assert sorted(costs)[1] > costs[2] + 0.1
+    bandit.close()
+
+
 @pytest.mark.parametrize("exploration", ["epsilon", "squarecb", "cover", "bag", "softmax"])
 def test_every_exploration_learns_the_rewarded_action(exploration: str) -> None:
     bandit = VWBandit(settings=BanditSettings(exploration=exploration, epsilon=0.1))  # type: ignore[arg-type]

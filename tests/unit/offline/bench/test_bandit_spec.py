@@ -33,6 +33,7 @@ CONFIGURED = BanditSettings(exploration="squarecb", gamma_scale=200.0, epsilon=0
         ("vw:regcbopt=0.01,update_rule=adaptive",
          {"exploration": "regcbopt", "mellowness": 0.01, "update_rule": "adaptive"}),
         ("vw:squarecb,learning_rate=1", {"learning_rate": 1.0}),
+        ("vw:squarecb,interactions=FM+CM+TML", {"interactions": ("FM", "CM", "TML")}),
         ("vw", {}),
     ],
 )
@@ -40,7 +41,8 @@ def test_a_spec_overrides_only_what_it_names(spec: str, changed: dict[str, objec
     assert is_bandit_spec(spec)
     settings = parse_bandit_spec(spec).apply(CONFIGURED)
     assert settings == msgspec.structs.replace(CONFIGURED, **changed)
-    assert settings.interactions == ("TM", "ML")  # the rest of [bandit] is kept
+    if "interactions" not in changed:
+        assert settings.interactions == ("TM", "ML")  # the rest of [bandit] is kept
 
 
 def test_every_exploration_method_has_a_spec_parameter() -> None:
@@ -62,7 +64,8 @@ def test_a_spec_reaches_vws_command_line() -> None:
         ("vw:bag=5,bag_size=6", "bag_size is set twice"),
         ("vw:bag=5,size=6", "'size=6' is not FIELD=VALUE with FIELD one of epsilon"),
         ("vw:bag=5,epsilon", "'epsilon' is not FIELD=VALUE"),
-        ("vw:epsilon,interactions=TM", "'interactions=TM' is not FIELD=VALUE"),
+        ("vw:epsilon,interactions=TM+F", "regex '^[A-Za-z]{2,3}$' - at `$.interactions[1]`"),
+        ("vw:epsilon,exploration=bag", "'exploration=bag' is not FIELD=VALUE"),
         ("vw:regcbopt,update_rule=fast", "Invalid enum value 'fast' - at `$.update_rule`"),
         ("river", "'river' is not a bandit spec"),
         ("vw:cover=0", "'vw:cover=0'"),
