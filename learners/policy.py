@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 import msgspec
 import numpy as np
+from numpy.typing import NDArray
 
+from learners.bandit.action_prior import ActionPrior, PriorState
 from learners.bandit.vw_bandit import ActionLines, BanditSettings, VWBandit
 from learners.bandit.vw_format import format_shared
 from learners.catalog import Catalog
@@ -58,6 +60,22 @@ class LearnEvent(msgspec.Struct, frozen=True):
     cost_usd: float | None = None  # the outcome's reported cost (per-tenant statistics)
 
 
+def _action_prior(settings: BanditSettings) -> ActionPrior | None:
+    if settings.prior == "off":
+        return None
+    return ActionPrior(mode=settings.prior, count=settings.prior_count,
+                       horizon=settings.prior_horizon, eta=settings.prior_eta,
+                       min_reward=settings.min_reward, max_reward=settings.max_reward)
+
+
+def _prior_text(settings: BanditSettings) -> str:
+    """The prior's part of the fingerprint ("" when off, so fingerprints stay as they were)."""
+    if settings.prior == "off":
+        return ""
+    return (f"|prior={settings.prior},{settings.prior_count:g},{settings.prior_horizon:g},"
+            f"{settings.prior_eta:g}")
+
+
 class _Snapshot(msgspec.Struct, frozen=True):
     fingerprint: str
     vw_model: bytes
@@ -68,6 +86,7 @@ class _Snapshot(msgspec.Struct, frozen=True):
     river: bytes = b""
     stacker: bytes = b""
     scaler: bytes = b""
+    prior: bytes = b""
 
 
 class OnlinePolicy:
@@ -87,7 +106,8 @@ class OnlinePolicy:
         self._bandit = VWBandit(settings=settings)
         drift_text = msgspec.json.encode(self.drift_settings).decode()
         text = (f"{FEATURE_VERSION}|{self._bandit.arguments}|{drift_text}"
-                f"|{settings.history_keys}|{settings.river_buckets}|{settings.standardise_features}")
+                f"|{settings.history_keys}|{settings.river_buckets}|{settings.standardise_features}"
+                f"{_prior_text(settings)}")
         self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         self._stats = OutcomeStats()
         self._history = HistoryStats(settings.history_keys)
@@ -97,6 +117,7 @@ class OnlinePolicy:
         # rewards, starting from "VW alone" (README "Learning quality and drift").
         self._stacker = Stacker(prior=(0.0, 1.0, 0.0)) if settings.stack_river else None
         self._scaler = FeatureScaler() if settings.standardise_features else None
+        self._prior = _action_prior(settings)
         self._learned = 0
 
     @property
@@ -144,11 +165,21 @@ class OnlinePolicy:
         shared = self._shared(features)
         table = self._lines[catalog.fingerprint]
         if not self._stacking(record):
-            return self._bandit.probabilities(shared, table, allowed)
-        assert self._stacker is not None  # _stacking checked both
-        assert record is not None
-        columns = self._stack_columns(shared, catalog, allowed, record)
-        return self._bandit.squarecb(-self._stacker.predict(columns))
+            if self._prior is None:
+                return self._bandit.probabilities(shared, table, allowed)
+            rewards = -self._bandit.costs(shared, table, allowed)
+        else:
+            assert self._stacker is not None  # _stacking checked both
+            assert record is not None
+            rewards = self._stacker.predict(self._stack_columns(shared, catalog, allowed, record))
+        if self._prior is not None:
+            rewards = self._prior.blend(self._prior_rows(catalog, allowed), rewards)
+        return self._bandit.squarecb(-rewards)
+
+    def _prior_rows(self, catalog: Catalog, allowed: Sequence[int]) -> NDArray[np.intp]:
+        """Rows of the ``allowed`` actions in the prior's statistics."""
+        assert self._prior is not None
+        return self._prior.rows([catalog.actions[i].id for i in allowed])
 
     def bandit_namespaces(self, features: ContextFeatures) -> Namespaces:
         """A context's namespaces as the bandit sees them: numeric caller features
@@ -226,6 +257,12 @@ class OnlinePolicy:
             columns = self._stack_columns(shared, self._catalogs[event.catalog_fingerprint],
                                           chosen, event.record)
             self._stacker.learn_one(columns[0], event.reward)
+        if self._prior is not None:
+            chosen_index = event.allowed[event.chosen_position]
+            reward_before = -float(self._bandit.costs(
+                shared, self._lines[event.catalog_fingerprint], [chosen_index])[0])
+            row = int(self._prior_rows(catalog, [chosen_index])[0])
+            self._prior.learn_one(row, event.reward, reward_before)
         self._bandit.learn_actions(
             shared,
             self._lines[event.catalog_fingerprint],
@@ -285,6 +322,7 @@ class OnlinePolicy:
             else pickle.dumps(self._stacker, protocol=pickle.HIGHEST_PROTOCOL),
             scaler=b"" if self._scaler is None
             else msgspec.msgpack.encode(self._scaler.state()),
+            prior=b"" if self._prior is None else msgspec.msgpack.encode(self._prior.state()),
         )
         return keyring.seal(msgspec.msgpack.encode(snap))
 
@@ -315,6 +353,10 @@ class OnlinePolicy:
             return False
         if (self._scaler is not None) != isinstance(scaler, FeatureScaler):
             return False
+        if (self._prior is not None) != bool(snap.prior):
+            return False
+        if self._prior is not None:
+            self._prior.load(msgspec.msgpack.decode(snap.prior, type=PriorState))
         self._bandit.close()
         self._bandit = bandit
         self._stats = stats

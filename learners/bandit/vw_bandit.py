@@ -39,6 +39,7 @@ from msgspec import Meta
 from numpy.typing import NDArray
 from vowpalwabbit import Example, PredictionType, Workspace
 
+from learners.bandit.action_prior import PriorMode
 from learners.bandit.sampling import normalize, squarecb
 from learners.bandit.vw_format import (
     ACTION_NAMESPACES,
@@ -104,12 +105,20 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     standardise_features: bool = True
     history_keys: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000
     river_buckets: Annotated[int, Meta(ge=1, le=1_000_000)] = 256
+    # A non-contextual prior blended into the predicted rewards before SquareCB
+    # (learners/bandit/action_prior.py): its blend, pseudo-outcomes, memory and mixture rate.
+    prior: PriorMode = "off"
+    prior_count: Annotated[float, Meta(ge=0.0)] = 10.0
+    prior_horizon: Annotated[float, Meta(ge=0.0)] = 0.0
+    prior_eta: Annotated[float, Meta(gt=0.0)] = 0.5
 
     def __post_init__(self) -> None:
         if not self.min_reward < self.max_reward:
             raise ValueError(
                 f"min_reward ({self.min_reward}) must be below max_reward ({self.max_reward})"
             )
+        if self.prior != "off" and self.exploration != "squarecb":
+            raise ValueError(f"prior needs exploration 'squarecb', not {self.exploration!r}")
         if self.stack_river and self.exploration != "squarecb":
             raise ValueError(
                 f"stack_river needs exploration 'squarecb', not {self.exploration!r}"
