@@ -179,7 +179,8 @@ class OnlinePolicy:
     def _prior_rows(self, catalog: Catalog, allowed: Sequence[int]) -> NDArray[np.intp]:
         """Rows of the ``allowed`` actions in the prior's statistics."""
         assert self._prior is not None
-        return self._prior.rows([catalog.actions[i].id for i in allowed])
+        rows = self._prior.catalog_rows(catalog.fingerprint, [a.id for a in catalog.actions])
+        return rows[np.asarray(allowed, dtype=np.intp)]
 
     def bandit_namespaces(self, features: ContextFeatures) -> Namespaces:
         """A context's namespaces as the bandit sees them: numeric caller features

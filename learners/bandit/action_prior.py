@@ -57,6 +57,15 @@ class ActionPrior:
         self._rewards: FloatArray = np.zeros(0)
         self._residuals: FloatArray = np.zeros(0)
         self._losses = np.zeros(2)
+        self._catalog_rows: dict[str, NDArray[np.intp]] = {}
+
+    def catalog_rows(self, fingerprint: str, action_ids: Sequence[str]) -> NDArray[np.intp]:
+        """:meth:`rows` of a catalog's actions (``action_ids``, in catalog order), kept per
+        catalog ``fingerprint``: a request gathers its allowed actions' rows from them."""
+        rows = self._catalog_rows.get(fingerprint)
+        if rows is None:
+            rows = self._catalog_rows[fingerprint] = self.rows(action_ids)
+        return rows
 
     def rows(self, action_ids: Sequence[str]) -> NDArray[np.intp]:
         """Rows of ``action_ids`` in the statistics (new actions get empty rows)."""
@@ -123,6 +132,7 @@ class ActionPrior:
     def load(self, state: PriorState) -> None:
         """Replace the statistics by ``state``'s."""
         self._rows = {a: i for i, a in enumerate(state.actions)}
+        self._catalog_rows = {}
         self._counts = np.asarray(state.counts, dtype=np.float64)
         self._rewards = np.asarray(state.rewards, dtype=np.float64)
         self._residuals = np.asarray(state.residuals, dtype=np.float64)
