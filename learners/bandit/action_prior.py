@@ -27,7 +27,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-PriorMode = Literal["off", "residual", "mixture"]
+PriorMode = Literal["off", "residual", "mixture", "mixture_vw"]
 FloatArray = NDArray[np.float64]
 
 
@@ -80,10 +80,13 @@ class ActionPrior:
         return np.fromiter((self._rows[a] for a in action_ids), dtype=np.intp,
                            count=len(action_ids))
 
-    def _means(self, rows: NDArray[np.intp]) -> FloatArray:
-        total = float(self._counts.sum())
-        overall = float(self._rewards.sum()) / total if total > 0.0 else 0.5 * (
-            self.min_reward + self.max_reward)
+    def _means(self, rows: NDArray[np.intp], centre: FloatArray | None = None) -> FloatArray:
+        if self.mode == "mixture_vw" and centre is not None:
+            overall: float | FloatArray = centre
+        else:
+            total = float(self._counts.sum())
+            overall = float(self._rewards.sum()) / total if total > 0.0 else 0.5 * (
+                self.min_reward + self.max_reward)
         counts = self._counts[rows]
         means: FloatArray = ((self._rewards[rows] + self.count * overall)
                              / np.maximum(counts + self.count, 1e-12))
@@ -102,10 +105,10 @@ class ActionPrior:
             shift = self._residuals[rows] / np.maximum(counts + self.count, 1e-12)
             shifted: FloatArray = predicted + shift
             return shifted
-        if self.mode == "mixture":
+        if self.mode in ("mixture", "mixture_vw"):
             clipped = np.clip(predicted, self.min_reward, self.max_reward)
             weight = self._weight()
-            mixed: FloatArray = weight * clipped + (1.0 - weight) * self._means(rows)
+            mixed: FloatArray = weight * clipped + (1.0 - weight) * self._means(rows, clipped)
             return mixed
         return predicted
 
@@ -118,8 +121,8 @@ class ActionPrior:
                 values *= keep
         index = np.array([row], dtype=np.intp)
         clipped = min(max(predicted, self.min_reward), self.max_reward)
-        self._losses += ((reward - clipped) ** 2,
-                         (reward - float(self._means(index)[0])) ** 2)
+        mean = float(self._means(index, np.array([clipped]))[0])
+        self._losses += ((reward - clipped) ** 2, (reward - mean) ** 2)
         self._counts[row] += 1.0
         self._rewards[row] += reward
         self._residuals[row] += reward - predicted
