@@ -11,7 +11,10 @@ interactions; per-action running statistics learn it at once. Two blends:
   reward (shrunk to the overall mean by ``prior_count`` pseudo-outcomes), weights
   ``exp(-prior_eta * loss)`` from each predictor's progressive squared error on the chosen
   action (Vovk's aggregating rule: for squared loss in [0, 1], ``prior_eta = 0.5`` keeps the
-  mixture's loss within ``ln 2 / 0.5`` of the better one's).
+  mixture's loss within ``ln 2 / 0.5`` of the better one's);
+- ``mixture_vw``: the same, with each action's mean shrunk towards the regression's own
+  prediction of it instead of the overall mean, so a never-tried action keeps the
+  regression's score (an approval then raises no untried action through the overall mean).
 
 Every statistic is discounted by ``1 - 1 / prior_horizon`` per outcome (0: never), so a change
 of the world is forgotten after about ``prior_horizon`` outcomes.

@@ -58,6 +58,20 @@ def test_mixture_fades_to_the_regression_when_the_context_explains_the_reward() 
     np.testing.assert_allclose(prior.blend(rows, predicted), predicted, atol=1e-6)
 
 
+def test_mixture_vw_keeps_the_regressions_score_of_a_never_tried_action() -> None:
+    overall, own = _prior("mixture", count=5.0), _prior("mixture_vw", count=5.0)
+    predicted = np.array([0.5, 0.2])
+    blends = []
+    for prior in (overall, own):
+        rows = prior.rows(["tried", "never"])
+        for _ in range(100):  # the regression keeps predicting 0.5; "tried" is always approved
+            prior.learn_one(int(rows[0]), 1.0, 0.5)
+        blends.append(prior.blend(rows, predicted))
+    assert blends[1][1] == pytest.approx(0.2)  # own centre: the regression's 0.2 stands
+    assert blends[0][1] > 0.5  # overall centre: lifted by the other action's approvals
+    assert blends[1][0] > 0.9
+
+
 def test_a_horizon_forgets_what_came_before_a_change() -> None:
     remembers, forgets = _prior("mixture", count=1.0), _prior("mixture", count=1.0, horizon=50.0)
     for prior in (remembers, forgets):
