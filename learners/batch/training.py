@@ -40,6 +40,7 @@ from learners.batch.models import (
     template_popularity,
     with_popularity,
 )
+from learners.batch.ranking import ranking_groups, split_groups
 from learners.batch.settings import TrainSettings
 from learners.catalog import Catalog
 from learners.tabular import TabularEncoder, TrainingExample
@@ -60,8 +61,6 @@ GRID: tuple[dict[str, float], ...] = (
     {"max_depth": 3, "eta": 0.2, "min_child_weight": 1.0},
     {"max_depth": 5, "eta": 0.05, "min_child_weight": 10.0},
 )
-RANK_WINDOW = 6000  # decisions per time window when grouping tasks into ranking queries
-RANK_MIN_ROWS = 5  # decisions of a template in a group before it is a ranking row
 # The success model beats the base rate only with a log-loss lower by this share: on a finite
 # hold-out a model that learned nothing (outcomes independent of every feature) "beats" it by a
 # hair (0.1-0.2 %) in about a third of seeded trials, and a gate without margin promotes it.
@@ -210,62 +209,6 @@ def _positive_time(labels: OutcomeLabels) -> float | None:
     return None if t is None or t <= 0 else math.log(t)
 
 
-# --- template ranking -------------------------------------------------------------------------
-
-
-class RankingGroups(msgspec.Struct, frozen=True):
-    rows: list[list[float]]
-    relevance: list[float]
-    sizes: list[int]
-
-
-def ranking_groups(history: History, matrix: FloatArray, encoder: TabularEncoder
-                   ) -> RankingGroups:
-    """Ranking queries: decisions grouped by time window, task type, language and complexity
-    third; one row per template tried at least ``RANK_MIN_ROWS`` times in the group (its
-    context and template columns averaged), relevance ``round(3 × success rate)`` (0–3)."""
-    columns = ranker_columns(encoder)
-    categorical = np.asarray([encoder.categorical[c] for c in columns])
-    template_col = encoder.columns.index("template")
-    groups: dict[tuple[int, str, str, int], dict[float, list[int]]] = defaultdict(
-        lambda: defaultdict(list))
-    for i, example in enumerate(history.examples):
-        context = example.context
-        key = (i // RANK_WINDOW, context.task_type, context.language,
-               min(int(context.complexity // 3.34), 2))
-        groups[key][float(matrix[i, template_col])].append(i)
-    rows: list[list[float]] = []
-    relevance: list[float] = []
-    sizes: list[int] = []
-    for by_template in groups.values():
-        kept = [idx for code, idx in sorted(by_template.items())
-                if len(idx) >= RANK_MIN_ROWS and not math.isnan(code)]
-        if len(kept) < 2:
-            continue
-        for idx in kept:
-            block = matrix[np.asarray(idx)][:, columns]
-            known = ~np.isnan(block)
-            counts = known.sum(axis=0)
-            sums = np.where(known, block, 0.0).sum(axis=0)
-            mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-            mean = np.where(categorical, block[0], mean)
-            rows.append(mean.tolist())
-            rate = float(np.mean([history.labels[i].success for i in idx]))
-            relevance.append(float(round(3 * rate)))
-        sizes.append(len(kept))
-    return RankingGroups(rows=rows, relevance=relevance, sizes=sizes)
-
-
-def _split_groups(groups: RankingGroups, scores: FloatArray
-                  ) -> list[tuple[FloatArray, FloatArray]]:
-    out, start = [], 0
-    relevance = np.asarray(groups.relevance, dtype=np.float64)
-    for size in groups.sizes:
-        out.append((relevance[start:start + size], scores[start:start + size]))
-        start += size
-    return out
-
-
 # --- evaluation -------------------------------------------------------------------------------
 
 
@@ -286,7 +229,7 @@ def evaluate(models: BatchModels, history: History) -> dict[str, dict[str, float
     groups = ranking_groups(history, matrix, models.encoder)
     if groups.rows:
         scores = models.rank_templates_columns(np.asarray(groups.rows, dtype=np.float64))
-        out["templates"] = {"ndcg_at_3": ndcg_at(_split_groups(groups, scores)),
+        out["templates"] = {"ndcg_at_3": ndcg_at(split_groups(groups, scores)),
                             "groups": float(len(groups.sizes))}
     else:
         out["templates"] = {"ndcg_at_3": math.nan, "groups": 0.0}
@@ -437,7 +380,7 @@ def _baselines(train: History, holdout: History, x_train: FloatArray, encoder: T
     groups = ranking_groups(holdout, x_hold, encoder)
     position = ranker_columns(encoder).index(template_col)
     scores = np.asarray([popularity.get(row[position], 0.0) for row in groups.rows])
-    out["templates"] = {"ndcg_at_3": ndcg_at(_split_groups(groups, scores)) if groups.rows
+    out["templates"] = {"ndcg_at_3": ndcg_at(split_groups(groups, scores)) if groups.rows
                         else math.nan, "groups": float(len(groups.sizes))}
     return out
 
