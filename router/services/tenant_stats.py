@@ -56,7 +56,10 @@ class DecisionCounter:
         while True:
             await asyncio.sleep(self.flush_interval_s)
             try:
-                await self.flush()
+                # Shielded: cancelling this task at shutdown while a flush is writing must not
+                # drop the counts it took (the write may still commit); the shutdown's own
+                # flush waits for it on the lock, then writes the rest.
+                await asyncio.shield(self.flush())
             except StorageUnavailableError:
                 pass  # the event log logs the outage, once, and when it ends
             except Exception:
