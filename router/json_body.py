@@ -8,6 +8,7 @@ request class refuses all three with a problem naming the field (docs/api.md).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +24,12 @@ def is_json_media_type(media_type: str) -> bool:
     return media_type == "application/json" or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )
+
+
+# A closing quote followed by a colon: how every key of a JSON text ends. Inside a string a quote
+# is escaped (``\"``), so the text holds at least as many matches as keys, and more only when a
+# string itself holds an escaped quote followed by a colon.
+_KEY_END = re.compile(rb'"[ \t\n\r]*:')
 
 
 class _DuplicateKeyError(Exception):
@@ -92,6 +99,16 @@ def find_duplicate_key(body: bytes) -> str | None:
     return None
 
 
+def repeated_key(body: bytes, value: Any) -> str | None:
+    """The path of the first key ``body`` repeats in one object, if any; ``value`` is ``body``
+    decoded. When the value holds as many keys as the text holds key ends, no key was given
+    twice; otherwise (a repeated key, or a string holding an escaped quote and a colon) the text
+    is parsed again to find it. The common body costs one count."""
+    if len(_KEY_END.findall(body)) == count_keys(value):
+        return None
+    return find_duplicate_key(body)
+
+
 class JSONBodyRequest(Request[Any, Any, State]):
     """The service's request class: :meth:`json` refuses what the API does not accept."""
 
@@ -105,12 +122,7 @@ class JSONBodyRequest(Request[Any, Any, State]):
         try:
             value = await super().json()
             body = await self.body()
-            # Every key in the text is followed by a ':', so when the decoded value holds as
-            # many keys as the text holds colons, no key was given twice; otherwise (a repeated
-            # key, or a ':' inside a string) look closer. The common body costs one count.
-            duplicate = (
-                None if body.count(b":") == count_keys(value) else find_duplicate_key(body)
-            )
+            duplicate = repeated_key(body, value)
         except RecursionError:
             raise MalformedBodyError("the JSON body is nested too deeply",
                                      field="(body)") from None
