@@ -122,12 +122,13 @@ class OnlinePolicy:
         self.settings = settings
         self.drift_settings = drift or BanditDriftSettings()
         self._catalogs = dict(catalogs)
-        self._lines = {fp: ActionLines(cat) for fp, cat in self._catalogs.items()}
+        self._lines = {fp: ActionLines(cat, drop_constant=settings.drop_constant_actions)
+                       for fp, cat in self._catalogs.items()}
         self._learners = _Components(settings, self.drift_settings)
         drift_text = msgspec.json.encode(self.drift_settings).decode()
         text = (f"{FEATURE_VERSION}|{self._learners.bandit.arguments}|{drift_text}"
                 f"|{settings.history_keys}|{settings.river_buckets}|{settings.standardise_features}"
-                f"|{settings.drop_constant_features}")
+                f"|{settings.drop_constant_features}|{settings.drop_constant_actions}")
         self._fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         self._learned = 0
 
@@ -159,7 +160,8 @@ class OnlinePolicy:
         if catalog.fingerprint not in self._catalogs:
             self._catalogs[catalog.fingerprint] = catalog
             self._lines[catalog.fingerprint] = ActionLines(
-                catalog, self._learners.drift.alarmed_models())
+                catalog, self._learners.drift.alarmed_models(),
+                self.settings.drop_constant_actions)
 
     def has_catalog(self, fingerprint: str) -> bool:
         return fingerprint in self._catalogs
@@ -314,7 +316,8 @@ class OnlinePolicy:
         drifting = self._learners.drift.alarmed_models()
         for fingerprint, lines in self._lines.items():
             if lines.drifting != drifting:
-                self._lines[fingerprint] = ActionLines(self._catalogs[fingerprint], drifting)
+                self._lines[fingerprint] = ActionLines(self._catalogs[fingerprint], drifting,
+                                                       self.settings.drop_constant_actions)
 
     def snapshot(self, keyring: Keyring) -> bytes:
         """Serialised state sealed with ``keyring``; :meth:`restore` on a policy with the same

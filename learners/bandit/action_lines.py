@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from learners.bandit.vw_format import action_namespaces
+from learners.bandit.vw_format import EMPTY_LINE, action_namespaces
 from learners.catalog import Catalog
 
 
@@ -16,13 +16,22 @@ class ActionLines:
     (re-formatted only when the set of drifting models changes).
 
     ``slot_lines`` holds each distinct model, temperature and template namespace once, and
-    ``slots[i]`` the positions of action ``i``'s three namespaces in it."""
+    ``slots[i]`` the positions of action ``i``'s three namespaces in it.
 
-    def __init__(self, catalog: Catalog, drifting: frozenset[str] = frozenset()) -> None:
+    With ``drop_constant``, a namespace that is the same for every action of the catalog (one
+    temperature, one template) is left out: its features, and their crosses with the context,
+    would score every action alike."""
+
+    def __init__(self, catalog: Catalog, drifting: frozenset[str] = frozenset(),
+                 drop_constant: bool = False) -> None:
         self.fingerprint = catalog.fingerprint
         self.drifting = drifting
-        self.key = f"{catalog.fingerprint}|{','.join(sorted(drifting))}"
+        self.key = f"{catalog.fingerprint}|{','.join(sorted(drifting))}|{drop_constant}"
         parts = [action_namespaces(a, a.model.name in drifting) for a in catalog.actions]
+        if drop_constant and len(parts) > 1:
+            constant = [len({p[k] for p in parts}) == 1 for k in range(3)]
+            model, temperature, template = (EMPTY_LINE if c else None for c in constant)
+            parts = [(model or p[0], temperature or p[1], template or p[2]) for p in parts]
         self.lines: tuple[str, ...] = tuple(" ".join(p) for p in parts)
         position: dict[str, int] = {}
         for namespaces in parts:

@@ -69,6 +69,9 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Context features with one value in every learned outcome left out (learners/
     # constant_features.py).
     drop_constant_features: bool = True
+    # Action namespaces the same for every catalog action (one temperature, one template) left
+    # out of the action lines (learners/bandit/action_lines.py).
+    drop_constant_actions: bool = False
     history_keys: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000
     river_buckets: Annotated[int, Meta(ge=1, le=1_000_000)] = 256
 

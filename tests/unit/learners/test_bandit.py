@@ -281,17 +281,24 @@ def _reward(shared: str, action: int) -> float:
     return min(1.0, 0.2 + 0.15 * model * (1 if "type=t1" in shared else -0.5) + 0.05 * rest % 3)
 
 
-def test_factorised_costs_equal_the_costs_of_whole_action_lines() -> None:
+# RICH with one temperature and one template.
+NARROW = Catalog(models=RICH.models, templates=RICH.templates[:1], temperatures=[0.3])
+
+
+@pytest.mark.parametrize("catalog", [RICH, NARROW], ids=["rich", "narrow"])
+def test_factorised_costs_equal_the_costs_of_whole_action_lines(catalog: Catalog) -> None:
     """The per-namespace sum (one line per model, temperature and template, plus the
-    context-free terms) equals VW's cost of each whole action line, through learning and
-    with a drift flag on one model's lines."""
+    context-free terms) equals VW's cost of each whole action line, through learning, with a
+    drift flag on one model's lines, and with the constant namespaces left out."""
     bandit = VWBandit(settings=BanditSettings())
     assert "factorised=True" in bandit.arguments
     rng = random.Random(11)
-    tables = [ActionLines(RICH), ActionLines(RICH, frozenset({"m2"}))]
-    everything = list(range(len(RICH.actions)))
-    for step in range(300):
-        table = tables[step // 100 % 2]
+    tables = [ActionLines(catalog), ActionLines(catalog, frozenset({"m2"})),
+              ActionLines(catalog, drop_constant=True),
+              ActionLines(catalog, frozenset({"m2"}), drop_constant=True)]
+    everything = list(range(len(catalog.actions)))
+    for step in range(400):
+        table = tables[step // 100 % 4]
         shared = _context(rng)
         subset = sorted(rng.sample(everything, rng.randrange(1, len(everything) + 1)))
         factorised = bandit.costs(shared, table, subset)
@@ -308,6 +315,18 @@ def test_factorised_costs_equal_the_costs_of_whole_action_lines() -> None:
             assert bandit.costs(shared, table, everything).tolist() == bandit.costs(
                 shared, table, tuple(everything)).tolist()
     bandit.close()
+
+
+def test_namespaces_the_same_for_every_action_are_left_out_when_asked() -> None:
+    kept = ActionLines(NARROW)
+    dropped = ActionLines(NARROW, drop_constant=True)
+    assert all("|P t=0.3" in line and "|L tpl=tpl0" in line for line in kept.lines)
+    assert [line.split(" |P")[0] for line in kept.lines] == [
+        line.split(" |Z")[0] for line in dropped.lines]
+    assert all(line.endswith("|Z |Z") for line in dropped.lines)
+    assert ActionLines(RICH, drop_constant=True).lines == ActionLines(RICH).lines
+    one = Catalog(models=RICH.models[:1], templates=RICH.templates[:1], temperatures=[0.3])
+    assert ActionLines(one, drop_constant=True).lines == ActionLines(one).lines
 
 
 def test_squarecb_equals_vws_own_squarecb() -> None:
