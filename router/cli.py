@@ -2,6 +2,11 @@
 promote, retention and the benchmarks (bench, bench-instructions, bench-models, bench-replay,
 bench-real, bench-shadows, bench-suite).
 
+Every command logs to stderr through the service's one setup (router/logs.py), at the level and
+in the format of the options before the command (``router --log-format json train``):
+``serve``'s default to its configuration's ``[server] log_level`` and ``log_format``, the other
+commands' to warnings, as aligned text on a terminal and JSON lines otherwise.
+
 An offline command's module is imported only when that command runs, so that ``router serve``
 loads only the service. The benchmarks live in ``offline/bench/``, which a source checkout has
 and the wheel leaves out: installed from the wheel, a ``router bench*`` command says so in one
@@ -18,7 +23,10 @@ import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from router.logs import LogFormat, configure_logging
 from router.settings import SettingsError, load_settings
+
+LOG_OPTIONS = ("--log-level", "--log-format")  # the options before the command
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -29,12 +37,18 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["ROUTER__STORAGE__URL"] = args.database_url
     if args.config:
         overrides["ROUTER_CONFIG"] = args.config
+    if args.log_level:
+        overrides["ROUTER__SERVER__LOG_LEVEL"] = args.log_level
+    if args.log_format:
+        overrides["ROUTER__SERVER__LOG_FORMAT"] = args.log_format
     environ = {**os.environ, **overrides}
     try:
         settings = load_settings(environ.get("ROUTER_CONFIG"), environ)
     except SettingsError as exc:
         print(f"router: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    # uvicorn applies the same setup again (create_server_config); the migration logs alike.
+    configure_logging(settings.server.log_level, settings.server.log_format)
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     workers = args.workers or settings.server.workers
@@ -138,6 +152,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser. With ``command``, only that command's arguments are
     configured (and only its module imported); without, every command's."""
     parser = argparse.ArgumentParser(prog="router", description="Adaptive router for LLM codegen")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        help="lowest level logged (default: serve's [server] log_level, "
+                        "warning for the other commands)")
+    parser.add_argument("--log-format", choices=["json", "text"],
+                        help="log lines on stderr as JSON objects or aligned text (default: "
+                        "serve's [server] log_format; for the other commands text on a "
+                        "terminal, json otherwise)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP service")
@@ -162,13 +183,27 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _command_of(arguments: Sequence[str]) -> str | None:
+    """The command's name: the first word that is neither an option nor a log option's value."""
+    words = iter(arguments)
+    for word in words:
+        if word in LOG_OPTIONS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
-    command = next((word for word in arguments if not word.startswith("-")), None)
-    parser = build_parser(command)
+    parser = build_parser(_command_of(arguments))
     args, unknown = parser.parse_known_args(arguments)
     if unknown and args.handler is not _benchmarks_absent:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command != "serve":  # serve's setup comes from its configuration
+        log_format: LogFormat = args.log_format or (
+            "text" if sys.stderr.isatty() else "json")
+        configure_logging(args.log_level or "warning", log_format)
     code: int = args.handler(args)
     return code
 

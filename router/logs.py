@@ -9,13 +9,16 @@ request with :func:`bind_decision` are added, so every line written while a deci
 given feedback or read carries its ``decision_id`` and ``tenant``.
 
 ``router serve`` hands :func:`logging_config` to uvicorn, which applies it in the supervisor and
-in every worker process; an app built otherwise (tests, another ASGI server) logs wherever its
-host configured logging.
+in every worker process; the other ``router`` commands apply it with :func:`configure_logging`
+(router/cli.py), and so does the SQLite writer process, with the level and format of the process
+that starts it (:func:`current_setup`). An app built otherwise (tests, another ASGI server) logs
+wherever its host configured logging.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.config
 import sys
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -31,7 +34,13 @@ ACCESS_LOGGER = "router.access"
 _DECISION: ContextVar[tuple[str, str] | None] = ContextVar("router_decision", default=None)
 
 
-def create_formatter(log_format: LogFormat = "json") -> structlog.stdlib.ProcessorFormatter:
+class RouterFormatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's formatter, knowing its ``log_format`` (for :func:`current_setup`)."""
+
+    log_format: LogFormat = "json"
+
+
+def create_formatter(log_format: LogFormat = "json") -> RouterFormatter:
     """The formatter of every service log line (``log_format``: ``json`` or ``text``)."""
     renderer: structlog.typing.Processor
     if log_format == "json":
@@ -48,10 +57,12 @@ def create_formatter(log_format: LogFormat = "json") -> structlog.stdlib.Process
     ]
     if log_format == "json":  # the console renderer prints tracebacks itself
         pre_chain.append(structlog.processors.format_exc_info)
-    return structlog.stdlib.ProcessorFormatter(
+    formatter = RouterFormatter(
         foreign_pre_chain=pre_chain,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
+    formatter.log_format = log_format
+    return formatter
 
 
 def _drop_message_copies(
@@ -64,9 +75,10 @@ def _drop_message_copies(
     return event
 
 
-def logging_config(level: str, log_format: LogFormat) -> dict[str, Any]:
+def logging_config(level: str | int, log_format: LogFormat) -> dict[str, Any]:
     """A :func:`logging.config.dictConfig` dictionary: one stderr handler on the root logger
-    with :func:`create_formatter`'s formatter; uvicorn's loggers propagate to it."""
+    with :func:`create_formatter`'s formatter; uvicorn's loggers propagate to it. ``level`` is
+    a level's name (``info``) or number."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -81,8 +93,24 @@ def logging_config(level: str, log_format: LogFormat) -> dict[str, Any]:
             name: {"handlers": [], "propagate": True}
             for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
         },
-        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "root": {"handlers": ["stderr"],
+                 "level": level.upper() if isinstance(level, str) else level},
     }
+
+
+def configure_logging(level: str | int, log_format: LogFormat) -> None:
+    """Apply :func:`logging_config` to this process (it replaces the root logger's handlers)."""
+    logging.config.dictConfig(logging_config(level, log_format))
+
+
+def current_setup() -> tuple[int, LogFormat]:
+    """This process's root level and the format of its :func:`create_formatter` handler
+    (``json`` when its host configured logging otherwise): how a child process it starts logs
+    alike."""
+    root = logging.getLogger()
+    formats = [handler.formatter.log_format for handler in root.handlers
+               if isinstance(handler.formatter, RouterFormatter)]
+    return root.getEffectiveLevel(), formats[0] if formats else "json"
 
 
 def bind_decision(decision_id: str, tenant: str) -> None:

@@ -8,6 +8,7 @@ with the reason.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,12 +18,26 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from router.app import create_app
+from router.logs import RouterFormatter
 from router.settings import Settings
 from tests.support import make_settings
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ROUTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """A command run in-process (router.cli.main) sets up logging (router/logs.py) as its own
+    process would: take its handler off the root logger, and the level back, after the test."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.setLevel(level)
+    for handler in root.handlers[:]:
+        if isinstance(handler.formatter, RouterFormatter):
+            root.removeHandler(handler)
 
 
 def _postgres_reachable() -> str | None:

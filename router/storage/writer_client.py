@@ -21,6 +21,7 @@ import msgspec
 from sqlalchemy.engine import URL
 
 from router.errors import StorageUnavailableError
+from router.logs import current_setup
 from router.storage.rows import DecisionRow, OutcomeRow
 from router.storage.writer_process import (
     DUPLICATE,
@@ -137,10 +138,12 @@ class WriterProcess:
         loop = asyncio.get_running_loop()
         connection = _Connection(self)
         ours, theirs = socket.socketpair()
+        log_level, log_format = current_setup()  # the process logs like this one
         try:
             connection.child = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "router.storage.writer_process", str(theirs.fileno()),
                 self._url.render_as_string(hide_password=False), str(self._checkpoint_every),
+                str(log_level), log_format,
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
@@ -158,7 +161,6 @@ class WriterProcess:
         self._connection = connection
         self.stats = WriterStats()
         self.starts += 1
-        logger.info("SQLite writer process %d started", connection.child.pid)
 
     async def insert_decisions(self, rows: Sequence[DecisionRow]) -> None:
         await self._call(InsertDecisions(list(rows)))

@@ -15,6 +15,9 @@ order, each with the process's counters; after each checkpoint the process also 
 counters unasked, as status ``stats``. The first answer says the process is ready (or why it
 could not start).
 
+The process logs to stderr through the service's setup (router/logs.py), with the level and
+format of the process that started it.
+
 The process ends when the socket closes: the service's shutdown, or the service dying (SIGKILL
 included), since the kernel closes a dead process's sockets. It ignores SIGINT, so a Ctrl-C at a
 terminal, which reaches the whole process group, leaves it to finish the writes of a graceful
@@ -39,6 +42,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import IntegrityError
 
+from router.logs import LogFormat, configure_logging
 from router.storage.database import no_autocheckpoint, sqlite_pragmas, sqlite_sync_engine
 from router.storage.models import Decision, Outcome
 from router.storage.rows import DecisionRow, OutcomeRow
@@ -198,6 +202,7 @@ def serve(sock: socket.socket, url: URL, checkpoint_every: int) -> None:
         return
     stream = sock.makefile("rb")
     try:
+        logger.info("SQLite writer process %d started", os.getpid())
         send(OK, None)
         while True:
             header = _read_exactly(stream, LENGTH.size)
@@ -215,9 +220,12 @@ def serve(sock: socket.socket, url: URL, checkpoint_every: int) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
+    """``argv``: the socket's descriptor, the database URL, the commits between checkpoints,
+    and the log level (a number) and format of the process that starts this one."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s - %(name)s - %(message)s")
     fd, url, checkpoint_every = int(argv[0]), make_url(argv[1]), int(argv[2])
+    log_format: LogFormat = "text" if argv[4] == "text" else "json"
+    configure_logging(int(argv[3]), log_format)
     with socket.socket(fileno=fd) as sock:
         serve(sock, url, checkpoint_every)
     return 0

@@ -1,4 +1,5 @@
-"""The service log: one JSON object per line, and every line about a decision names it."""
+"""The service log: one JSON object per line, and every line about a decision names it; the
+commands log through the same setup."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from router.app import create_app
+from router.cli import main
 from router.logs import LogFormat, create_formatter
 from tests.doc_blocks import DOCS, tagged_block
 from tests.support import make_settings
@@ -108,3 +110,23 @@ async def test_no_access_lines_unless_configured_and_errors_keep_their_traceback
     error = next(line for line in lines if line["event"].startswith("unhandled error"))
     assert (error["level"], error["decision_id"]) == ("error", decision_id)
     assert "Traceback" in error["exception"]
+
+
+@pytest.mark.parametrize("options", [["--log-format", "json"], ["--log-format", "text"], []],
+                         ids=["json", "text", "default"])
+def test_a_command_logs_through_the_service_setup_in_the_chosen_format(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], options: list[str]
+) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path}/router.db"
+    assert main(["--log-level", "info", *options, "export", "--database-url", database]) == 0
+    out, err = capfd.readouterr()
+    assert out.startswith("decisions: 0")  # the result alone on stdout
+    lines = err.splitlines()
+    migrations = [line for line in lines if "Running upgrade" in line]  # alembic's, at INFO
+    assert migrations, err
+    if options == ["--log-format", "text"]:
+        assert not [line for line in lines if line.startswith("{")], err
+        assert "[info" in migrations[0]
+    else:  # JSON lines, also by default when stderr is no terminal
+        for line in map(json.loads, lines):
+            assert {"timestamp", "level", "logger", "event"} <= line.keys(), line

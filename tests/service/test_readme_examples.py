@@ -5,42 +5,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
 from router import schemas
 from tests.doc_blocks import DOCS, README, tagged_block
+from tests.serve_process import router_serve
 
 API = DOCS / "api.md"
 QUICKSTART_URL = "http://127.0.0.1:8000"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"router serve exited with {process.returncode}"
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("router serve did not become ready within 60 s")
 
 
 @pytest.mark.slow
@@ -50,23 +28,11 @@ def test_readme_quickstart_routes_and_learns_when_pasted(tmp_path: Path) -> None
     """The README's shell block, run by bash against `router serve`, ends in `"learned": true`."""
     script = tagged_block(README, "example:quickstart").text
     assert QUICKSTART_URL in script
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "router.cli", "serve", "--port", str(port),
-         "--database-url", f"sqlite+aiosqlite:///{tmp_path}/router.db"],
-        cwd=tmp_path, env=os.environ.copy(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_ready(url, server)
+    with router_serve(tmp_path / "router.db", cwd=tmp_path, ready_path="/ready") as served:
         run = subprocess.run(
-            ["bash", "-e", "-o", "pipefail", "-c", script.replace(QUICKSTART_URL, url)],
+            ["bash", "-e", "-o", "pipefail", "-c", script.replace(QUICKSTART_URL, served.url)],
             capture_output=True, text=True, timeout=60, check=False,
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert run.returncode == 0, run.stderr
     lines = [line for line in run.stdout.splitlines() if line.strip()]
     decision = msgspec.json.decode(lines[0], type=schemas.RouteResponse)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +25,10 @@ SEAL_HEADER = 4 + 32  # magic and HMAC-SHA256 tag (learners/sealed.py)
 SHADOW = {"ROUTER__SHADOW__EPS__EXPLORATION": "epsilon", "ROUTER__SHADOW__EPS__EPSILON": "0.2"}
 
 
-class Refusals(logging.Handler):
-    """Error records about refused blobs, from the ``router`` loggers (Litestar's logging
-    config replaces the root handlers that pytest's caplog would use)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "refused" in record.getMessage():
-            self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def refusals() -> Iterator[list[str]]:
-    handler = Refusals()
-    logger = logging.getLogger("router")
-    logger.addHandler(handler)
-    try:
-        yield handler.messages
-    finally:
-        logger.removeHandler(handler)
+def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The error lines about refused blobs, from the ``router`` loggers."""
+    return [r.getMessage() for r in caplog.records if r.name.startswith("router")
+            and r.levelno >= logging.ERROR and "refused" in r.getMessage()]
 
 
 async def _learn(client: AsyncTestClient[Any], n: int) -> None:
@@ -60,7 +41,7 @@ async def _learn(client: AsyncTestClient[Any], n: int) -> None:
 
 
 async def test_a_forged_model_version_never_runs_and_the_service_keeps_serving(
-    database_url: str, tmp_path: Path, refusals: list[str]
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     marker = tmp_path / "pwned-by-artifact"
     settings = make_settings(database_url, ROUTER__BATCH__POLL_INTERVAL_S="0.05")
@@ -71,7 +52,8 @@ async def test_a_forged_model_version_never_runs_and_the_service_keeps_serving(
         assert response.status_code == 200, response.text
         assert response.json()["predictions"]["source"] != "batch"
     assert not marker.exists()
-    assert len([m for m in refusals if "forged" in m]) == 1, refusals
+    refused = refusals(caplog)
+    assert len([m for m in refused if "forged" in m]) == 1, refused
 
 
 def _forge(state: bytes, marker: Path, *, keep_seal: bool) -> bytes:
@@ -87,7 +69,7 @@ def _forge(state: bytes, marker: Path, *, keep_seal: bool) -> bytes:
 
 @pytest.mark.parametrize("keep_seal", [False, True], ids=["unsealed", "tampered"])
 async def test_forged_checkpoints_never_run_and_the_learners_fold_from_the_log(
-    database_url: str, tmp_path: Path, refusals: list[str], keep_seal: bool
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, keep_seal: bool
 ) -> None:
     marker = tmp_path / "pwned-by-checkpoint"
     settings = make_settings(database_url, **SHADOW)
@@ -111,7 +93,7 @@ async def test_forged_checkpoints_never_run_and_the_learners_fold_from_the_log(
     assert not marker.exists()
     # At most one error per forged row: the shadow's is not even read once the served
     # policy folds from the start (a checkpoint ahead of the fold is never restored).
-    assert 1 <= len(refusals) <= 2, refusals
+    assert 1 <= len(refusals(caplog)) <= 2, refusals(caplog)
 
 
 async def test_checkpoints_sealed_with_a_previous_secret_restore_while_it_is_listed(

@@ -7,11 +7,6 @@ Drives a real ``router serve`` child process on 127.0.0.1 (a bounded number of r
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +14,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.serve_process import router_serve
+
 pytestmark = pytest.mark.slow
 
 TASK = {"type": "backend", "language": "python", "description": "Add a cached REST endpoint"}
 MAX_ROUTES = 400
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def route_count(text: str) -> float:
@@ -41,37 +32,16 @@ def route_count(text: str) -> float:
     )
 
 
-def wait_until_up(process: subprocess.Popen[bytes], base: str) -> None:
-    deadline = time.monotonic() + 180
-    while True:
-        assert process.poll() is None, f"router serve exited with {process.returncode}"
-        try:
-            if httpx.get(f"{base}/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "router serve did not start"
-        time.sleep(0.2)
-
-
 def test_two_workers_report_every_request_and_log_json_lines(tmp_path: Path) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     metrics_dir = tmp_path / "metrics"
     stale = metrics_dir / "counter_1.db"  # an earlier run's file: cleared at start
     metrics_dir.mkdir()
     stale.write_bytes(b"\0" * 8)
-    env = {**os.environ, "ROUTER__SERVER__ACCESS_LOG": "true",
-           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    env = {"ROUTER__SERVER__ACCESS_LOG": "true", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     stderr = tmp_path / "stderr.txt"
-    with stderr.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "router.cli", "serve", "--port", str(port), "--workers", "2",
-             "--database-url", f"sqlite+aiosqlite:///{tmp_path}/router.db"],
-            env=env, stdout=subprocess.DEVNULL, stderr=log,
-        )
-    try:
-        wait_until_up(process, base)
+    with router_serve(tmp_path / "router.db", "--workers", "2", environ=env,
+                      stderr=stderr) as served:
+        base = served.url
         assert not stale.exists()
         # A new connection per request; go on until both workers have answered some (each
         # worker writes its counters to a file named by its process id).
@@ -86,9 +56,6 @@ def test_two_workers_report_every_request_and_log_json_lines(tmp_path: Path) -> 
         for _ in range(6):
             scrape = httpx.get(f"{base}/metrics", headers={"Connection": "close"})
             assert route_count(scrape.text) == len(decisions)
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
     lines: list[dict[str, Any]] = [json.loads(line) for line in stderr.read_text().splitlines()]
     access = {line["decision_id"]: line for line in lines
               if line["logger"] == "router.access" and line["path"] == "/v1/route"}

@@ -6,51 +6,24 @@ Drives a real ``router serve`` child process on 127.0.0.1 with raw sockets (boun
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.serve_process import router_serve
+
 REQUEST_TIMEOUT_S = 1.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    db: Path = tmp_path_factory.mktemp("limits") / "router.db"
-    port = _free_port()
-    env = {**os.environ, "ROUTER__SERVER__REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "router.cli", "serve", "--port", str(port),
-         "--database-url", f"sqlite+aiosqlite:///{db}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"router serve exited with {process.returncode}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "router serve did not start"
-            time.sleep(0.1)
-        yield "127.0.0.1", port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    database = tmp_path_factory.mktemp("limits") / "router.db"
+    with router_serve(database, environ={
+            "ROUTER__SERVER__REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S)}) as served:
+        yield "127.0.0.1", served.port
 
 
 def exchange(address: tuple[str, int], request: bytes, wait_s: float = 5.0) -> bytes:

@@ -1,11 +1,14 @@
 """Decision and outcome inserts committed by the SQLite writer process: the same stored rows
 as the ORM's, duplicates, checkpoints, the process dying and being replaced, start failures and
-shutdown; the async engine's inserts of an in-memory database; look-ups on the loop's
-connection."""
+shutdown, its log lines; the async engine's inserts of an in-memory database; look-ups on the
+loop's connection."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 import os
 import signal
 import sqlite3
@@ -22,6 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from learners.decision import StoredFeatures
 from router.errors import StorageUnavailableError
+from router.logs import LogFormat, create_formatter
 from router.storage.database import create_engine, migrate, sqlite_file_url
 from router.storage.models import CatalogVersion, Decision
 from router.storage.repository import DuplicateKeyError, EventLog
@@ -313,6 +317,41 @@ async def test_closing_waits_for_the_process_to_exit_after_its_last_commit(
     assert await stored_ids(event_log) == ["last"]
     await event_log.engine.dispose()
     assert not (tmp_path / "log.db-wal").exists()  # every connection closed cleanly
+
+
+@pytest.mark.parametrize(("level", "log_format"),
+                         [("info", "json"), ("info", "text"), ("warning", "json")])
+async def test_the_process_logs_at_the_level_and_in_the_format_of_its_service(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], level: str, log_format: LogFormat
+) -> None:
+    # The service's setup (router/logs.py), writing elsewhere than stderr: every line there
+    # comes from the process.
+    root = logging.getLogger()
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(create_formatter(log_format))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    event_log = await _event_log(f"sqlite+aiosqlite:///{tmp_path}/log.db")
+    try:
+        await event_log.start()
+        pid = _writer(event_log).pid
+    finally:
+        await event_log.aclose()
+        await event_log.engine.dispose()
+    started = [line for line in capfd.readouterr().err.splitlines()
+               if f"SQLite writer process {pid} started" in line]
+    if level == "warning":
+        assert started == []
+    elif log_format == "json":
+        assert len(started) == 1, started
+        line = json.loads(started[0])
+        assert (line["level"], line["logger"]) == ("info", "router.storage")
+        assert {"timestamp", "event"} <= line.keys()
+    else:
+        assert len(started) == 1, started
+        assert "[info" in started[0]
+        assert "router.storage" in started[0]
+        assert not started[0].startswith("{")
 
 
 class _BusyConnection:
