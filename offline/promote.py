@@ -26,7 +26,7 @@ import sys
 import tomllib
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,9 +39,6 @@ from offline.replay.evaluate import PolicyReport, ReplayReport, evaluate
 from offline.replay.policies import LoggedPolicy, TargetPolicy
 from offline.replay.targets import bandit_learner_name as bandit_fingerprint
 from router.public import Settings
-
-if TYPE_CHECKING:
-    from offline.replay.queries import ReplayWindow
 
 PROMOTED, REFUSED, FORCED = "promoted", "refused", "forced"
 MIN_ESS = 100.0
@@ -258,7 +255,15 @@ async def promote(engine: AsyncEngine, settings: Settings, candidate: Candidate,
     from offline.replay.event_log import DatabaseLog
     from offline.replay.queries import ReplayWindow
     from offline.replay.targets import TargetSpec, build_targets
-    from router.public import EventLog, ModelRegistry, NewPromotion, PolicyStore
+    from router.public import (
+        CURRENT,
+        EventLog,
+        GateResult,
+        ModelRegistry,
+        NewPromotion,
+        PolicyStore,
+        PromotionWindow,
+    )
 
     catalogs = await EventLog(engine).load_catalogs()
     catalogs.setdefault(settings.catalog.fingerprint, settings.catalog)
@@ -321,7 +326,9 @@ async def promote(engine: AsyncEngine, settings: Settings, candidate: Candidate,
     decision = PROMOTED if passed else (FORCED if force else REFUSED)
     if decision == FORCED:
         reason = f"forced despite the gate: {reason}"
-    new = NewPromotion(candidate=candidate.text, window=_window_json(window), n=report.n,
+    evaluated_on = PromotionWindow(since=_iso(window.since), until=_iso(window.until),
+                                   tenant=window.tenant_id)
+    new = NewPromotion(candidate=candidate.text, window=evaluated_on, n=report.n,
                        estimates=msgspec.to_builtins(evidence), decision=decision,
                        reason=reason)
     if decision == REFUSED:
@@ -329,17 +336,13 @@ async def promote(engine: AsyncEngine, settings: Settings, candidate: Candidate,
     elif bandit is not None:
         promotion_id = await store.record(new, activate=(fingerprint, bandit))
     else:
-        await ModelRegistry(engine).promote(candidate.argument, gate={
-            "status": "current", "passed": passed, "reasons": [reason],
-            "compared_with": "logged (router promote)"})
+        await ModelRegistry(engine).promote(candidate.argument, gate=GateResult(
+            status=CURRENT, passed=passed, reasons=[reason],
+            compared_with="logged (router promote)"))
         promotion_id = await store.record(new)
     return GateDecision(candidate=candidate.text, decision=decision, reason=reason,
                         evidence=evidence, promotion_id=promotion_id)
 
 
-def _window_json(window: ReplayWindow) -> dict[str, Any]:
-    def moment(value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat()
-
-    return {"since": moment(window.since), "until": moment(window.until),
-            "tenant": window.tenant_id}
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

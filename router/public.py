@@ -11,12 +11,12 @@
   :class:`DatasetCounts`), its tables :class:`Decision`, :class:`Outcome`, :class:`Tenant` and
   :class:`Checkpoint`, :func:`as_utc`, :func:`learn_event_of` (a stored decision with its
   outcome as the learners fold it);
-- batch models: :class:`ModelRegistry` (:class:`NewVersion`, :class:`VersionInfo`,
-  :data:`CURRENT`, :class:`RegistryError`), the promotion gate (:func:`train_and_register`,
-  :func:`promote_version`, :class:`TrainReport`, :func:`known_catalogs`,
-  :func:`load_log_history`);
-- policies: :class:`PolicyStore` (:class:`NewPromotion`) and the logged shadow probabilities
-  (:class:`ShadowDecision`);
+- batch models: :class:`ModelRegistry` (:class:`NewVersion`, :class:`VersionInfo`, its
+  :class:`GateResult`, :data:`CURRENT`, :class:`RegistryError`), the promotion gate
+  (:func:`train_and_register`, :func:`promote_version`, :class:`TrainReport`,
+  :func:`known_catalogs`, :func:`load_log_history`);
+- policies: :class:`PolicyStore` (:class:`NewPromotion`, :class:`PromotionWindow`) and the
+  logged shadow probabilities (:class:`ShadowDecision`);
 - retention: :func:`run_retention` and its :class:`RetentionReport`;
 - errors: :class:`StorageUnavailableError`.
 """
@@ -47,9 +47,15 @@ from router.settings import (
 )
 from router.storage.database import create_engine, migrate
 from router.storage.models import Checkpoint, Decision, Outcome, Tenant
-from router.storage.policy_store import NewPromotion, PolicyStore, ShadowDecision
+from router.storage.policy_store import (
+    NewPromotion,
+    PolicyStore,
+    PromotionWindow,
+    ShadowDecision,
+)
 from router.storage.registry import (
     CURRENT,
+    GateResult,
     ModelRegistry,
     NewVersion,
     RegistryError,
@@ -66,11 +72,13 @@ __all__ = [
     "Decision",
     "EventLog",
     "FeedbackRequest",
+    "GateResult",
     "ModelRegistry",
     "NewPromotion",
     "NewVersion",
     "Outcome",
     "PolicyStore",
+    "PromotionWindow",
     "RegistryError",
     "RetentionReport",
     "RetentionSettings",

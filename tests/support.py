@@ -93,7 +93,7 @@ async def insert_forged_version(settings: Settings, marker: Path) -> None:
         now = datetime.now(UTC)
         await ModelRegistry(engine).add(NewVersion(
             version="forged", status=CURRENT, data_from=now, data_to=now, holdout_from=now,
-            n_train=1, n_holdout=1, feature_spec_hash="x", metrics={}, gate={},
+            n_train=1, n_holdout=1, feature_spec_hash="x", metrics={}, gate=None,
             artifact=forged, model_card="forged\n"))
     finally:
         await engine.dispose()

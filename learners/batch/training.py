@@ -2,10 +2,8 @@
 
 Every run splits the history by time: the latest ``holdout_fraction`` is the hold-out, never a
 random split. Each model is compared with a trivial baseline on that hold-out (base rate,
-training mean, unconditional quantiles, template popularity). Hyper-parameters come from a
-small grid scored by time-series cross-validation on the training part (scikit-learn's
-``TimeSeriesSplit``), stopped when the run's search budget is spent; the number of trees comes
-from early stopping on the folds.
+training mean, unconditional quantiles, template popularity). The XGBoost models'
+hyper-parameters and tree counts come from :mod:`learners.batch.boosting`.
 """
 
 from __future__ import annotations
@@ -22,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
 from sklearn.isotonic import IsotonicRegression
-from sklearn.model_selection import TimeSeriesSplit
 
+from learners.batch.boosting import BoosterSearch
 from learners.batch.labels import OutcomeLabels
 from learners.batch.metrics import (
     classification_metrics,
@@ -55,12 +53,6 @@ PRIMARY: dict[str, tuple[str, bool]] = {
     "quality": ("mae", True),
     "templates": ("ndcg_at_3", False),
 }
-GRID: tuple[dict[str, float], ...] = (
-    {"max_depth": 4, "eta": 0.1, "min_child_weight": 1.0},
-    {"max_depth": 6, "eta": 0.1, "min_child_weight": 5.0},
-    {"max_depth": 3, "eta": 0.2, "min_child_weight": 1.0},
-    {"max_depth": 5, "eta": 0.05, "min_child_weight": 10.0},
-)
 # The success model beats the base rate only with a log-loss lower by this share: on a finite
 # hold-out a model that learned nothing (outcomes independent of every feature) "beats" it by a
 # hair (0.1-0.2 %) in about a third of seeded trials, and a gate without margin promotes it.
@@ -142,57 +134,6 @@ def _report(
     )
 
 
-class _Booster:
-    """XGBoost training with early-stopped tree counts and a budgeted grid search."""
-
-    def __init__(self, settings: TrainSettings, types: list[str]) -> None:
-        self.settings = settings
-        self.types = types
-
-    def matrix(self, x: FloatArray, y: FloatArray | None = None) -> xgb.DMatrix:
-        return xgb.DMatrix(x, label=y, feature_types=self.types, enable_categorical=True,
-                           nthread=self.settings.threads)
-
-    def params(self, base: dict[str, object], grid: dict[str, float]) -> dict[str, object]:
-        return {**base, **grid, "tree_method": "hist", "nthread": self.settings.threads,
-                "seed": self.settings.seed, "max_cat_to_onehot": 1}
-
-    def fit(self, base: dict[str, object], grid: dict[str, float], x: FloatArray, y: FloatArray,
-            rounds: int, x_val: FloatArray | None = None,
-            y_val: FloatArray | None = None) -> tuple[xgb.Booster, int, float]:
-        train = self.matrix(x, y)
-        if x_val is None or y_val is None:
-            return xgb.train(self.params(base, grid), train, num_boost_round=rounds), rounds, 0.0
-        valid = self.matrix(x_val, y_val)
-        result: dict[str, dict[str, list[float]]] = {}
-        booster = xgb.train(self.params(base, grid), train, num_boost_round=rounds,
-                            evals=[(valid, "valid")], early_stopping_rounds=15,
-                            evals_result=result, verbose_eval=False)
-        best = int(booster.best_iteration) + 1
-        scores = next(iter(result["valid"].values()))
-        return booster, best, float(scores[best - 1])
-
-    def search(self, base: dict[str, object], x: FloatArray, y: FloatArray,
-               deadline: float) -> tuple[dict[str, float], int]:
-        """Grid point and tree count with the best mean validation score over time folds."""
-        folds = TimeSeriesSplit(n_splits=self.settings.folds)
-        best: tuple[float, dict[str, float], int] | None = None
-        for grid in GRID:
-            if best is not None and time.monotonic() > deadline:
-                break
-            scores, rounds = [], []
-            for train_idx, valid_idx in folds.split(x):
-                _, n, score = self.fit(base, grid, x[train_idx], y[train_idx],
-                                       self.settings.max_trees, x[valid_idx], y[valid_idx])
-                scores.append(score)
-                rounds.append(n)
-            mean = float(np.mean(scores))
-            if best is None or mean < best[0]:
-                best = (mean, grid, max(1, int(np.mean(rounds))))
-        assert best is not None
-        return best[1], best[2]
-
-
 def _labels(history: History, pick: Callable[[OutcomeLabels], float | None]
             ) -> tuple[npt.NDArray[np.intp], FloatArray]:
     rows, values = [], []
@@ -269,8 +210,8 @@ def train_models(
     encoder = TabularEncoder.fit(train.examples, catalog)
     types = feature_types(encoder.categorical)
     x = encoder.training_matrix(train.examples)
-    booster = _Booster(settings, types)
-    context_booster = _Booster(settings, types[:CONTEXT_WIDTH])
+    booster = BoosterSearch(settings, types)
+    context_booster = BoosterSearch(settings, types[:CONTEXT_WIDTH])
     per_model_budget = settings.search_budget_s / 4
     params: dict[str, dict[str, float]] = {}
 

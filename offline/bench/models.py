@@ -96,7 +96,7 @@ async def _register(settings: Settings, artifact: bytes, spec_hash: str) -> None
         now = datetime.now(UTC)
         await ModelRegistry(engine).add(NewVersion(
             version="bench", status=CURRENT, data_from=now, data_to=now, holdout_from=now,
-            n_train=0, n_holdout=0, feature_spec_hash=spec_hash, metrics={}, gate={},
+            n_train=0, n_holdout=0, feature_spec_hash=spec_hash, metrics={}, gate=None,
             artifact=artifact, model_card="benchmark version\n"))
     finally:
         await engine.dispose()

@@ -42,7 +42,7 @@ def version_view(info: VersionInfo) -> ModelVersionView:
         n_holdout=info.n_holdout,
         feature_spec_hash=info.feature_spec_hash,
         metrics=info.metrics,
-        gate=info.gate,
+        gate={} if info.gate is None else msgspec.structs.asdict(info.gate),
         promoted_at=None if info.promoted_at is None else info.promoted_at.isoformat(),
     )
 

@@ -36,6 +36,7 @@ from router.storage.registry import (
     CANDIDATE,
     CURRENT,
     REJECTED,
+    GateResult,
     ModelRegistry,
     NewVersion,
     RegistryError,
@@ -43,13 +44,6 @@ from router.storage.registry import (
 from router.storage.repository import EventLog
 
 logger = logging.getLogger(__name__)
-
-
-class GateResult(msgspec.Struct, frozen=True):
-    status: str
-    passed: bool
-    reasons: list[str]
-    compared_with: str | None
 
 
 class TrainReport(msgspec.Struct, frozen=True):
@@ -166,7 +160,7 @@ async def train_and_register(
         version=version, status=gate.status, data_from=result.data_from,
         data_to=result.data_to, holdout_from=result.holdout_from, n_train=result.n_train,
         n_holdout=result.n_holdout, feature_spec_hash=models.encoder.spec_hash,
-        metrics=msgspec.to_builtins(result.reports), gate=msgspec.to_builtins(gate),
+        metrics=msgspec.to_builtins(result.reports), gate=gate,
         artifact=dump_models(models, keyring),
         model_card=model_card(version, result, gate, models, source),
     ))
@@ -196,7 +190,6 @@ async def promote_version(engine: AsyncEngine, settings: Settings, keyring: Keyr
                               await asyncio.to_thread(evaluate, existing, holdout),
                               settings.training.promotion_tolerance)
     if passed:
-        await registry.promote(version, gate={"status": CURRENT, "passed": True,
-                                              "reasons": reasons,
-                                              "compared_with": current.version})
+        await registry.promote(version, gate=GateResult(
+            status=CURRENT, passed=True, reasons=reasons, compared_with=current.version))
     return passed, reasons

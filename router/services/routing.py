@@ -30,13 +30,13 @@ from router.schemas import (
 from router.services.allowed import allowed_actions
 from router.services.batch import BatchView
 from router.services.code_metrics import CodeMetricsRunner
+from router.services.conservative import conservative_actions
 from router.services.learning import LearnerService
 from router.services.models import ModelService
 from router.services.predictions import (
     assess_batch_risk,
     assess_risk,
     build_predictions,
-    risk_level,
 )
 from router.services.tenant_stats import DecisionCounter
 from router.settings import BatchSettings
@@ -127,7 +127,8 @@ class RoutingService:
             greedy = max(range(len(probabilities)), key=probabilities.__getitem__)
             batch = BatchView.compute(loaded, record, described.history, self.catalog, allowed,
                                       needed=(greedy, choice.position))
-            safer = self._conservative(batch, allowed, greedy)
+            safer = conservative_actions(batch, self.catalog, allowed, greedy,
+                                         self.batch_settings)
             if safer is not None:
                 allowed, batch = safer, batch.subset(allowed, safer)
                 choice = choose(policy, self.catalog, described, allowed,
@@ -229,32 +230,6 @@ class RoutingService:
         self.decisions.add(tenant_id)
         self.metrics.count_decision(action.model.name, action.template.name)
         return response
-
-    def _conservative(self, batch: BatchView, allowed: list[int], greedy: int
-                      ) -> list[int] | None:
-        """Safer allowed actions when the greedy action (at position ``greedy``) is high-risk
-        and the strategy is on."""
-        settings = self.batch_settings
-        if not settings.conservative:
-            return None
-        if risk_level(batch.success(greedy)) != "high":
-            return None
-        templates = set(batch.template_ranking[: settings.conservative_templates])
-        actions = self.catalog.actions
-        safer = [
-            i
-            for i in allowed
-            if actions[i].temperature <= settings.conservative_max_temperature
-            and actions[i].template.name in templates
-        ]
-        if not safer or len(safer) == len(allowed):
-            return None
-        batch.conservative_reason = (
-            f"conservative strategy: predicted success {batch.success(greedy):.2f} of the "
-            f"greedy action is high-risk; chose among temperature <= "
-            f"{settings.conservative_max_temperature:g} and templates {sorted(templates)}"
-        )
-        return safer
 
     def _replayed(self, existing: DecisionRecord, request_hash: str) -> RouteResponse:
         if existing.request_hash != request_hash:

@@ -40,13 +40,22 @@ class ActiveBandit(msgspec.Struct, frozen=True):
     bandit: BanditSettings
 
 
+class PromotionWindow(msgspec.Struct, frozen=True):
+    """The slice of the event log a gate decision was evaluated on (None: unbounded, or every
+    tenant); times as ISO 8601 text."""
+
+    since: str | None = None
+    until: str | None = None
+    tenant: str | None = None
+
+
 class PromotionRecord(msgspec.Struct, frozen=True):
     """One gate decision: ``promoted``, ``refused`` or ``forced``, with its evidence."""
 
     id: int
     created_at: datetime
     candidate: str
-    window: dict[str, Any]
+    window: PromotionWindow
     n: int
     estimates: dict[str, Any]
     decision: str
@@ -55,7 +64,7 @@ class PromotionRecord(msgspec.Struct, frozen=True):
 
 class NewPromotion(msgspec.Struct, frozen=True):
     candidate: str
-    window: dict[str, Any]
+    window: PromotionWindow
     n: int
     estimates: dict[str, Any]
     decision: str
@@ -77,7 +86,8 @@ class PolicyStore:
         async with self._connection(write=True) as conn:
             result = await conn.execute(
                 insert(PolicyPromotion).returning(PolicyPromotion.id),
-                {**msgspec.structs.asdict(promotion), "created_at": now},
+                {**msgspec.structs.asdict(promotion), "created_at": now,
+                 "window": msgspec.structs.asdict(promotion.window)},
             )
             promotion_id = int(result.scalar_one())
             if activate is not None:

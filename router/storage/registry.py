@@ -31,6 +31,17 @@ class RegistryError(ValueError):
     """A registry operation that cannot be done (unknown version, nothing to roll back to)."""
 
 
+class GateResult(msgspec.Struct, frozen=True):
+    """What the promotion gate decided about a version (its ``gate`` column): the status it
+    gave, whether the version passed, the reasons, and the version (or policy) it was compared
+    with, if any."""
+
+    status: str
+    passed: bool
+    reasons: list[str]
+    compared_with: str | None
+
+
 class _VersionFields(msgspec.Struct, frozen=True):
     """What a training run records about a version."""
 
@@ -43,7 +54,8 @@ class _VersionFields(msgspec.Struct, frozen=True):
     n_holdout: int
     feature_spec_hash: str
     metrics: dict[str, Any]
-    gate: dict[str, Any]
+    # None: registered without going through the gate (a benchmark's or a test's version).
+    gate: GateResult | None
 
 
 class VersionInfo(_VersionFields, frozen=True):
@@ -76,11 +88,17 @@ _INFO_COLUMNS = (
 )
 
 
+def _stored_gate(gate: GateResult | None) -> dict[str, Any]:
+    """The ``gate`` column's JSON: the record's fields, or ``{}`` for a version without one."""
+    return {} if gate is None else msgspec.structs.asdict(gate)
+
+
 def _info(row: Any) -> VersionInfo:
     values = row._asdict()
     for key in ("created_at", "data_from", "data_to", "holdout_from", "promoted_at"):
         if values[key] is not None:
             values[key] = as_utc(values[key])
+    values["gate"] = values["gate"] or None
     return msgspec.convert(values, VersionInfo)
 
 
@@ -97,10 +115,10 @@ class ModelRegistry:
                     update(ModelVersion).where(ModelVersion.status == CURRENT)
                     .values(status=RETIRED)
                 )
+            columns = msgspec.structs.asdict(new) | {"gate": _stored_gate(new.gate)}
             await conn.execute(
                 insert(ModelVersion).values(
-                    **msgspec.structs.asdict(new), created_at=now,
-                    promoted_at=now if promote else None,
+                    **columns, created_at=now, promoted_at=now if promote else None,
                 )
             )
         info = await self.info(new.version)
@@ -156,8 +174,9 @@ class ModelRegistry:
             raise RegistryError(f"no model version {version!r}")
         return str(text)
 
-    async def promote(self, version: str, gate: dict[str, Any] | None = None) -> VersionInfo:
-        """Make ``version`` current (the previous current one becomes ``retired``)."""
+    async def promote(self, version: str, gate: GateResult | None = None) -> VersionInfo:
+        """Make ``version`` current (the previous current one becomes ``retired``); ``gate``,
+        when given, replaces the version's gate record (the evidence for this promotion)."""
         now = datetime.now(UTC)
         async with self._connection(write=True) as conn:
             found = await conn.scalar(
@@ -170,17 +189,12 @@ class ModelRegistry:
                 .values(status=RETIRED))
             values: dict[str, Any] = {"status": CURRENT, "promoted_at": now}
             if gate is not None:
-                values["gate"] = gate
+                values["gate"] = _stored_gate(gate)
             await conn.execute(
                 update(ModelVersion).where(ModelVersion.version == version).values(**values))
         info = await self.info(version)
         assert info is not None
         return info
-
-    async def set_gate(self, version: str, status: str, gate: dict[str, Any]) -> None:
-        async with self._connection(write=True) as conn:
-            await conn.execute(update(ModelVersion).where(ModelVersion.version == version)
-                               .values(status=status, gate=gate))
 
     async def rollback(self) -> VersionInfo:
         """Undo the newest promotion: the current version becomes ``rolled-back`` and the

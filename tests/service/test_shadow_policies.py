@@ -27,7 +27,7 @@ from router.services.routing import RoutingService
 from router.settings import Settings, SettingsError, load_settings
 from router.storage.database import create_engine
 from router.storage.models import Decision
-from router.storage.policy_store import NewPromotion, PolicyStore
+from router.storage.policy_store import NewPromotion, PolicyStore, PromotionWindow
 from tests.support import make_settings
 
 pytestmark = pytest.mark.slow
@@ -321,12 +321,13 @@ async def test_shadows_on_each_database(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         store = PolicyStore(engine)
-        promotion = NewPromotion(candidate="shadow:eps", window={"since": None}, n=20,
+        window = PromotionWindow(since="2026-12-01T00:00:00+00:00", tenant=TENANT)
+        promotion = NewPromotion(candidate="shadow:eps", window=window, n=20,
                                  estimates={"rule": "test"}, decision="promoted", reason="test")
         promotion_id = await store.record(promotion, activate=("f", settings.shadow["eps"]))
         active = await store.active()
         assert active is not None
         assert (active.id, active.bandit) == (await store.active_id(), settings.shadow["eps"])
-        assert [r.id for r in await store.promotions()] == [promotion_id]
+        assert [(r.id, r.window) for r in await store.promotions()] == [(promotion_id, window)]
     finally:
         await engine.dispose()

@@ -26,7 +26,7 @@ async def _registry_with(url: str, artifacts: dict[str, bytes]) -> None:
             await ModelRegistry(engine).add(NewVersion(
                 version=version, status=CANDIDATE, data_from=now, data_to=now,
                 holdout_from=now, n_train=1, n_holdout=1, feature_spec_hash="x", metrics={},
-                gate={}, artifact=artifact, model_card="-\n"))
+                gate=None, artifact=artifact, model_card="-\n"))
     finally:
         await engine.dispose()
 
