@@ -45,17 +45,10 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bits: Annotated[int, Meta(ge=12, le=28)] = 18
     learning_rate: Annotated[float, Meta(gt=0.0, le=100.0)] = 0.5
     update_rule: UpdateRule = "default"
+    # Every context namespace (T, D, C, F) crossed with every action namespace (M, P, L), and
+    # the action namespaces with each other (docs/decisions/interactions.md).
     interactions: tuple[Annotated[str, Meta(pattern=r"^[A-Za-z]{2,3}$")], ...] = (
-        "TM",
-        "TP",
-        "TL",
-        "DM",
-        "DL",
-        "CM",
-        "FM",
-        "ML",
-        "MP",
-        "PL",
+        "TM", "TP", "TL", "DM", "DP", "DL", "CM", "CP", "CL", "FM", "FP", "FL", "ML", "MP", "PL",
     )
     seed: int = 7
     # SquareCB over a stacked estimate of VW's and River's predicted rewards
@@ -71,7 +64,7 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     drop_constant_features: bool = True
     # Action namespaces the same for every catalog action (one temperature, one template) left
     # out of the action lines (learners/bandit/action_lines.py).
-    drop_constant_actions: bool = False
+    drop_constant_actions: bool = True
     history_keys: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000
     river_buckets: Annotated[int, Meta(ge=1, le=1_000_000)] = 256
 
