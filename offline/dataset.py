@@ -53,10 +53,13 @@ def action_attributes(model: str, temperature: float, template: str,
 
 
 def row_labels(row: HistoryRow) -> OutcomeLabels:
+    """The outcome of a history-file row (which has one: the reader requires it)."""
+    if row.outcome is None:
+        raise ValueError("outcome: a decision without an outcome has no labels")
     metrics = compute_code_metrics(row.code, row.language) if row.code else None
     return OutcomeLabels(verdict=row.outcome, quality=row.quality,
                          generation_time_s=row.generation_time_s,
-                         regenerations=row.regenerations, complexity_rating=row.complexity,
+                         regenerations=row.regenerations or 0, complexity_rating=row.complexity,
                          code_metrics=metrics, reward=row.reward)
 
 

@@ -2,7 +2,8 @@
 
 ``--out FILE`` writes every decision that has an outcome (optionally one tenant's) as a
 history-file row (:mod:`offline.history_file`: JSONL, CSV or Parquet by extension), in
-decision order, a page at a time. The file holds what ``router import`` needs to rebuild the
+decision order, a page at a time; the rows are those of retention's archive files (one builder,
+:func:`router.public.history_row`). The file holds what ``router import`` needs to rebuild the
 decisions and outcomes, and ``router replay`` to evaluate on them: the request (task, caller
 context, free-form features), the tenant, the chosen action with its propensity, the allowed
 actions with the logged probability vector, and the outcome with its reward and feedback time.
@@ -22,71 +23,27 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-import msgspec
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from learners.catalog import Catalog
-from learners.context import CallerContext, Features, Task
-from learners.reward import Verdict
-from offline.history_file import HistoryFileError, HistoryRow, HistoryWriter
+from offline.history_file import HistoryFileError, HistoryWriter
 from offline.progress import progress_bar
 from offline.train import add_common_options, open_engine, settings_from_args
-from router.public import DatasetCounts, Decision, EventLog, Outcome, SettingsError, as_utc
-
-PAGE_ROWS = 2000
-
-
-class LoggedRequest(msgspec.Struct, frozen=True):
-    """The parts of a logged route request that a history row keeps (other keys ignored)."""
-
-    task: Task
-    context: CallerContext = CallerContext()
-    features: Features = {}
-    source_decision_id: str | None = None  # set by ``router import``
-
-
-_COLUMNS = (
-    Decision.id, Decision.created_at, Decision.tenant_id, Decision.objective, Decision.request,
-    Decision.catalog_fingerprint, Decision.allowed, Decision.probabilities,
-    Decision.chosen_action, Decision.propensity, Outcome.created_at.label("feedback_at"),
-    Outcome.verdict, Outcome.quality, Outcome.generation_time_s, Outcome.cost_usd,
-    Outcome.tokens, Outcome.regenerations, Outcome.code, Outcome.complexity, Outcome.reward,
+from router.public import (
+    HISTORY_COLUMNS,
+    DatasetCounts,
+    Decision,
+    EventLog,
+    HistoryRow,
+    Outcome,
+    SettingsError,
+    UnknownCatalogError,
+    catalog_action_ids,
+    history_row,
 )
 
-
-def history_row(row: Any, action_ids: dict[str, tuple[str, ...]]) -> HistoryRow:
-    """One selected decision with its outcome as a history-file row; ``action_ids``: each
-    catalog's action ids by fingerprint (:func:`catalog_action_ids`)."""
-    request = msgspec.convert(row.request, LoggedRequest)
-    task, caller = request.task, request.context
-    rag = caller.rag
-    ids = action_ids.get(row.catalog_fingerprint)
-    if ids is None:
-        raise HistoryFileError(f"decision {row.id}: unknown catalog {row.catalog_fingerprint}")
-    return HistoryRow(
-        timestamp=as_utc(row.created_at), task_type=task.type, language=task.language,
-        description=task.description, outcome=Verdict(row.verdict), action=row.chosen_action,
-        framework=task.framework, requirements=list(task.requirements),
-        project_id=caller.project_id, user_id=caller.user_id, agent=caller.agent,
-        rag_examples=None if rag is None else rag.examples,
-        rag_avg_similarity=None if rag is None else rag.avg_similarity,
-        rag_avg_quality=None if rag is None else rag.avg_quality,
-        features=dict(request.features), objective=row.objective, tenant=row.tenant_id,
-        decision_id=request.source_decision_id or row.id, propensity=row.propensity,
-        allowed=[ids[k] for k in row.allowed],
-        probabilities=list(row.probabilities),
-        quality=row.quality, generation_time_s=row.generation_time_s, cost_usd=row.cost_usd,
-        tokens=row.tokens, regenerations=row.regenerations, code=row.code,
-        complexity=row.complexity, reward=row.reward,
-        feedback_timestamp=as_utc(row.feedback_at))
-
-
-def catalog_action_ids(catalogs: dict[str, Catalog]) -> dict[str, tuple[str, ...]]:
-    """Each catalog's action ids in index order, by fingerprint (an id is formatted on each
-    access, and a row lists every allowed action)."""
-    return {fingerprint: tuple(action.id for action in catalog.actions)
-            for fingerprint, catalog in catalogs.items()}
+PAGE_ROWS = 2000
 
 
 async def exported_pages(engine: AsyncEngine, catalogs: dict[str, Catalog],
@@ -104,7 +61,7 @@ async def exported_pages(engine: AsyncEngine, catalogs: dict[str, Catalog],
             at, key = after
             conditions.append(or_(Decision.created_at > at,
                                   and_(Decision.created_at == at, Decision.id > key)))
-        query = (select(*_COLUMNS).join(Outcome, Outcome.decision_id == Decision.id)
+        query = (select(*HISTORY_COLUMNS).join(Outcome, Outcome.decision_id == Decision.id)
                  .where(*conditions).order_by(Decision.created_at, Decision.id)
                  .limit(page_rows))
         async with engine.connect() as conn:
@@ -170,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         counts, written = asyncio.run(main())
-    except (SettingsError, HistoryFileError, OSError) as exc:
+    except (SettingsError, HistoryFileError, UnknownCatalogError, OSError) as exc:
         print(f"router export: {exc}", file=sys.stderr)
         return 2
     print(format_stats(counts))

@@ -20,8 +20,9 @@ schema follows DESIGN.md's offline log format plus outcome fields (docs/learning
   ``feedback_timestamp`` (when the outcome became known; default: ``timestamp`` plus
   ``generation_time_s``).
 
-Large files are read in chunks; a bad row raises :class:`HistoryFileError` naming the file, the
-row number and the field.
+Each row is a :class:`router.public.HistoryRow`, the row ``router export`` and retention's
+archive files write for a decision. Large files are read in chunks; a bad row raises
+:class:`HistoryFileError` naming the file, the row number and the field.
 """
 
 from __future__ import annotations
@@ -31,109 +32,35 @@ import csv
 import json
 import math
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 import msgspec
-from msgspec import Meta
 
-from learners.catalog import ACTION_SEPARATOR, format_action_id
-from learners.context import MAX_DESCRIPTION_CHARS, Features
-from learners.reward import Verdict
+from learners.catalog import format_action_id
+from router.public import TEXT_COLUMNS, history_table, parquet_schema, row_cells
+from router.public import HistoryRow as HistoryRow  # the rows of a history file
 
 if TYPE_CHECKING:
     import pandas as pd
-    import pyarrow as pa
 
 CHUNK_ROWS = 50_000
 FORMATS = (".jsonl", ".json", ".csv", ".parquet")
 # Columns whose CSV (and, for ``features``, Parquet) cells hold JSON text.
 _JSON_COLUMNS = ("allowed", "probabilities", "features")
+_JSON = msgspec.json.Encoder()
 
 
 class HistoryFileError(ValueError):
     """A history file that cannot be read, with the row and field at fault."""
 
 
-class HistoryRow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    timestamp: datetime
-    task_type: Annotated[str, Meta(min_length=1, max_length=128)]
-    language: Annotated[str, Meta(min_length=1, max_length=128)]
-    description: Annotated[str, Meta(min_length=1, max_length=MAX_DESCRIPTION_CHARS)]
-    outcome: Verdict
-    action: str | None = None
-    model: str | None = None
-    temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
-    template: str | None = None
-    framework: str | None = None
-    requirements: list[str] = []
-    project_id: str | None = None
-    user_id: str | None = None
-    agent: str | None = None
-    rag_examples: Annotated[int, Meta(ge=0)] | None = None
-    rag_avg_similarity: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
-    rag_avg_quality: Annotated[float, Meta(ge=0.0, le=10.0)] | None = None
-    features: Features = {}
-    objective: str = "balanced"
-    tenant: str = "default"
-    decision_id: str | None = None
-    propensity: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
-    allowed: list[str] = []
-    probabilities: list[Annotated[float, Meta(ge=0.0, le=1.0)]] = []
-    quality: Annotated[float, Meta(ge=0.0, le=10.0)] | None = None
-    generation_time_s: Annotated[float, Meta(ge=0.0)] | None = None
-    cost_usd: Annotated[float, Meta(ge=0.0)] | None = None
-    tokens: Annotated[int, Meta(ge=0)] | None = None
-    regenerations: Annotated[int, Meta(ge=0)] = 0
-    code: str | None = None
-    complexity: Annotated[float, Meta(ge=0.0, le=10.0)] | None = None
-    reward: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
-    feedback_timestamp: datetime | None = None
-
-    def decided_at(self) -> datetime:
-        return _utc(self.timestamp)
-
-    def known_at(self) -> datetime:
-        """When the outcome became known (never before the decision)."""
-        if self.feedback_timestamp is not None:
-            return max(_utc(self.feedback_timestamp), self.decided_at())
-        return self.decided_at() + timedelta(seconds=self.generation_time_s or 0.0)
-
-    def action_parts(self) -> tuple[str, float, str]:
-        """(model, temperature, template) from ``action`` or the three separate fields."""
-        if self.action is not None:
-            parts = self.action.split(ACTION_SEPARATOR)
-            if len(parts) != 3:
-                raise ValueError("action: expected 'model|temperature|template'")
-            try:
-                return parts[0], float(parts[1]), parts[2]
-            except ValueError as exc:
-                raise ValueError(f"action: temperature {parts[1]!r} is not a number") from exc
-        if self.model is None or self.temperature is None or self.template is None:
-            raise ValueError("action: give 'action' or all of 'model', 'temperature', 'template'")
-        return self.model, self.temperature, self.template
-
-    def check_logged_vector(self, action_id: str) -> None:
-        """``allowed`` holds the chosen action (``action_id``) and ``probabilities``, when
-        given, one value per allowed action."""
-        if self.probabilities and not self.allowed:
-            raise ValueError("probabilities: given without 'allowed'")
-        if self.allowed and action_id not in self.allowed:
-            raise ValueError(f"allowed: lacks the chosen action {action_id!r}")
-        if self.probabilities and len(self.probabilities) != len(self.allowed):
-            raise ValueError(f"probabilities: {len(self.probabilities)} values for "
-                             f"{len(self.allowed)} allowed actions")
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def parse_row(raw: dict[str, Any], where: str) -> HistoryRow:
     """One record as a :class:`HistoryRow`; :class:`HistoryFileError` names ``where``."""
     try:
         row = msgspec.convert(raw, HistoryRow, strict=False)
+        if row.outcome is None:
+            raise ValueError("outcome: required (approved, modified or rejected)")
         row.check_logged_vector(format_action_id(*row.action_parts()))
     except (msgspec.ValidationError, ValueError) as exc:
         raise HistoryFileError(f"{where}: {exc}") from exc
@@ -272,8 +199,8 @@ def _csv_chunks(path: Path, chunk_rows: int, columns: list[str] | None) -> Itera
     usecols = None if columns is None else (lambda name: name in columns)
     try:
         # Text columns stay text (an id or a description may look like a number).
-        reader = pd.read_csv(path, chunksize=chunk_rows, dtype=dict.fromkeys(_TEXT, "string"),
-                             usecols=usecols)
+        reader = pd.read_csv(path, chunksize=chunk_rows,
+                             dtype=dict.fromkeys(TEXT_COLUMNS, "string"), usecols=usecols)
         for frame in reader:
             yield RawChunk(path=path, rows=list(range(start, start + len(frame))), frame=frame)
             start += len(frame)
@@ -331,7 +258,7 @@ class HistoryWriter:
         if self.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            self._parquet = pq.ParquetWriter(self.path, _parquet_schema())
+            self._parquet = pq.ParquetWriter(self.path, parquet_schema())
         elif self.suffix == ".csv":
             self._text = self.path.open("w", encoding="utf-8", newline="")
             self._csv = csv.writer(self._text)
@@ -351,48 +278,6 @@ class HistoryWriter:
             assert self._handle is not None
             self._handle.write(b"".join(_JSON.encode(row) + b"\n" for row in rows))
         elif self.suffix == ".csv":
-            self._csv.writerows(_tabular(row, csv_cells=True) for row in rows)
+            self._csv.writerows(row_cells(row, csv_cells=True) for row in rows)
         elif rows:
-            import pyarrow as pa
-
-            columns = list(zip(*(_tabular(row, csv_cells=False) for row in rows), strict=True))
-            self._parquet.write_table(pa.Table.from_arrays(
-                [list(c) for c in columns], schema=_parquet_schema()))
-
-
-_JSON = msgspec.json.Encoder()
-_NUMBERS = ("temperature", "rag_avg_similarity", "rag_avg_quality", "propensity", "quality",
-            "generation_time_s", "cost_usd", "complexity", "reward")
-_INTEGERS = ("rag_examples", "tokens", "regenerations")
-_TEXT = tuple(name for name in HistoryRow.__struct_fields__
-              if name not in _NUMBERS and name not in _INTEGERS)
-
-
-def _parquet_schema() -> pa.Schema:
-    import pyarrow as pa
-
-    types = {"requirements": pa.list_(pa.string()), "allowed": pa.list_(pa.string()),
-             "probabilities": pa.list_(pa.float64())}
-    types |= dict.fromkeys(_NUMBERS, pa.float64()) | dict.fromkeys(_INTEGERS, pa.int64())
-    return pa.schema([(name, types.get(name, pa.string()))
-                      for name in HistoryRow.__struct_fields__])
-
-
-def _tabular(row: HistoryRow, *, csv_cells: bool) -> list[Any]:
-    """``row``'s cells in column order: times as ISO 8601 text, ``features`` as JSON text
-    (empty: missing), and in CSV the lists as JSON text and missing values as empty cells."""
-    cells: list[Any] = []
-    for name in HistoryRow.__struct_fields__:
-        value = getattr(row, name)
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, Verdict):
-            value = value.value
-        elif name == "features":
-            value = _JSON.encode(value).decode() if value else None
-        elif isinstance(value, list) and csv_cells:
-            value = json.dumps(value) if value or name == "requirements" else None
-        if csv_cells:
-            value = "" if value is None else repr(value) if isinstance(value, float) else value
-        cells.append(value)
-    return cells
+            self._parquet.write_table(history_table(rows))

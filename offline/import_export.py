@@ -136,14 +136,14 @@ def _values(row: HistoryRow, history: History, position: int, catalog: Catalog,
         profile = settings.profiles.get(row.objective) or settings.profiles[
             settings.default_profile]
         reward = compute_reward(RewardOutcome(
-            verdict=row.outcome, quality=row.quality, generation_time_s=row.generation_time_s,
-            cost_usd=row.cost_usd, regenerations=row.regenerations), profile)
+            verdict=labels.verdict, quality=row.quality, generation_time_s=row.generation_time_s,
+            cost_usd=row.cost_usd, regenerations=labels.regenerations), profile)
         source = f"profile:{row.objective}"
     outcome = {
         "decision_id": decision_id, "tenant_id": row.tenant, "created_at": row.known_at(),
-        "verdict": row.outcome.value, "quality": row.quality,
+        "verdict": labels.verdict.value, "quality": row.quality,
         "generation_time_s": row.generation_time_s, "cost_usd": row.cost_usd,
-        "tokens": row.tokens, "regenerations": row.regenerations, "code": row.code,
+        "tokens": row.tokens, "regenerations": labels.regenerations, "code": row.code,
         "reward": reward, "reward_source": source, "complexity": row.complexity,
         "code_metrics": None if labels.code_metrics is None
         else msgspec.to_builtins(labels.code_metrics),

@@ -10,7 +10,7 @@ import sys
 import msgspec
 
 from offline.train import add_common_options, open_engine, settings_from_args
-from router.public import RetentionReport, SettingsError, run_retention
+from router.public import RetentionReport, SettingsError, UnknownCatalogError, run_retention
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         report = asyncio.run(main())
-    except (SettingsError, OSError) as exc:
+    except (SettingsError, UnknownCatalogError, OSError) as exc:
         print(f"router retention: {exc}", file=sys.stderr)
         return 2
     if report.skipped:

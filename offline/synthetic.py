@@ -33,12 +33,12 @@ def generate_history(world: World, n: int, *, seed: int, start: datetime = START
             Outcome(verdict=outcome.verdict, quality=outcome.quality,
                     generation_time_s=outcome.generation_time_s, cost_usd=outcome.cost_usd,
                     regenerations=outcome.regenerations), profile)
-        rows.append(history_row(task, action, outcome, at=at, reward=reward,
+        rows.append(simulated_row(task, action, outcome, at=at, reward=reward,
                                 propensity=1.0 / len(allowed), decision_id=f"sim-{seed}-{step}"))
     return rows
 
 
-def history_row(task: SimTask, action: Action, outcome: SimOutcome, *, at: datetime,
+def simulated_row(task: SimTask, action: Action, outcome: SimOutcome, *, at: datetime,
                 reward: float, propensity: float, decision_id: str) -> HistoryRow:
     """One logged decision of the simulated world in the history-file schema."""
     rag = task.rag

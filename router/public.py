@@ -17,6 +17,10 @@
   :func:`known_catalogs`, :func:`load_log_history`);
 - policies: :class:`PolicyStore` (:class:`NewPromotion`, :class:`PromotionWindow`) and the
   logged shadow probabilities (:class:`ShadowDecision`);
+- history rows, shared by ``router export``, history files and retention's archive:
+  :class:`HistoryRow` (:data:`TEXT_COLUMNS`, :func:`parquet_schema`, :func:`row_cells`,
+  :func:`history_table`) and its one builder :func:`history_row` over :data:`HISTORY_COLUMNS`
+  (with :func:`catalog_action_ids`, :class:`UnknownCatalogError`);
 - retention: :func:`run_retention` and its :class:`RetentionReport`;
 - errors: :class:`StorageUnavailableError`.
 """
@@ -46,6 +50,17 @@ from router.settings import (
     load_settings,
 )
 from router.storage.database import create_engine, migrate
+from router.storage.history_rows import (
+    HISTORY_COLUMNS,
+    TEXT_COLUMNS,
+    HistoryRow,
+    UnknownCatalogError,
+    catalog_action_ids,
+    history_row,
+    history_table,
+    parquet_schema,
+    row_cells,
+)
 from router.storage.models import Checkpoint, Decision, Outcome, Tenant
 from router.storage.policy_store import (
     NewPromotion,
@@ -66,6 +81,8 @@ from router.storage.retention import RetentionReport, run_retention
 
 __all__ = [
     "CURRENT",
+    "HISTORY_COLUMNS",
+    "TEXT_COLUMNS",
     "BatchView",
     "Checkpoint",
     "DatasetCounts",
@@ -73,6 +90,7 @@ __all__ = [
     "EventLog",
     "FeedbackRequest",
     "GateResult",
+    "HistoryRow",
     "ModelRegistry",
     "NewPromotion",
     "NewVersion",
@@ -91,19 +109,25 @@ __all__ = [
     "StorageUnavailableError",
     "Tenant",
     "TrainReport",
+    "UnknownCatalogError",
     "VersionInfo",
     "allowed_actions",
     "as_utc",
+    "catalog_action_ids",
     "create_app",
     "create_engine",
     "create_server_config",
+    "history_row",
+    "history_table",
     "known_catalogs",
     "learn_event_of",
     "load_keyring",
     "load_log_history",
     "load_settings",
     "migrate",
+    "parquet_schema",
     "promote_version",
+    "row_cells",
     "run_retention",
     "run_server",
     "train_and_register",

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from learners.catalog import Catalog
 from learners.policy import LearnEvent
@@ -31,13 +32,18 @@ def _float(value: Any) -> float | None:
     return None if value is None else round(float(value), 6)
 
 
+async def read_catalogs(conn: AsyncConnection) -> dict[str, Catalog]:
+    """Every catalog the log's decisions name, by fingerprint."""
+    rows = await conn.execute(select(CatalogVersion.fingerprint, CatalogVersion.catalog))
+    return {fp: Catalog.from_json(raw) for fp, raw in rows}
+
+
 class LogQueries(LogDatabase):
     """Reads of decisions, outcomes, catalogs and tenants off the request path."""
 
     async def load_catalogs(self) -> dict[str, Catalog]:
         async with self._transaction() as conn:
-            rows = await conn.execute(select(CatalogVersion.fingerprint, CatalogVersion.catalog))
-            return {fp: Catalog.from_json(raw) for fp, raw in rows}
+            return await read_catalogs(conn)
 
     async def tenant_decisions(self, tenant_id: str) -> int:
         """The decision count of ``tenant_id`` (one primary-key look-up)."""

@@ -9,7 +9,8 @@ highest ``seq`` always stays (SQLite would hand its number out again).
 
 A decision older than the window goes with its outcome when the outcome is within the horizon,
 and alone when it never got one (feedback later than the window is answered 404). Each batch is
-written to an archive file and fsynced first (:mod:`router.storage.archive`), then deleted in one
+written to an archive file as the rows ``router export`` writes (the allowed actions named by
+the event log's catalogs) and fsynced first (:mod:`router.storage.archive`), then deleted in one
 short transaction; a run that died in between is finished by the next run, which deletes the
 newest file's rows first (deleting is idempotent), so nothing is lost and nothing archived twice.
 One run at a time per archive directory (an exclusive ``flock`` on ``<archive_dir>/.lock``).
@@ -24,24 +25,19 @@ import asyncio
 import contextlib
 import fcntl
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy import Row, and_, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from router.settings import RetentionSettings
-from router.storage.archive import (
-    UNANSWERED,
-    ArchivedDecision,
-    LoggedRequest,
-    archive_files,
-    archived_ids,
-    write_archive,
-)
+from router.storage.archive import UNANSWERED, archive_files, archived_ids, write_archive
+from router.storage.history_rows import HISTORY_COLUMNS, catalog_action_ids, history_row
+from router.storage.log_queries import read_catalogs
 from router.storage.models import Checkpoint, Decision, Outcome
 from router.storage.repository import as_utc
 
@@ -75,17 +71,9 @@ async def fold_horizon(engine: AsyncEngine, cutoff: datetime) -> int:
     return max(0, min(min(in_use), max_seq - 1))
 
 
-def _columns() -> tuple[Any, ...]:
-    return (Decision.id, Decision.created_at, Decision.tenant_id, Decision.objective,
-            Decision.request, Decision.chosen_action, Decision.propensity, Outcome.seq,
-            Outcome.created_at.label("feedback_at"), Outcome.verdict, Outcome.quality,
-            Outcome.generation_time_s, Outcome.cost_usd, Outcome.tokens, Outcome.regenerations,
-            Outcome.code, Outcome.reward, Outcome.complexity)
-
-
 async def _select_batch(engine: AsyncEngine, *, cutoff: datetime, horizon: int,
                         answered: bool, after: tuple[datetime, str] | None,
-                        limit: int) -> list[Any]:
+                        limit: int) -> list[Row[Any]]:
     conditions: list[Any] = [Decision.created_at < cutoff]
     if answered:
         conditions.append(Outcome.seq <= horizon)
@@ -95,40 +83,20 @@ async def _select_batch(engine: AsyncEngine, *, cutoff: datetime, horizon: int,
         at, key = after
         conditions.append(or_(Decision.created_at > at,
                               and_(Decision.created_at == at, Decision.id > key)))
-    query = (select(*_columns())
+    query = (select(*HISTORY_COLUMNS, Outcome.seq)
              .join(Outcome, Outcome.decision_id == Decision.id, isouter=not answered)
              .where(*conditions).order_by(Decision.created_at, Decision.id).limit(limit))
     async with engine.connect() as conn:
         return list((await conn.execute(query)).all())
 
 
-def _write_batch(directory: Path, rows: Sequence[Any]) -> Path:
+def _write_batch(directory: Path, rows: Sequence[Row[Any]],
+                 action_ids: Mapping[str, Sequence[str]]) -> Path:
     """Rows of :func:`_select_batch` as the next archive file (runs in a worker thread)."""
     seqs = [int(row.seq) for row in rows if row.seq is not None]
-    return write_archive(directory, [_archived(row) for row in rows],
-                         as_utc(rows[0].created_at), as_utc(rows[-1].created_at),
-                         (min(seqs), max(seqs)) if seqs else None)
-
-
-def _archived(row: Any) -> ArchivedDecision:
-    request = msgspec.convert(row.request, LoggedRequest)
-    task, caller = request.task, request.context
-    rag = caller.rag
-    return ArchivedDecision(
-        timestamp=as_utc(row.created_at).isoformat(), task_type=task.type,
-        language=task.language, description=task.description, action=row.chosen_action,
-        framework=task.framework, requirements=list(task.requirements),
-        project_id=caller.project_id, user_id=caller.user_id, agent=caller.agent,
-        rag_examples=None if rag is None else rag.examples,
-        rag_avg_similarity=None if rag is None else rag.avg_similarity,
-        rag_avg_quality=None if rag is None else rag.avg_quality,
-        objective=row.objective, tenant=row.tenant_id, decision_id=row.id,
-        propensity=row.propensity, outcome=row.verdict, quality=row.quality,
-        generation_time_s=row.generation_time_s, cost_usd=row.cost_usd, tokens=row.tokens,
-        regenerations=row.regenerations, code=row.code, complexity=row.complexity,
-        reward=row.reward,
-        feedback_timestamp=None if row.feedback_at is None
-        else as_utc(row.feedback_at).isoformat())
+    return write_archive(directory, [history_row(row, action_ids) for row in rows],
+                         [str(row.id) for row in rows], as_utc(rows[0].created_at),
+                         as_utc(rows[-1].created_at), (min(seqs), max(seqs)) if seqs else None)
 
 
 async def delete_archived(engine: AsyncEngine, ids: Sequence[str], horizon: int) -> int:
@@ -173,6 +141,8 @@ async def run_retention(engine: AsyncEngine, settings: RetentionSettings, *,
             if files:
                 ids = await asyncio.to_thread(archived_ids, files[-1])
                 await _delete_in_batches(engine, ids, horizon, settings.batch_rows)
+        async with engine.connect() as conn:
+            action_ids = catalog_action_ids(await read_catalogs(conn))
         counts = {True: 0, False: 0}
         written: list[str] = []
         for answered, directory in directories.items():
@@ -183,7 +153,7 @@ async def run_retention(engine: AsyncEngine, settings: RetentionSettings, *,
                                            limit=settings.batch_rows)
                 if not rows:
                     break
-                path = await asyncio.to_thread(_write_batch, directory, rows)
+                path = await asyncio.to_thread(_write_batch, directory, rows, action_ids)
                 await delete_archived(engine, [str(row.id) for row in rows], horizon)
                 counts[answered] += len(rows)
                 written.append(str(path))

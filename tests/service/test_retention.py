@@ -182,6 +182,78 @@ async def test_old_rows_move_to_parquet_and_leave_the_database(
     assert sorted(archived_rows(archive)) == sorted(set(old_answered + recent_answered) - answered)
 
 
+async def test_an_archive_file_holds_the_rows_router_export_writes(
+        database_url: str, tmp_path: Path) -> None:
+    """Free-form features, allowed actions and probabilities, tenant and outcome: an archived
+    decision reads back as its exported row; the unanswered files have the same columns."""
+    import pyarrow.parquet as pq
+
+    settings = make_settings(database_url, **NO_PERIODIC_CHECKPOINT)
+    async with AsyncTestClient(create_app(settings)) as client:
+        for step in range(16):
+            body = route_body(step) | {"features": {"repo_files": float(10 * step),
+                                                    "tier": "gold" if step % 2 else "free"}}
+            if step % 3 == 0:
+                body["constraints"] = {"temperatures": [0.2]}
+            decision = (await client.post("/v1/route", json=body)).json()
+            if step % 4 != 3:
+                response = await client.post("/v1/feedback", json=feedback_body(decision))
+                assert response.status_code == 200, response.text
+    exported = tmp_path / "export.parquet"
+    assert await asyncio.to_thread(main, ["export", "--database-url", database_url,
+                                          "--out", str(exported)]) == 0
+    archive = tmp_path / "archive"
+
+    report = await retain(database_url, archive, datetime.now(UTC))
+
+    _, kept, _ = await table_ids(database_url)
+    assert (report.archived_outcomes, report.archived_unanswered, len(kept)) == (11, 4, 1)
+    archived = [row for chunk in read_history(archive) for row in chunk]
+    export = [row for chunk in read_history(exported) for row in chunk]
+    assert archived == [row for row in export if row.decision_id not in kept]
+    assert all(row.features and row.probabilities and row.tenant for row in archived)
+    assert min(len(row.allowed) for row in archived) < max(len(row.allowed) for row in archived)
+    columns = pq.read_schema(exported).names
+    files = archive_files(archive) + archive_files(archive / UNANSWERED)
+    assert len(files) == 3  # seven rows a file
+    assert all(pq.read_schema(path).names == columns for path in files)
+    unanswered = [row for path in archive_files(archive / UNANSWERED)
+                  for row in pq.read_table(path).to_pylist()]
+    outcome_columns = ("outcome", "quality", "generation_time_s", "cost_usd", "tokens",
+                       "regenerations", "code", "complexity", "reward", "feedback_timestamp")
+    assert len(unanswered) == 4
+    assert all(row[name] is None for row in unanswered for name in outcome_columns)
+    assert all(row["features"] and row["allowed"] and row["probabilities"]
+               for row in unanswered)
+
+
+async def test_imported_decisions_keep_their_file_ids_through_an_interrupted_run(
+        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An imported decision is archived under the id its file gave it, and the run after a
+    crash still finds it in the database by its own key (no row archived twice)."""
+    settings = make_settings(database_url, **NO_PERIODIC_CHECKPOINT)
+    rows = generate_history(World(catalog=settings.catalog, seed=3), 30, seed=3)
+    write_history(tmp_path / "history.jsonl", rows)
+    assert await asyncio.to_thread(main, ["import", str(tmp_path / "history.jsonl"),
+                                          "--database-url", database_url]) == 0
+    await serve(settings, range(0))  # folds the imported outcomes; checkpoint at shutdown
+    archive = tmp_path / "archive"
+
+    async def crash(*_: object) -> int:
+        raise RuntimeError("killed between archiving and deleting")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(retention, "delete_archived", crash)
+        with pytest.raises(RuntimeError):
+            await retain(database_url, archive, datetime.now(UTC))
+    await retain(database_url, archive, datetime.now(UTC))
+
+    archived = archived_rows(archive)
+    assert len(archived) == len(set(archived)) == 29
+    assert set(archived) < {row.decision_id for row in rows}
+    assert len((await table_ids(database_url))[0]) == 1
+
+
 async def test_restart_after_retention_learns_the_same_as_without(
         database_url: str, twin_url: str, tmp_path: Path) -> None:
     """Outcomes newer than the newest checkpoint stay; a restart folds them onto it and reaches

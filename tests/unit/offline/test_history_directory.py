@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from offline.history_file import HistoryFileError, HistoryRow, read_history, write_history
+from offline.history_file import HistoryFileError, read_history, write_history
 from offline.synthetic import generate_history
 from offline.world import World
-from router.storage.archive import ArchivedDecision
 from tests.support import make_settings
 
 
@@ -28,6 +27,3 @@ def test_a_directory_without_history_files_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(HistoryFileError, match="without history files"):
         list(read_history(tmp_path))
 
-
-def test_archive_rows_are_history_rows() -> None:
-    assert set(ArchivedDecision.__struct_fields__) <= set(HistoryRow.__struct_fields__)
