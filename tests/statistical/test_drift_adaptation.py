@@ -11,7 +11,7 @@ share of the window falls below half its share before the drop):
   5 and 6 of 1-8; seed 3: 0.46), traffic moved away after 200-302 decisions (every seed 1-8:
   200-342), with no alarm before the drop on any seed;
 - ``world-abrupt-drift`` (rewards 0 or 1), its best model collapses at decision 2,000: moved
-  away after 200-214 decisions and the alarm on that model 28-152 outcomes after the drop on
+  away after 200-214 decisions and the alarm on that model 28-151 outcomes after the drop on
   stream seeds 1-7 (seed 3: 200 and 42; seed 8: no alarm, traffic had left within 200).
 """
 
