@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from learners.batch.report import ModelReport
 from learners.catalog import Temperature
 from learners.context import NO_NUL, CallerContext, Features, OptionalShort, Task
 from learners.reward import Verdict
@@ -210,7 +211,7 @@ class ModelVersionView(msgspec.Struct, frozen=True):
     n_train: int
     n_holdout: int
     feature_spec_hash: str
-    metrics: dict[str, dict[str, object]]
+    metrics: dict[str, ModelReport]  # a NaN metric (undefined on the hold-out) is null
     gate: dict[str, object]
     promoted_at: str | None
 
