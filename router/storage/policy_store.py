@@ -52,8 +52,8 @@ class PromotionWindow(msgspec.Struct, frozen=True):
 
 class PolicyEvidence(msgspec.Struct, frozen=True):
     """One policy's DR estimate on the window, with both intervals and weight diagnostics
-    (``unsupported_mass``: its mean probability on actions the window gives no support).
-    ``lower_bound`` is the lower of the two interval ends; NaN when neither is finite."""
+    (``unsupported_mass``: its mean probability on actions the window gives no support;
+    ``lower_bound``: the lower of the two intervals' low ends, which the gate compares)."""
 
     policy: str
     n: int
