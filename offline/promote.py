@@ -34,11 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from learners.bandit.settings import BanditSettings
 from offline.replay.cli import add_support_option, reward_range
 from offline.replay.errors import ReplayError
-from offline.replay.estimators import EstimatorOptions, Interval
+from offline.replay.estimators import EstimatorOptions
 from offline.replay.evaluate import PolicyReport, ReplayReport, evaluate
 from offline.replay.policies import LoggedPolicy, TargetPolicy
 from offline.replay.targets import bandit_learner_name as bandit_fingerprint
-from router.public import Settings
+from router.public import GateEvidence, PolicyEvidence, Settings
 
 PROMOTED, REFUSED, FORCED = "promoted", "refused", "forced"
 MIN_ESS = 100.0
@@ -56,30 +56,6 @@ class Candidate(msgspec.Struct, frozen=True):
     @property
     def text(self) -> str:
         return f"{self.kind}:{self.argument}"
-
-
-class PolicyEvidence(msgspec.Struct, frozen=True):
-    """One policy's DR estimate on the window, with both intervals and weight diagnostics
-    (``unsupported_mass``: its mean probability on actions the window gives no support)."""
-
-    policy: str
-    n: int
-    ess: float
-    dr: Interval
-    lower_bound: float
-    unsupported_mass: float = 0.0
-
-
-class GateEvidence(msgspec.Struct, frozen=True):
-    """What the gate compared (stored as ``policy_promotions.estimates``)."""
-
-    current: PolicyEvidence
-    candidate: PolicyEvidence
-    level: float
-    bootstrap: int
-    rule: str
-    min_ess: float = MIN_ESS
-    reward_range: tuple[float, float] = (0.0, 1.0)
 
 
 class GateDecision(msgspec.Struct, frozen=True):
@@ -329,7 +305,7 @@ async def promote(engine: AsyncEngine, settings: Settings, candidate: Candidate,
     evaluated_on = PromotionWindow(since=_iso(window.since), until=_iso(window.until),
                                    tenant=window.tenant_id)
     new = NewPromotion(candidate=candidate.text, window=evaluated_on, n=report.n,
-                       estimates=msgspec.to_builtins(evidence), decision=decision,
+                       estimates=evidence, decision=decision,
                        reason=reason)
     if decision == REFUSED:
         promotion_id = await store.record(new)

@@ -9,7 +9,6 @@ import asyncio
 import functools
 import os
 import sys
-from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -74,7 +73,8 @@ def format_versions(versions: list[VersionInfo]) -> str:
     lines = [f"{'version':<26}{'status':<12}{'created (UTC)':<18}{'train':>8}{'holdout':>8}"
              f"{'success AUC':>12}{'log-loss':>10}"]
     for v in versions:
-        success: dict[str, Any] = v.metrics.get("success", {}).get("metrics", {})
+        report = v.metrics.get("success")
+        success = {} if report is None else report.metrics
         lines.append(f"{v.version:<26}{v.status:<12}{v.created_at:%Y-%m-%d %H:%M}  "
                      f"{v.n_train:>8}{v.n_holdout:>8}{success.get('auc', float('nan')):>12.4f}"
                      f"{success.get('log_loss', float('nan')):>10.4f}")

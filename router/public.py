@@ -15,8 +15,9 @@
   :class:`GateResult`, :data:`CURRENT`, :class:`RegistryError`), the promotion gate
   (:func:`train_and_register`, :func:`promote_version`, :class:`TrainReport`,
   :func:`known_catalogs`, :func:`load_log_history`);
-- policies: :class:`PolicyStore` (:class:`NewPromotion`, :class:`PromotionWindow`) and the
-  logged shadow probabilities (:class:`ShadowDecision`);
+- policies: :class:`PolicyStore` (:class:`NewPromotion`, :class:`PromotionWindow`, the gate's
+  :class:`GateEvidence` with each policy's :class:`PolicyEvidence`) and the logged shadow
+  probabilities (:class:`ShadowDecision`);
 - history rows, shared by ``router export``, history files and retention's archive:
   :class:`HistoryRow` (:data:`TEXT_COLUMNS`, :func:`parquet_schema`, :func:`row_cells`,
   :func:`history_table`) and its one builder :func:`history_row` over :data:`HISTORY_COLUMNS`
@@ -63,7 +64,9 @@ from router.storage.history_rows import (
 )
 from router.storage.models import Checkpoint, Decision, Outcome, Tenant
 from router.storage.policy_store import (
+    GateEvidence,
     NewPromotion,
+    PolicyEvidence,
     PolicyStore,
     PromotionWindow,
     ShadowDecision,
@@ -89,12 +92,14 @@ __all__ = [
     "Decision",
     "EventLog",
     "FeedbackRequest",
+    "GateEvidence",
     "GateResult",
     "HistoryRow",
     "ModelRegistry",
     "NewPromotion",
     "NewVersion",
     "Outcome",
+    "PolicyEvidence",
     "PolicyStore",
     "PromotionWindow",
     "RegistryError",

@@ -201,6 +201,21 @@ class Stats(msgspec.Struct, frozen=True):
     drift: DriftView = msgspec.field(default_factory=DriftView)
 
 
+class ModelReportView(msgspec.Struct, frozen=True):
+    """One model's hold-out metrics next to its baseline's (null: undefined on the hold-out,
+    as an AUC over one class), and its hyper-parameters."""
+
+    name: str
+    n_train: int
+    n_holdout: int
+    metrics: dict[str, float | None]
+    baseline: dict[str, float | None]
+    primary: str
+    lower_is_better: bool
+    beats_baseline: bool
+    params: dict[str, float | None]
+
+
 class ModelVersionView(msgspec.Struct, frozen=True):
     version: str
     status: str
@@ -210,7 +225,7 @@ class ModelVersionView(msgspec.Struct, frozen=True):
     n_train: int
     n_holdout: int
     feature_spec_hash: str
-    metrics: dict[str, dict[str, object]]
+    metrics: dict[str, ModelReportView]
     gate: dict[str, object]
     promoted_at: str | None
 

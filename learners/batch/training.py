@@ -39,6 +39,7 @@ from learners.batch.models import (
     with_popularity,
 )
 from learners.batch.ranking import ranking_groups, split_groups
+from learners.batch.report import ModelReport
 from learners.batch.settings import TrainSettings
 from learners.catalog import Catalog
 from learners.tabular import TabularEncoder, TrainingExample
@@ -61,24 +62,6 @@ SUCCESS_MIN_GAIN = 0.01
 
 class TrainingError(ValueError):
     """The history cannot train the models (too small, no outcome variety, ...)."""
-
-
-class ModelReport(msgspec.Struct, frozen=True):
-    """One model's hold-out metrics next to its baseline's, and how it was trained."""
-
-    name: str
-    n_train: int
-    n_holdout: int
-    metrics: dict[str, float]
-    baseline: dict[str, float]
-    primary: str
-    lower_is_better: bool
-    beats_baseline: bool
-    params: dict[str, float]
-
-    @property
-    def score(self) -> float:
-        return self.metrics[self.primary]
 
 
 class History(msgspec.Struct, frozen=True):

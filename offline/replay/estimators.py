@@ -46,6 +46,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from learners.interval import Interval
 from offline.replay.errors import ReplayError
 
 FloatArray = npt.NDArray[np.float64]
@@ -158,18 +159,6 @@ class _Moments:
     @property
     def variance(self) -> float:
         return self.m2 / (self.n - 1) if self.n > 1 else math.nan
-
-
-class Interval(msgspec.Struct, frozen=True):
-    """An estimate with its intervals. The intervals include the widening over unsupported
-    actions and are clipped to the reward range; ``clipped`` is True when clipping moved an
-    end (the estimate itself is never clipped)."""
-
-    value: float
-    ci: tuple[float, float]
-    ci_analytic: tuple[float, float]
-    se: float
-    clipped: bool = False
 
 
 def bounded_interval(interval: tuple[float, float], widen: tuple[float, float],

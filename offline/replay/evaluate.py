@@ -15,12 +15,12 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from learners.interval import Interval
 from offline.replay.errors import ReplayError
 from offline.replay.estimators import (
     BootstrapDraws,
     Diagnostics,
     EstimatorOptions,
-    Interval,
     PolicyAccumulator,
     RowSupport,
     TimeBins,

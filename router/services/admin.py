@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from learners.batch.report import ModelReport
 from learners.batch.training import TrainingError
 from learners.sealed import SealError
 from router.errors import (
@@ -18,6 +21,7 @@ from router.schemas import (
     Averages,
     DriftAlarmView,
     DriftView,
+    ModelReportView,
     ModelVersionView,
     PromotionView,
     Stats,
@@ -31,6 +35,19 @@ from router.storage.registry import ModelRegistry, RegistryError, VersionInfo
 from router.storage.repository import EventLog
 
 
+def _finite(values: dict[str, float]) -> dict[str, float | None]:
+    return {name: value if math.isfinite(value) else None for name, value in values.items()}
+
+
+def report_view(report: ModelReport) -> ModelReportView:
+    """``report`` with its non-finite numbers as null (what JSON can carry)."""
+    return ModelReportView(
+        name=report.name, n_train=report.n_train, n_holdout=report.n_holdout,
+        metrics=_finite(report.metrics), baseline=_finite(report.baseline),
+        primary=report.primary, lower_is_better=report.lower_is_better,
+        beats_baseline=report.beats_baseline, params=_finite(report.params))
+
+
 def version_view(info: VersionInfo) -> ModelVersionView:
     return ModelVersionView(
         version=info.version,
@@ -41,7 +58,7 @@ def version_view(info: VersionInfo) -> ModelVersionView:
         n_train=info.n_train,
         n_holdout=info.n_holdout,
         feature_spec_hash=info.feature_spec_hash,
-        metrics=info.metrics,
+        metrics={name: report_view(report) for name, report in info.metrics.items()},
         gate={} if info.gate is None else msgspec.structs.asdict(info.gate),
         promoted_at=None if info.promoted_at is None else info.promoted_at.isoformat(),
     )

@@ -194,10 +194,14 @@ def parquet_schema() -> pa.Schema:
                       for name in HistoryRow.__struct_fields__])
 
 
-def row_cells(row: HistoryRow, *, csv_cells: bool) -> list[Any]:
+# One cell of a history file: text, a number, a list (Parquet) or missing.
+HistoryCell = str | float | list[str] | list[float] | None
+
+
+def row_cells(row: HistoryRow, *, csv_cells: bool) -> list[HistoryCell]:
     """``row``'s cells in column order: times as ISO 8601 text, ``features`` as JSON text
     (empty: missing), and in CSV the lists as JSON text and missing values as empty cells."""
-    cells: list[Any] = []
+    cells: list[HistoryCell] = []
     for name in HistoryRow.__struct_fields__:
         value = getattr(row, name)
         if isinstance(value, datetime):

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from learners.bandit.settings import BanditSettings
+from learners.interval import Interval
 from router.storage.database import connection
 from router.storage.models import ActivePolicy, PolicyPromotion
 from router.storage.repository import as_utc
+from router.storage.stored_json import convert_stored
 
 
 class ShadowDecision(msgspec.Struct, frozen=True):
@@ -49,6 +50,33 @@ class PromotionWindow(msgspec.Struct, frozen=True):
     tenant: str | None = None
 
 
+class PolicyEvidence(msgspec.Struct, frozen=True):
+    """One policy's DR estimate on the window, with both intervals and weight diagnostics
+    (``unsupported_mass``: its mean probability on actions the window gives no support;
+    ``lower_bound``: the lower of the two intervals' low ends, which the gate compares)."""
+
+    policy: str
+    n: int
+    ess: float
+    dr: Interval
+    lower_bound: float
+    unsupported_mass: float = 0.0
+
+
+class GateEvidence(msgspec.Struct, frozen=True):
+    """What the gate compared (``policy_promotions.estimates``). A number that was NaN or
+    infinite is stored as null and read back as NaN; evidence recorded without ``min_ess``,
+    ``reward_range``, ``unsupported_mass`` or ``clipped`` reads with their defaults."""
+
+    current: PolicyEvidence
+    candidate: PolicyEvidence
+    level: float
+    bootstrap: int
+    rule: str
+    min_ess: float = 100.0
+    reward_range: tuple[float, float] = (0.0, 1.0)
+
+
 class PromotionRecord(msgspec.Struct, frozen=True):
     """One gate decision: ``promoted``, ``refused`` or ``forced``, with its evidence."""
 
@@ -57,7 +85,7 @@ class PromotionRecord(msgspec.Struct, frozen=True):
     candidate: str
     window: PromotionWindow
     n: int
-    estimates: dict[str, Any]
+    estimates: GateEvidence
     decision: str
     reason: str
 
@@ -66,7 +94,7 @@ class NewPromotion(msgspec.Struct, frozen=True):
     candidate: str
     window: PromotionWindow
     n: int
-    estimates: dict[str, Any]
+    estimates: GateEvidence
     decision: str
     reason: str
 
@@ -86,8 +114,7 @@ class PolicyStore:
         async with self._connection(write=True) as conn:
             result = await conn.execute(
                 insert(PolicyPromotion).returning(PolicyPromotion.id),
-                {**msgspec.structs.asdict(promotion), "created_at": now,
-                 "window": msgspec.structs.asdict(promotion.window)},
+                {**msgspec.to_builtins(promotion), "created_at": now},
             )
             promotion_id = int(result.scalar_one())
             if activate is not None:
@@ -128,5 +155,5 @@ class PolicyStore:
         for row in rows:
             values = row._asdict()
             values["created_at"] = as_utc(values["created_at"])
-            out.append(msgspec.convert(values, PromotionRecord))
+            out.append(convert_stored(values, PromotionRecord))
         return out

@@ -3,8 +3,9 @@ outcome) into what the learners take."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -45,7 +46,50 @@ class DecisionRecord(msgspec.Struct, frozen=True):
         return logged_decision_of(self)
 
 
-def logged_decision_of(row: Any) -> LoggedDecision:
+class LoggedColumns(Protocol):
+    """The decision columns learning reads, as a result row of ``select(Decision.…)`` (by
+    column name), a :class:`DecisionRecord` or offline replay's decision hold them."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def project_id(self) -> str | None: ...
+    @property
+    def task_type(self) -> str | None: ...
+    @property
+    def catalog_fingerprint(self) -> str: ...
+    @property
+    def features(self) -> object: ...  # the logged StoredFeatures, or their JSON
+    @property
+    def allowed(self) -> Sequence[int]: ...
+    @property
+    def chosen_position(self) -> int: ...
+    @property
+    def chosen_action(self) -> str: ...
+    @property
+    def propensity(self) -> float: ...
+
+
+class LearnColumns(LoggedColumns, Protocol):
+    """A decision's columns joined with its outcome's: what the learners fold."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def reward(self) -> float: ...
+    @property
+    def quality(self) -> float | None: ...
+    @property
+    def generation_time_s(self) -> float | None: ...
+    @property
+    def cost_usd(self) -> float | None: ...
+
+
+def logged_decision_of(row: LoggedColumns) -> LoggedDecision:
     """The logged decision of anything holding the event log's decision columns (a result
     row, a :class:`DecisionRecord`): what :func:`learners.decision.learn_event` joins."""
     return LoggedDecision(
@@ -62,7 +106,7 @@ def logged_decision_of(row: Any) -> LoggedDecision:
     )
 
 
-def learn_event_of(row: Any) -> LearnEvent:
+def learn_event_of(row: LearnColumns) -> LearnEvent:
     """The learn event of anything holding a decision's and its outcome's columns."""
     outcome = LoggedOutcome(verdict=Verdict(row.verdict), reward=row.reward,
                             quality=row.quality, generation_time_s=row.generation_time_s,

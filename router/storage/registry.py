@@ -16,9 +16,11 @@ import msgspec
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from learners.batch.report import ModelReport
 from router.storage.database import connection
 from router.storage.models import ModelVersion
 from router.storage.repository import as_utc
+from router.storage.stored_json import convert_stored
 
 CURRENT = "current"
 CANDIDATE = "candidate"
@@ -53,7 +55,10 @@ class _VersionFields(msgspec.Struct, frozen=True):
     n_train: int
     n_holdout: int
     feature_spec_hash: str
-    metrics: dict[str, Any]
+    # Each model's hold-out report (``success``, ``complexity``, ...; empty for a version
+    # registered without training). A metric that was NaN or infinite is stored as null and
+    # read back as NaN.
+    metrics: dict[str, ModelReport]
     # None: registered without going through the gate (a benchmark's or a test's version).
     gate: GateResult | None
 
@@ -99,7 +104,7 @@ def _info(row: Any) -> VersionInfo:
         if values[key] is not None:
             values[key] = as_utc(values[key])
     values["gate"] = values["gate"] or None
-    return msgspec.convert(values, VersionInfo)
+    return convert_stored(values, VersionInfo)
 
 
 class ModelRegistry:
@@ -115,7 +120,8 @@ class ModelRegistry:
                     update(ModelVersion).where(ModelVersion.status == CURRENT)
                     .values(status=RETIRED)
                 )
-            columns = msgspec.structs.asdict(new) | {"gate": _stored_gate(new.gate)}
+            columns = msgspec.structs.asdict(new) | {
+                "metrics": msgspec.to_builtins(new.metrics), "gate": _stored_gate(new.gate)}
             await conn.execute(
                 insert(ModelVersion).values(
                     **columns, created_at=now, promoted_at=now if promote else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy import select
 
 from learners.context import DecisionContext
 from learners.features import describe_context
+from learners.interval import Interval
 from offline.simulate import simulate
 from offline.world import SimTask, World
 from router.app import create_app
@@ -27,7 +29,13 @@ from router.services.routing import RoutingService
 from router.settings import Settings, SettingsError, load_settings
 from router.storage.database import create_engine
 from router.storage.models import Decision
-from router.storage.policy_store import NewPromotion, PolicyStore, PromotionWindow
+from router.storage.policy_store import (
+    GateEvidence,
+    NewPromotion,
+    PolicyEvidence,
+    PolicyStore,
+    PromotionWindow,
+)
 from tests.support import make_settings
 
 pytestmark = pytest.mark.slow
@@ -276,14 +284,12 @@ async def test_promotion_gate_both_ways(tmp_path: Path,
         ("shadow:equal", "refused"), ("shadow:good", "promoted")]
     for record in records:
         assert record.n == n
-        candidate, current = record.estimates["candidate"], record.estimates["current"]
-        assert candidate["n"] == current["n"] == n
-        assert set(candidate["dr"]) == {"value", "ci", "ci_analytic", "se", "clipped"}
+        candidate, current = record.estimates.candidate, record.estimates.current
+        assert candidate.n == current.n == n
+        assert current.policy == "logged"
     refused, promoted = records
-    assert refused.estimates["candidate"]["lower_bound"] <= refused.estimates["current"]["dr"][
-        "value"]
-    assert promoted.estimates["candidate"]["lower_bound"] > promoted.estimates["current"]["dr"][
-        "value"]
+    assert refused.estimates.candidate.lower_bound <= refused.estimates.current.dr.value
+    assert promoted.estimates.candidate.lower_bound > promoted.estimates.current.dr.value
     assert active is not None
     assert active.candidate == "shadow:good"
     saved = json.loads((tmp_path / "gate.json").read_text())
@@ -305,6 +311,17 @@ async def test_promotion_gate_both_ways(tmp_path: Path,
         assert message in capsys.readouterr().err
 
 
+# The gate's evidence for a candidate with two decisions: no variance, so no finite interval.
+TOO_FEW_FOR_AN_INTERVAL = GateEvidence(
+    current=PolicyEvidence(policy="logged", n=20, ess=20.0, lower_bound=0.41, dr=Interval(
+        value=0.5, ci=(0.41, 0.58), ci_analytic=(0.42, 0.58), se=0.04)),
+    candidate=PolicyEvidence(policy="shadow:eps", n=20, ess=2.0, lower_bound=math.nan,
+                             unsupported_mass=0.25, dr=Interval(
+                                 value=0.9, ci=(math.nan, math.nan),
+                                 ci_analytic=(-math.inf, math.inf), se=math.nan)),
+    level=0.95, bootstrap=0, rule="test", min_ess=0.0)
+
+
 async def test_shadows_on_each_database(database_url: str) -> None:
     """The shadow column, the checkpoints and the promotion tables on SQLite and PostgreSQL."""
     settings = make_settings(database_url, **SHADOWS)
@@ -323,11 +340,18 @@ async def test_shadows_on_each_database(database_url: str) -> None:
         store = PolicyStore(engine)
         window = PromotionWindow(since="2026-12-01T00:00:00+00:00", tenant=TENANT)
         promotion = NewPromotion(candidate="shadow:eps", window=window, n=20,
-                                 estimates={"rule": "test"}, decision="promoted", reason="test")
+                                 estimates=TOO_FEW_FOR_AN_INTERVAL, decision="refused",
+                                 reason="test")
         promotion_id = await store.record(promotion, activate=("f", settings.shadow["eps"]))
         active = await store.active()
         assert active is not None
         assert (active.id, active.bandit) == (await store.active_id(), settings.shadow["eps"])
-        assert [(r.id, r.window) for r in await store.promotions()] == [(promotion_id, window)]
+        [record] = await store.promotions()
+        assert (record.id, record.window) == (promotion_id, window)
+        # Non-finite numbers are stored as JSON null and read back as NaN.
+        assert math.isnan(record.estimates.candidate.lower_bound)
+        assert all(math.isnan(end) for end in record.estimates.candidate.dr.ci_analytic)
+        assert msgspec.json.encode(record.estimates) == msgspec.json.encode(
+            TOO_FEW_FOR_AN_INTERVAL)
     finally:
         await engine.dispose()
