@@ -35,7 +35,7 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     exploration: Exploration = "squarecb"
     epsilon: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.05
-    gamma_scale: Annotated[float, Meta(gt=0.0)] = 20.0
+    gamma_scale: Annotated[float, Meta(gt=0.0)] = 10.0
     bag_size: Annotated[int, Meta(ge=2, le=64)] = 5
     cover_size: Annotated[int, Meta(ge=1, le=64)] = 5
     softmax_lambda: Annotated[float, Meta(gt=0.0)] = 10.0
