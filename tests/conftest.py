@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from router.app import create_app
 from router.logs import RouterFormatter
 from router.settings import Settings
+from router.storage.database import create_engine, migrate
 from tests.support import make_settings
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -92,6 +94,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path}/router.db"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on ``database_url`` with the schema migrated."""
+    engine = create_engine(database_url)
+    await migrate(engine)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture

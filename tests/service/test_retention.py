@@ -239,13 +239,7 @@ async def test_imported_decisions_keep_their_file_ids_through_an_interrupted_run
     await serve(settings, range(0))  # folds the imported outcomes; checkpoint at shutdown
     archive = tmp_path / "archive"
 
-    async def crash(*_: object) -> int:
-        raise RuntimeError("killed between archiving and deleting")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(retention, "delete_archived", crash)
-        with pytest.raises(RuntimeError):
-            await retain(database_url, archive, datetime.now(UTC))
+    await crash_after_archiving(database_url, archive, monkeypatch)
     await retain(database_url, archive, datetime.now(UTC))
 
     archived = archived_rows(archive)
@@ -280,12 +274,9 @@ async def test_restart_after_retention_learns_the_same_as_without(
     assert any(len(set(p)) > 1 for p in states[0])  # the probe sees learning
 
 
-async def test_an_interrupted_run_is_finished_without_duplicates(
-        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = make_settings(database_url, **NO_PERIODIC_CHECKPOINT)
-    answered = await serve(settings, range(20))
-    archive = tmp_path / "archive"
-
+async def crash_after_archiving(database_url: str, archive: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retention run that dies after writing its first archive file, before deleting."""
     async def crash(*_: object) -> int:
         raise RuntimeError("killed between archiving and deleting")
 
@@ -293,6 +284,15 @@ async def test_an_interrupted_run_is_finished_without_duplicates(
         patch.setattr(retention, "delete_archived", crash)
         with pytest.raises(RuntimeError):
             await retain(database_url, archive, datetime.now(UTC))
+
+
+async def test_an_interrupted_run_is_finished_without_duplicates(
+        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_settings(database_url, **NO_PERIODIC_CHECKPOINT)
+    answered = await serve(settings, range(20))
+    archive = tmp_path / "archive"
+
+    await crash_after_archiving(database_url, archive, monkeypatch)
     assert len(archive_files(archive)) == 1
     assert len((await table_ids(database_url))[0]) == 20  # written, not yet deleted
 

@@ -4,28 +4,15 @@ typed out, evidence recorded by earlier versions of ``router promote`` included.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from router.storage.database import create_engine, migrate
 from router.storage.models import PolicyPromotion
 from router.storage.policy_store import PolicyStore, PromotionWindow
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    await migrate(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def test_evidence_recorded_before_the_support_and_ess_rules_still_reads(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -16,21 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from learners.batch.report import ModelReport
 from router.cli import main
 from router.services.admin import version_view
-from router.storage.database import create_engine, migrate
 from router.storage.models import ModelVersion
 from router.storage.registry import CANDIDATE, CURRENT, GateResult, ModelRegistry, NewVersion
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    await migrate(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def new_version(version: str, gate: GateResult | None) -> NewVersion:
