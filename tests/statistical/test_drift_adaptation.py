@@ -6,13 +6,13 @@ contender).
 Measured with the default configuration (window of 200 decisions; "moved away": the model's
 share of the window falls below half its share before the drop):
 
-- the simulator (``world-simulator``), ``code-specialist`` drops at decision 1,500: where the
-  policy had learned to use it (share of the window before the drop above 0.3: stream seeds 3,
-  5 and 6 of 1-8; seed 3: 0.46), traffic moved away after 200-302 decisions (every seed 1-8:
-  200-342), with no alarm before the drop on any seed;
-- ``world-abrupt-drift`` (rewards 0 or 1), its best model collapses at decision 2,000: moved
-  away after 200-214 decisions and the alarm on that model 28-151 outcomes after the drop on
-  stream seeds 1-7 (seed 3: 200 and 42; seed 8: no alarm, traffic had left within 200).
+- the simulator (``world-simulator``), ``code-specialist`` drops at decision 1,500: the policy
+  had learned to use it on every stream seed 1-8 (share of the window before the drop
+  0.33-0.60; seed 3: 0.54), traffic moved away after 200-362 decisions (seed 3: 230), with no
+  alarm before the drop on any seed;
+- ``world-abrupt-drift`` (rewards 0 or 1), its best model collapses at decision 2,000: on
+  stream seeds 1-8 (share before the drop 0.63-0.89) moved away after 200-235 decisions and the
+  alarm on that model 29-206 outcomes after the drop (seed 3: 200 and 151).
 """
 
 from __future__ import annotations
