@@ -122,8 +122,7 @@ class OnlinePolicy:
         self.settings = settings
         self.drift_settings = drift or BanditDriftSettings()
         self._catalogs = dict(catalogs)
-        self._lines = {fp: ActionLines(cat, drop_constant=settings.drop_constant_actions)
-                       for fp, cat in self._catalogs.items()}
+        self._lines = {fp: ActionLines(cat) for fp, cat in self._catalogs.items()}
         self._learners = _Components(settings, self.drift_settings)
         drift_text = msgspec.json.encode(self.drift_settings).decode()
         text = (f"{FEATURE_VERSION}|{self._learners.bandit.arguments}|{drift_text}"
@@ -160,8 +159,7 @@ class OnlinePolicy:
         if catalog.fingerprint not in self._catalogs:
             self._catalogs[catalog.fingerprint] = catalog
             self._lines[catalog.fingerprint] = ActionLines(
-                catalog, self._learners.drift.alarmed_models(),
-                self.settings.drop_constant_actions)
+                catalog, self._learners.drift.alarmed_models())
 
     def has_catalog(self, fingerprint: str) -> bool:
         return fingerprint in self._catalogs
@@ -316,8 +314,7 @@ class OnlinePolicy:
         drifting = self._learners.drift.alarmed_models()
         for fingerprint, lines in self._lines.items():
             if lines.drifting != drifting:
-                self._lines[fingerprint] = ActionLines(self._catalogs[fingerprint], drifting,
-                                                       self.settings.drop_constant_actions)
+                self._lines[fingerprint] = ActionLines(self._catalogs[fingerprint], drifting)
 
     def snapshot(self, keyring: Keyring) -> bytes:
         """Serialised state sealed with ``keyring``; :meth:`restore` on a policy with the same

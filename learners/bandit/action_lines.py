@@ -16,22 +16,13 @@ class ActionLines:
     (re-formatted only when the set of drifting models changes).
 
     ``slot_lines`` holds each distinct model, temperature and template namespace once, and
-    ``slots[i]`` the positions of action ``i``'s three namespaces in it.
+    ``slots[i]`` the positions of action ``i``'s three namespaces in it."""
 
-    With ``drop_constant``, a namespace that is the same for every action of the catalog (one
-    temperature, one template) is left out: its features, and their crosses with the context,
-    would score every action alike."""
-
-    def __init__(self, catalog: Catalog, drifting: frozenset[str] = frozenset(),
-                 drop_constant: bool = False) -> None:
+    def __init__(self, catalog: Catalog, drifting: frozenset[str] = frozenset()) -> None:
         self.fingerprint = catalog.fingerprint
         self.drifting = drifting
-        self.key = f"{catalog.fingerprint}|{','.join(sorted(drifting))}|{drop_constant}"
+        self.key = f"{catalog.fingerprint}|{','.join(sorted(drifting))}"
         parts = [action_namespaces(a, a.model.name in drifting) for a in catalog.actions]
-        if drop_constant and len(parts) > 1:
-            constant = [len({p[k] for p in parts}) == 1 for k in range(3)]
-            model, temperature, template = (EMPTY_LINE if c else None for c in constant)
-            parts = [(model or p[0], temperature or p[1], template or p[2]) for p in parts]
         self.lines: tuple[str, ...] = tuple(" ".join(p) for p in parts)
         position: dict[str, int] = {}
         for namespaces in parts:
@@ -50,3 +41,17 @@ class ActionLines:
     def select(self, indices: Sequence[int]) -> list[str]:
         lines = self.lines
         return [lines[i] for i in indices]
+
+    def varying_lines(self, indices: Sequence[int]) -> list[str] | None:
+        """The lines of the actions ``indices`` without the namespaces they all share (one
+        temperature, one template among them); None when every namespace varies among them, or
+        only one action is given."""
+        if len(indices) < 2:
+            return None
+        rows = self.slots[np.asarray(indices, dtype=np.intp)]
+        shared = (rows == rows[0]).all(axis=0).tolist()
+        if not any(shared):
+            return None
+        slot_lines = self.slot_lines
+        return [" ".join(EMPTY_LINE if shared[k] else slot_lines[row[k]] for k in range(3))
+                for row in rows.tolist()]

@@ -62,8 +62,8 @@ class BanditSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Context features with one value in every learned outcome left out (learners/
     # constant_features.py).
     drop_constant_features: bool = True
-    # Action namespaces the same for every catalog action (one temperature, one template) left
-    # out of the action lines (learners/bandit/action_lines.py).
+    # Action namespaces the same for every action a request allows (one temperature, one
+    # template among them) left out of what is learned from its outcome (VWBandit.learn_actions).
     drop_constant_actions: bool = True
     history_keys: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000
     river_buckets: Annotated[int, Meta(ge=1, le=1_000_000)] = 256

@@ -274,18 +274,24 @@ class VWBandit:
         other lines only count, because VW scales the update by examples / action lines seen.
         So featureless lines stand in for them (in :meth:`learn` too): the same weights (a test
         compares them with learning every real line) for about half the work."""
+        # Namespaces every allowed action shares score them all alike: learning them would only
+        # take a share of the update (``[bandit] drop_constant_actions``).
+        varying = actions.varying_lines(indices) if self.settings.drop_constant_actions else None
+        lines = actions.select(indices) if varying is None else varying
         if not self._learn_reuses_examples:
-            self.learn(shared, actions.select(indices), chosen, reward, propensity)
+            self.learn(shared, lines, chosen, reward, propensity)
             return
         _check(chosen, len(indices), propensity)
         workspace = self._workspace
         parsed = self._parsed_examples(actions)
         if self._scores:
             examples = parsed.stand_ins[: len(indices)]
-        else:
+        elif varying is None:
             examples = [parsed.actions[i] for i in indices]
+        else:
+            examples = [workspace.example(line) for line in lines]
         label = self._label(reward, propensity)
-        examples[chosen] = workspace.example(f"{label} {actions.lines[indices[chosen]]}")
+        examples[chosen] = workspace.example(f"{label} {lines[chosen]}")
         examples.insert(0, workspace.example(shared))
         workspace.learn(examples)
         self._learned += 1
