@@ -23,14 +23,18 @@ from offline.bench.suite.summary import summarise
 from offline.plots import plots_unavailable
 from router.public import load_settings
 
+MAX_STEPS_SCALE = 10.0  # longest streams: ten times the simulated worlds' own length
+
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per environment, 1..N (3)")
     parser.add_argument("--envs", help="comma-separated names or shell patterns, e.g. "
                                        "'world-*,cls-wine' (default: every environment)")
     parser.add_argument("--steps-scale", type=float, default=1.0,
-                        help="run this fraction of every stream (at least 1,000 steps; a skyline "
-                             "still refers to the whole stream)")
+                        help="below 1, run this fraction of every stream (at least 1,000 "
+                             "steps; a skyline still refers to the whole stream); above 1, "
+                             "make the simulated worlds' streams this many times as long (the "
+                             "classification and real-outcome streams keep their length)")
     parser.add_argument("--jobs", type=int, default=2,
                         help="environment x seed jobs run in this many processes (2)")
     parser.add_argument("--router", action="append", default=[], metavar="NAME=SPEC",
@@ -60,8 +64,9 @@ def _job(env: str, seed: int, variants: list[RouterVariant], scale: float) -> Jo
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.seeds < 1 or args.jobs < 1 or not 0.0 < args.steps_scale <= 1.0:
-        print("router bench-suite: --seeds and --jobs must be >= 1, --steps-scale in (0, 1]",
+    if args.seeds < 1 or args.jobs < 1 or not 0.0 < args.steps_scale <= MAX_STEPS_SCALE:
+        print("router bench-suite: --seeds and --jobs must be >= 1, --steps-scale in "
+              f"(0, {MAX_STEPS_SCALE:g}]",
               file=sys.stderr)
         return 2
     if args.plot and (reason := plots_unavailable()):

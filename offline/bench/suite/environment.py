@@ -15,7 +15,7 @@ reward of every catalog action for it, which is all a contender needs to be scor
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
 import numpy as np
@@ -67,4 +67,15 @@ class Environment(Protocol):
     def skyline(self, seed: int) -> float | None:
         """Mean reward of a full-information learner over the stream of ``seed`` (the
         reference of classification sets), or None where the oracle's mean is the reference."""
+        ...
+
+
+@runtime_checkable
+class Lengthens(Protocol):
+    """An environment that generates its stream and can make it longer (the simulated worlds;
+    the classification sets and the real-outcome replays have the length of their data)."""
+
+    def lengthened(self, scale: float) -> Environment:
+        """The same environment with a stream ``scale`` times as long (a drift still happens at
+        the same fraction of the stream)."""
         ...

@@ -26,7 +26,7 @@ from offline.bench.suite.baselines import (
     draw_reward,
     references,
 )
-from offline.bench.suite.environment import Environment, Kind, SuiteStep
+from offline.bench.suite.environment import Environment, Kind, Lengthens, SuiteStep
 from offline.bench.suite.router_contender import RouterContender, RouterVariant
 
 CURVE_POINTS = 20  # points of each learning curve (mean expected reward per block of steps)
@@ -96,7 +96,9 @@ def score(steps: Sequence[SuiteStep], chosen: Sequence[int], seconds: float) -> 
 def run_job(env: Environment, seed: int, variants: Sequence[RouterVariant], scale: float = 1.0,
             progress: Callable[[str], None] | None = None) -> JobResult:
     """Every router variant, plain VW and the Thompson sampler on ``env``'s stream of
-    ``seed``."""
+    ``seed`` (``scale`` above 1 lengthens the streams that are generated)."""
+    if scale > 1.0 and isinstance(env, Lengthens):
+        env = env.lengthened(scale)
     steps = stream(env, seed, scale)
     table = np.vstack([step.expected for step in steps])
     n_actions = len(env.catalog)

@@ -33,6 +33,8 @@ class SimulatorEnvironment:
     def __init__(self, *, steps: int = 4000, drift_model: str | None = None,
                  drift_at: int | None = None) -> None:
         self.n_steps = steps
+        self._drift_model = drift_model
+        self._drift_at = drift_at
         configured = load_settings(None, {}).catalog
         self._catalog = Catalog(
             models=list(configured.models),
@@ -54,6 +56,11 @@ class SimulatorEnvironment:
     @property
     def catalog(self) -> Catalog:
         return self._catalog
+
+    def lengthened(self, scale: float) -> SimulatorEnvironment:
+        drift_at = None if self._drift_at is None else round(self._drift_at * scale)
+        return SimulatorEnvironment(steps=round(self.n_steps * scale),
+                                    drift_model=self._drift_model, drift_at=drift_at)
 
     def steps(self, seed: int) -> Iterator[SuiteStep]:
         """The stream of ``seed``; :meth:`reward` answers for the latest stream generated."""

@@ -57,6 +57,11 @@ class SyntheticWorld:
     def catalog(self) -> Catalog:
         return self._catalog
 
+    def lengthened(self, scale: float) -> SyntheticWorld:
+        return SyntheticWorld(name=self._name, catalog=self._catalog, structure=self.structure,
+                              steps=round(self.n_steps * scale), drift=self.drift,
+                              delay=self.delay, rare_rate=self.rare_rate)
+
     def expected(self, seed: int) -> tuple[list[SuiteStep], FloatArray]:
         """The steps of ``seed`` and their expected rewards as one matrix."""
         rng = np.random.default_rng([seed, 202])

@@ -133,3 +133,14 @@ def test_a_job_is_a_function_of_the_seed() -> None:
     assert first.references == again.references
     assert first.references != other.references
     assert first.runs["router"].curve != other.runs["router"].curve
+
+
+def test_a_scale_above_one_lengthens_generated_streams_only() -> None:
+    settings = load_settings(None, {})
+    variants = router_variants(settings.bandit, settings.drift, [])
+    world = delayed()
+    small = SyntheticWorld(name="small-delayed", catalog=world.catalog,
+                           structure=world.structure, steps=EARLY, delay=world.delay)
+    assert run_job(small, 5, variants, scale=1.5).steps == round(EARLY * 1.5)
+    fixed = ListEnvironment([[0.2, 0.8]] * 50)  # a fixed list (like a dataset): no lengthening
+    assert run_job(fixed, 5, variants, scale=3.0).steps == 50

@@ -118,3 +118,18 @@ def test_simulator_drift_lowers_only_the_drifting_models_rewards_from_its_step()
     change = np.vstack(drifted[100:]) - np.vstack(steady[100:])
     assert np.all(change[:, ~drifting] == 0.0)
     assert change[:, drifting].mean() < -0.1
+
+
+def test_a_lengthened_world_keeps_its_structure_and_drifts_at_the_same_fraction() -> None:
+    world = abrupt_drift()
+    longer = world.lengthened(2.5)
+    steps, table = longer.expected(1)
+    assert len(steps) == round(world.n_steps * 2.5)
+    assert (longer.name, longer.catalog) == (world.name, world.catalog)
+    # the best model collapses at the middle of the longer stream, as in the original
+    half = len(table) // 2
+    before, after = table[half - 200:half].mean(axis=0), table[half:half + 200].mean(axis=0)
+    assert before.argmax() != after.argmax()
+    simulator = SimulatorEnvironment(steps=100, drift_model="code-specialist", drift_at=40)
+    assert simulator.lengthened(3).n_steps == 300
+    assert len(list(simulator.lengthened(3).steps(1))) == 300
