@@ -15,7 +15,7 @@ from msgspec import Meta
 MAX_DESCRIPTION_CHARS = 20_000
 MAX_REQUIREMENTS = 50
 MAX_REQUIREMENT_CHARS = 1_000
-MAX_FEATURES = 64
+MAX_FEATURES = 256  # as many numeric names as a tenant's standardiser keeps (learners/scaling.py)
 MAX_SHORT_CHARS = 128
 MAX_FEATURE_VALUE_CHARS = 256
 FINITE_LIMIT = 1e12

@@ -29,6 +29,7 @@ from collections import OrderedDict
 
 import msgspec
 
+from learners.context import MAX_FEATURES
 from learners.features import Namespaces
 from learners.protocol import SnapshotError
 
@@ -49,7 +50,7 @@ class FeatureScaler:
     """Mean and variance of each numeric ``free`` feature over its first ``WARMUP`` outcomes
     (at most ``max_features`` names: the most recently seen)."""
 
-    def __init__(self, *, max_features: int = 256) -> None:
+    def __init__(self, *, max_features: int = MAX_FEATURES) -> None:
         self.max_features = max_features
         self._count = 0  # outcomes learned
         # name -> (outcome count when first seen, sum, sum of squares) since first seen

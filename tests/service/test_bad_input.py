@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from learners.context import MAX_FEATURES
+
 TASK = {"type": "backend", "language": "python", "description": "Build a REST API"}
 
 
@@ -24,7 +26,7 @@ ROUTE_CASES: list[tuple[str, bytes | dict[str, Any], int, str]] = [
     ("too many requirements", with_task(requirements=["r"] * 51), 422, "task.requirements"),
     (
         "too many features",
-        {**with_task(), "features": {f"f{i}": i for i in range(65)}},
+        {**with_task(), "features": {f"f{i}": i for i in range(MAX_FEATURES + 1)}},
         422,
         "features",
     ),
