@@ -11,7 +11,7 @@ from learners.catalog import Catalog
 from learners.context import DecisionContext, Task
 from offline.bench.suite.baselines import EARLY, draw_reward, references
 from offline.bench.suite.environment import Kind, SuiteStep
-from offline.bench.suite.router_contender import router_variants
+from offline.bench.suite.router_contender import RouterVariant, router_variants
 from offline.bench.suite.runner import run_contender, run_job
 from offline.bench.suite.worlds import SyntheticWorld, delayed, make_catalog
 from router.settings import load_settings
@@ -118,12 +118,17 @@ def test_references_are_uniform_best_column_and_row_maxima() -> None:
     assert references(table, skyline=0.7).ceiling == 0.7
 
 
-def test_a_job_is_a_function_of_the_seed() -> None:
+def _small_delayed() -> tuple[SyntheticWorld, list[RouterVariant]]:
+    """The delayed world over EARLY steps, and the configured router."""
     settings = load_settings(None, {})
-    variants = router_variants(settings.bandit, settings.drift, [])
     world = delayed()
     small = SyntheticWorld(name="small-delayed", catalog=world.catalog,
                            structure=world.structure, steps=EARLY, delay=world.delay)
+    return small, router_variants(settings.bandit, settings.drift, [])
+
+
+def test_a_job_is_a_function_of_the_seed() -> None:
+    small, variants = _small_delayed()
     first, again = run_job(small, 5, variants), run_job(small, 5, variants)
     other = run_job(small, 6, variants)
     assert set(first.runs) == {"router", "plain-vw", "thompson"}
@@ -136,11 +141,7 @@ def test_a_job_is_a_function_of_the_seed() -> None:
 
 
 def test_a_scale_above_one_lengthens_generated_streams_only() -> None:
-    settings = load_settings(None, {})
-    variants = router_variants(settings.bandit, settings.drift, [])
-    world = delayed()
-    small = SyntheticWorld(name="small-delayed", catalog=world.catalog,
-                           structure=world.structure, steps=EARLY, delay=world.delay)
+    small, variants = _small_delayed()
     assert run_job(small, 5, variants, scale=1.5).steps == round(EARLY * 1.5)
     fixed = ListEnvironment([[0.2, 0.8]] * 50)  # a fixed list (like a dataset): no lengthening
     assert run_job(fixed, 5, variants, scale=3.0).steps == 50
