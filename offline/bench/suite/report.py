@@ -22,15 +22,17 @@ def _num(value: float, width: int = 8, sign: bool = False) -> str:
 
 def format_env(env: EnvSummary) -> str:
     """One environment's table: each contender's mean over the run (and its spread over seeds),
-    the first-1,000-decisions mean, the second-half mean and the normalised score."""
+    the first-1,000-decisions mean, the second-half mean, the normalised score, and for the
+    routers the mean and second-half mean of their most probable actions (``greedy``)."""
     ceiling = "skyline" if env.skyline else "oracle"
     lines = [f"{env.env}  ({env.kind}, {env.actions} actions, {env.steps} steps, seeds "
              f"{', '.join(map(str, env.seeds))}; normalised against the {ceiling})",
              f"  {'contender':<14}{'mean':>8}{'min':>8}{'max':>8}{'first 1k':>10}"
-             f"{'2nd half':>10}{'normalised':>12}"]
+             f"{'2nd half':>10}{'normalised':>12}{'greedy':>9}{'greedy 2nd':>12}"]
     for row in env.rows:
         lines.append(f"  {row.name:<14}{_num(row.mean)}{_num(row.min)}{_num(row.max)}"
-                     f"{_num(row.early, 10)}{_num(row.late, 10)}{_num(row.normalised, 12)}")
+                     f"{_num(row.early, 10)}{_num(row.late, 10)}{_num(row.normalised, 12)}"
+                     f"{_num(row.greedy, 9)}{_num(row.greedy_late, 12)}")
     for router, margin in env.margins.items():
         lines.append(f"  margin of {router} = {router} - max(best fixed, plain-vw): "
                      f"{margin:+.4f}")

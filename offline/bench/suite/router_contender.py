@@ -50,6 +50,9 @@ class RouterContender:
         self._allowed = list(range(len(catalog)))
         self._pending: dict[int, LoggedDecision] = {}
         self._seq = 0
+        # The most probable action of every decision: what the policy would choose without
+        # exploring (the suite scores it beside the drawn choice).
+        self.greedy: list[int] = []
 
     @property
     def policy(self) -> OnlinePolicy:
@@ -62,6 +65,9 @@ class RouterContender:
                           decided_at=decision_time(step.index), allowed=self._allowed,
                           decision_id=decision_id(self.env, self.seed, step.index))
         self._pending[step.index] = decision.logged
+        choice = decision.choice
+        self.greedy.append(choice.allowed[max(range(len(choice.probabilities)),
+                                              key=choice.probabilities.__getitem__)])
         return decision.action
 
     def learn(self, step: SuiteStep, reward: float) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
 from collections.abc import Callable, Sequence
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from offline.bench.suite.baselines import (
     EARLY,
@@ -40,6 +42,10 @@ class ContenderRun(msgspec.Struct, frozen=True):
     late: float  # second half of the stream
     curve: list[float]
     seconds: float
+    # The same over the policy's most probable action at each decision (NaN for contenders
+    # that give no probabilities): what the run would score without exploring.
+    greedy: float = math.nan
+    greedy_late: float = math.nan
 
 
 class JobResult(msgspec.Struct, frozen=True):
@@ -83,14 +89,25 @@ def run_contender(contender: Contender, env: Environment, steps: Sequence[SuiteS
     return chosen
 
 
-def score(steps: Sequence[SuiteStep], chosen: Sequence[int], seconds: float) -> ContenderRun:
-    """The figures of a run that chose ``chosen`` on ``steps``."""
-    values = np.array([step.expected[a] for step, a in zip(steps, chosen, strict=True)])
+def score(steps: Sequence[SuiteStep], chosen: Sequence[int], seconds: float,
+          greedy: Sequence[int] | None = None) -> ContenderRun:
+    """The figures of a run that chose ``chosen`` on ``steps`` (and whose most probable
+    actions were ``greedy``)."""
+    values = _expected(steps, chosen)
     blocks = np.array_split(values, min(CURVE_POINTS, len(values)))
+    half = len(values) // 2
+    best = math.nan, math.nan
+    if greedy is not None:
+        greedy_values = _expected(steps, greedy)
+        best = float(greedy_values.mean()), float(greedy_values[half:].mean())
     return ContenderRun(mean=float(values.mean()), early=float(values[:EARLY].mean()),
-                        late=float(values[len(values) // 2:].mean()),
+                        late=float(values[half:].mean()),
                         curve=[round(float(b.mean()), 5) for b in blocks],
-                        seconds=round(seconds, 2))
+                        seconds=round(seconds, 2), greedy=best[0], greedy_late=best[1])
+
+
+def _expected(steps: Sequence[SuiteStep], chosen: Sequence[int]) -> npt.NDArray[np.float64]:
+    return np.array([step.expected[a] for step, a in zip(steps, chosen, strict=True)])
 
 
 def run_job(env: Environment, seed: int, variants: Sequence[RouterVariant], scale: float = 1.0,
@@ -118,7 +135,8 @@ def run_job(env: Environment, seed: int, variants: Sequence[RouterVariant], scal
             chosen = run_contender(contender, env, steps, seed)
         finally:
             contender.close()
-        runs[contender.name] = score(steps, chosen, time.perf_counter() - started)
+        greedy = contender.greedy if isinstance(contender, RouterContender) else None
+        runs[contender.name] = score(steps, chosen, time.perf_counter() - started, greedy)
         if progress is not None:
             progress(f"{env.name} seed {seed} {contender.name}: {runs[contender.name].mean:.4f}")
     return JobResult(env=env.name, kind=env.kind, seed=seed, steps=len(steps),

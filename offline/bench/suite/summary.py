@@ -37,6 +37,9 @@ class Row(msgspec.Struct, frozen=True):
     late: float  # second half of the stream, mean over seeds
     normalised: float  # mean over seeds (NaN where the ceiling equals uniform)
     seeds: list[float]
+    # The most probable action's mean and second-half mean, over seeds (NaN but for routers)
+    greedy: float = math.nan
+    greedy_late: float = math.nan
 
 
 class EnvSummary(msgspec.Struct, frozen=True):
@@ -77,10 +80,12 @@ def _normalised(value: float, uniform: float, ceiling: float) -> float:
 
 
 def _row(name: str, means: list[float], early: list[float], late: list[float],
-         uniform: list[float], ceiling: list[float]) -> Row:
+         uniform: list[float], ceiling: list[float],
+         greedy: tuple[list[float], list[float]] = ([], [])) -> Row:
     scores = [_normalised(m, u, c) for m, u, c in zip(means, uniform, ceiling, strict=True)]
     return Row(name=name, mean=_mean(means), min=min(means), max=max(means), early=_mean(early),
-               late=_mean(late), normalised=_mean(scores), seeds=means)
+               late=_mean(late), normalised=_mean(scores), seeds=means,
+               greedy=_mean(greedy[0]), greedy_late=_mean(greedy[1]))
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -94,7 +99,8 @@ def summarise_env(jobs: Sequence[JobResult], routers: Sequence[str]) -> EnvSumma
     uniform = [r.uniform for r in refs]
     ceiling = [r.ceiling for r in refs]
     rows = [_row(name, [j.runs[name].mean for j in jobs], [j.runs[name].early for j in jobs],
-                 [j.runs[name].late for j in jobs], uniform, ceiling)
+                 [j.runs[name].late for j in jobs], uniform, ceiling,
+                 ([j.runs[name].greedy for j in jobs], [j.runs[name].greedy_late for j in jobs]))
             for name in jobs[0].runs]
     rows.append(_row("uniform", uniform, [r.uniform_early for r in refs],
                      [r.uniform_late for r in refs], uniform, ceiling))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -145,3 +146,22 @@ def test_a_scale_above_one_lengthens_generated_streams_only() -> None:
     assert run_job(small, 5, variants, scale=1.5).steps == round(EARLY * 1.5)
     fixed = ListEnvironment([[0.2, 0.8]] * 50)  # a fixed list (like a dataset): no lengthening
     assert run_job(fixed, 5, variants, scale=3.0).steps == 50
+
+
+def test_routers_are_also_scored_on_their_most_probable_actions() -> None:
+    small, variants = _small_delayed()
+    settings = load_settings(None, {})
+    # γ scale 1e9: once an outcome is learned SquareCB puts nearly everything on the lowest
+    # cost (actions tied with it share 1/K each), so draws and most probable actions agree
+    # on nearly every decision after the first feedback
+    greedy_only = router_variants(settings.bandit, settings.drift, ["greedy=vw:squarecb=1e9"])
+    job = run_job(small, 5, [*variants, greedy_only[1]])
+    assert math.isnan(job.runs["plain-vw"].greedy)
+    assert math.isnan(job.runs["thompson"].greedy)
+    almost = job.runs["greedy"]
+    assert abs(almost.greedy_late - almost.late) < 0.005
+    assert abs(almost.greedy - almost.mean) < 0.05  # the first decisions are drawn uniformly
+    router = job.runs["router"]
+    refs = job.references
+    assert refs.uniform < router.greedy <= refs.oracle
+    assert router.greedy != router.mean  # the default explores: its draws differ
