@@ -96,14 +96,15 @@ def score(steps: Sequence[SuiteStep], chosen: Sequence[int], seconds: float,
     values = _expected(steps, chosen)
     blocks = np.array_split(values, min(CURVE_POINTS, len(values)))
     half = len(values) // 2
-    best = math.nan, math.nan
+    greedy_means = math.nan, math.nan
     if greedy is not None:
         greedy_values = _expected(steps, greedy)
-        best = float(greedy_values.mean()), float(greedy_values[half:].mean())
+        greedy_means = float(greedy_values.mean()), float(greedy_values[half:].mean())
     return ContenderRun(mean=float(values.mean()), early=float(values[:EARLY].mean()),
                         late=float(values[half:].mean()),
                         curve=[round(float(b.mean()), 5) for b in blocks],
-                        seconds=round(seconds, 2), greedy=best[0], greedy_late=best[1])
+                        seconds=round(seconds, 2), greedy=greedy_means[0],
+                        greedy_late=greedy_means[1])
 
 
 def _expected(steps: Sequence[SuiteStep], chosen: Sequence[int]) -> npt.NDArray[np.float64]:
